@@ -1,0 +1,31 @@
+"""jaxstyle: neural style transfer (Gatys et al. 2015, as the TensorFlow tutorial does it) in JAX.
+
+    import jaxstyle
+    params = jaxstyle.load_vgg19("weights/vgg19.npz")
+    cfg = jaxstyle.StyleConfig(epochs=2)
+    image, history = jaxstyle.stylize(params, content, style, cfg)
+"""
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
+from jaxstyle.images import load_image, save_image
+from jaxstyle.losses import (content_loss, gram_matrix, masked_gram_matrix, mean_squared_error,
+                             style_loss, total_variation)
+from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted, Targets,
+                               init_state, keras_adam, load_state, loss_fn, make_optimizer,
+                               make_step, make_targets, output_image, save_state,
+                               scale_by_keras_adam, stylize)
+from jaxstyle.vgg import VGG19, preprocess, vgg19_features
+from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "ImageError", "JaxstyleError", "NonFiniteLossError", "StyleConfig",
+    "StyleState", "StylizeInterrupted", "Targets", "VGG19", "WeightsError", "__version__",
+    "content_loss", "gram_matrix", "init_state", "keras_adam", "load_image", "load_state",
+    "load_vgg19", "loss_fn", "make_optimizer", "make_step", "make_targets",
+    "masked_gram_matrix", "mean_squared_error", "output_image", "preprocess",
+    "read_keras_weights", "save_image", "save_params", "save_state", "scale_by_keras_adam",
+    "style_loss", "stylize", "total_variation", "vgg19_features",
+]

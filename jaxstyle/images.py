@@ -1,0 +1,150 @@
+"""Image files <-> float32 RGB arrays in [0, 1], and the resizing the tool needs.
+
+Loading follows the seed (any Pillow-readable file, RGB, longer side limited to max_dim) with
+two departures: EXIF orientation is applied, and images are only ever shrunk (the seed also
+enlarges small images to 512 px, which adds pixels to optimise but no detail).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jaxstyle.errors import ImageError
+from jaxstyle.files import atomic_write
+
+MIN_SIDE = 32
+DEFAULT_MAX_PIXELS = 50_000_000  # refuse bigger files before decoding them (memory guard)
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def _to_float_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) float32 in [0, 1]; transparency is composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        # 16-bit greyscale PNG/TIFF; 'I' files with 8-bit content stay on the 0-255 scale.
+        scale = 65535.0 if values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values / scale, 0, 1).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "F":
+        grey = np.asarray(image, dtype=np.float32)
+        if grey.max(initial=0) > 1.0:
+            grey = grey / 255.0
+        return np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased (Lanczos) resize of (H, W, C) float32 to (height, width)."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
+                           .resize((width, height), Image.LANCZOS))
+                for c in range(image.shape[2])]
+    return np.clip(np.stack(channels, axis=2), 0, 1).astype(np.float32)
+
+
+def fit_size(height: int, width: int, max_dim: int | None) -> tuple[int, int]:
+    """Size with the longer side at most max_dim, aspect kept (never enlarges)."""
+    if max_dim is None or max(height, width) <= max_dim:
+        return height, width
+    scale = max_dim / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def load_image(path: str | os.PathLike, max_dim: int | None = 512,
+               max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> np.ndarray:
+    """Read an image file as (H, W, 3) float32 in [0, 1], longer side shrunk to max_dim."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{what} {path}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # our own max_pixels guard below, with our message
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(f"{what} {path}: {width}x{height} px is over the "
+                                     f"{max_pixels:,}-pixel limit (--max-pixels)")
+                image.seek(0)
+                image = ImageOps.exif_transpose(image)
+                array = _to_float_rgb(image)
+    except ImageError:
+        raise
+    except PermissionError:
+        raise ImageError(f"{what} {path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{what} {path}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{what} {path}: corrupt or truncated image ({exc})") from None
+    array = resize(array, fit_size(*array.shape[:2], max_dim))
+    if min(array.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{what} {path}: {array.shape[1]}x{array.shape[0]} px (after --max-dim)"
+                         f" is too small; each side needs at least {MIN_SIDE} px")
+    return array
+
+
+def save_format(path: str | os.PathLike) -> str:
+    """Pillow format name for an output path's extension; ImageError if unsupported."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SAVE_FORMATS:
+        raise ImageError(f"output {path}: unknown image type {suffix or '(no extension)'!r}; "
+                         f"use one of {', '.join(sorted(SAVE_FORMATS))}")
+    return SAVE_FORMATS[suffix]
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(1, H, W, 3) or (H, W, 3) float in [0, 1] -> (H, W, 3) uint8."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 4:
+        image = image[0]
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an image by extension (PNG, JPEG q95, WebP q95, ...), atomically."""
+    path = Path(path)
+    fmt = save_format(path)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_write(path) as f:
+            Image.fromarray(to_uint8(image), mode="RGB").save(f, format=fmt, **options)
+    except PermissionError:
+        raise ImageError(f"output {path}: permission denied") from None
+    except OSError as exc:
+        raise ImageError(f"output {path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail early (before minutes of work) if `path` cannot be written as an image."""
+    path = Path(path)
+    save_format(path)
+    if path.is_dir():
+        raise ImageError(f"output {path}: is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"output {path}: cannot create folder {path.parent} "
+                         f"({exc.strerror or exc})") from None
+    try:  # a real write: os.access says yes to root even on read-only file systems
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ImageError(f"output {path}: folder not writable ({exc.strerror or exc})") from None

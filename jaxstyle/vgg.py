@@ -1,0 +1,117 @@
+"""VGG19 feature extractor as a Flax module, with Keras 'caffe' preprocessing inside.
+
+`VGG19(layers=...)` runs the network only as deep as the deepest requested layer, so the
+seed's default loss (deepest layer block5_conv2) never computes block5_conv3/4.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxstyle.weights import LAYER_NAMES, VGG19_CONV_LAYERS
+
+# ImageNet channel means in BGR order, as keras.applications.vgg19.preprocess_input subtracts.
+BGR_MEAN = (103.939, 116.779, 123.68)
+MIN_SIDE = 32  # four 2x2 poolings before block5 still leave a 2x2 map
+
+
+def preprocess(images: jax.Array) -> jax.Array:
+    """RGB in [0, 1] -> Keras 'caffe' input: (N, H, W, 3) -> (N, H, W, 3), BGR, mean removed."""
+    bgr = images[..., ::-1] * 255.0
+    return bgr - jnp.asarray(BGR_MEAN, dtype=images.dtype)
+
+
+def pool2x2(features: jax.Array, kind: str = "max") -> jax.Array:
+    """2x2 stride-2 pooling, 'valid' like Keras: (N, H, W, C) -> (N, H//2, W//2, C).
+
+    Written as reshape + reduce rather than `nn.max_pool`: XLA CPU's gradient of a windowed
+    max (select_and_scatter) is slow, and the reshape form gives the same numbers.
+    """
+    n, h, w, c = features.shape
+    cropped = features[:, : h // 2 * 2, : w // 2 * 2, :]
+    windows = cropped.reshape(n, h // 2, 2, w // 2, 2, c)
+    if kind == "max":
+        return windows.max(axis=(2, 4))
+    return windows.mean(axis=(2, 4))
+
+
+def conv3x3_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """3x3 SAME conv + bias + ReLU: (N, H, W, Cin) -> (N, H, W, Cout), in x's dtype."""
+    y = jax.lax.conv_general_dilated(
+        x, kernel.astype(x.dtype), window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.nn.relu(y + bias.astype(x.dtype))
+
+
+def _run_block(x, weights, keep):
+    """The convs of one block; a pure function so `jax.checkpoint` can wrap it for remat."""
+    kept = []
+    for (kernel, bias), is_kept in zip(weights, keep):
+        x = conv3x3_relu(x, kernel, bias)
+        if is_kept:
+            kept.append(x.astype(jnp.float32))
+    return x, kept
+
+
+class _ConvParams(nn.Module):
+    """Declares one conv layer's params under its Keras name; the maths lives in pure functions."""
+
+    features_in: int
+    features_out: int
+
+    @nn.compact
+    def __call__(self):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (3, 3, self.features_in, self.features_out), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features_out,), jnp.float32)
+        return kernel, bias
+
+
+class VGG19(nn.Module):
+    """Post-ReLU activations of the requested conv layers: (N, H, W, 3) -> {name: (N, h, w, C)}.
+
+    Input is float RGB in [0, 1]. Params are `{'block1_conv1': {'kernel', 'bias'}, ...}` as
+    Keras names them. `dtype` is the compute dtype of the convolutions (bfloat16 for fast mixed
+    precision); outputs are always float32. `remat` recomputes each block's activations in the
+    backward pass instead of keeping them (less memory, about one more forward pass of FLOPs).
+    """
+
+    layers: Sequence[str]
+    pooling: str = "max"
+    dtype: jnp.dtype = jnp.float32
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+        deepest = max(LAYER_NAMES.index(name) for name in self.layers)
+        wanted = set(self.layers)
+        block_fn = jax.checkpoint(_run_block, static_argnums=(2,)) if self.remat else _run_block
+        x = preprocess(images.astype(jnp.float32)).astype(self.dtype)
+        outputs: dict[str, jax.Array] = {}
+        for block in range(1, 6):
+            convs = [(name, cin, cout) for name, cin, cout in VGG19_CONV_LAYERS[: deepest + 1]
+                     if name.startswith(f"block{block}_")]
+            if not convs:
+                break
+            if block > 1:
+                x = pool2x2(x, self.pooling)
+            weights = [_ConvParams(cin, cout, name=name)() for name, cin, cout in convs]
+            keep = tuple(name in wanted for name, _, _ in convs)
+            x, kept = block_fn(x, weights, keep)
+            outputs.update(zip([n for (n, _, _), k in zip(convs, keep) if k], kept))
+        return {name: outputs[name] for name in self.layers}
+
+
+def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: str = "max",
+                   dtype=jnp.float32, remat: bool = False) -> dict[str, jax.Array]:
+    """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)}."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat)
+    return model.apply({"params": params}, images)

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random VGG19 weights for unit tests, the real ones for integration."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from jaxstyle.weights import VGG19_CONV_LAYERS
+
+# Unit tests run on the CPU even where an accelerator is present, so numbers are comparable.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def random_params(seed: int = 0, scale: float = 1.0) -> dict:
+    """VGG19-shaped params with He-scaled random values (activations stay O(1) through depth)."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, cin, cout in VGG19_CONV_LAYERS:
+        std = scale * np.sqrt(2.0 / (9 * cin))
+        params[name] = {
+            "kernel": (rng.standard_normal((3, 3, cin, cout)) * std).astype(np.float32),
+            "bias": (rng.standard_normal(cout) * 0.01).astype(np.float32),
+        }
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_params():
+    """Random params; pixel values are scaled by 1/255 so a [0,1] image gives O(1) features."""
+    params = random_params(0)
+    params["block1_conv1"]["kernel"] = params["block1_conv1"]["kernel"] / 64.0
+    return params
+
+
+@pytest.fixture(scope="session")
+def rng():
+    return np.random.default_rng(1234)
+
+
+def random_image(rng, height: int, width: int) -> np.ndarray:
+    """A smooth-ish random RGB image in [0, 1] of shape (1, H, W, 3)."""
+    coarse = rng.uniform(size=(height // 4 + 1, width // 4 + 1, 3))
+    image = np.kron(coarse, np.ones((4, 4, 1)))[:height, :width]
+    image = 0.7 * image + 0.3 * rng.uniform(size=(height, width, 3))
+    return image[None].astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def real_params():
+    """The real VGG19 weights, fetched once (through the fallback where needed) and cached."""
+    from jaxstyle.fetch import fetch_weights
+    from jaxstyle.weights import load_vgg19
+
+    return load_vgg19(fetch_weights(progress=False, log=lambda message: None))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_file(tmp_path_factory, tiny_params):
+    """tiny_params saved as a converted .npz, for CLI tests that need --weights."""
+    from jaxstyle.weights import save_params
+
+    return save_params(tiny_params, tmp_path_factory.mktemp("weights") / "tiny.npz")

@@ -1,0 +1,104 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import random_image
+from jaxstyle.vgg import VGG19, pool2x2, preprocess, vgg19_features
+from jaxstyle.weights import LAYER_NAMES
+
+
+def np_preprocess(images):
+    return images[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68])
+
+
+def np_conv_relu(x, kernel, bias):
+    """3x3 SAME conv as a sum of nine shifted matrix products (independent of lax.conv)."""
+    n, h, w, _ = x.shape
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((n, h, w, kernel.shape[3]))
+    for dy in range(3):
+        for dx in range(3):
+            out += padded[:, dy:dy + h, dx:dx + w, :] @ kernel[dy, dx]
+    return np.maximum(out + bias, 0)
+
+
+def np_pool(x, kind):
+    n, h, w, c = x.shape
+    windows = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+    return windows.max(axis=(2, 4)) if kind == "max" else windows.mean(axis=(2, 4))
+
+
+def np_vgg(params, images, layers, pooling="max"):
+    x = np_preprocess(images.astype(np.float64))
+    out = {}
+    for name in LAYER_NAMES[: max(LAYER_NAMES.index(n) for n in layers) + 1]:
+        if name.endswith("conv1") and name != "block1_conv1":
+            x = np_pool(x, pooling)
+        x = np_conv_relu(x, params[name]["kernel"].astype(np.float64), params[name]["bias"])
+        out[name] = x
+    return {name: out[name] for name in layers}
+
+
+def test_preprocess_matches_keras_caffe_mode(rng):
+    images = rng.uniform(size=(1, 4, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(jax.jit(preprocess)(images), np_preprocess(images), rtol=1e-5,
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool2x2_matches_numpy_and_drops_odd_edge(rng, kind):
+    x = rng.standard_normal((1, 7, 9, 2)).astype(np.float32)
+    got = jax.jit(pool2x2, static_argnums=1)(x, kind)
+    assert got.shape == (1, 3, 4, 2)
+    np.testing.assert_allclose(got, np_pool(x, kind), rtol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_features_match_numpy_reference(tiny_params, rng, pooling):
+    images = random_image(rng, 36, 44)
+    layers = ("block1_conv1", "block2_conv2", "block3_conv1", "block4_conv1", "block5_conv2")
+    got = jax.jit(lambda p, x: vgg19_features(p, x, layers, pooling))(tiny_params, images)
+    expected = np_vgg(tiny_params, images, layers, pooling)
+    for name in layers:
+        assert got[name].shape == expected[name].shape
+        rel = np.linalg.norm(got[name] - expected[name]) / np.linalg.norm(expected[name])
+        assert rel < 1e-4, (name, rel)
+
+
+def test_network_stops_at_deepest_requested_layer(tiny_params):
+    model = VGG19(layers=("block2_conv1",))
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    assert sorted(variables["params"]) == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    jaxpr = jax.make_jaxpr(lambda p, x: vgg19_features(p, x, ("block2_conv1",)))(
+        tiny_params, jnp.zeros((1, 32, 32, 3)))
+    assert str(jaxpr).count("conv_general_dilated") == 3
+
+
+def test_remat_and_bf16_give_the_same_features(tiny_params, rng):
+    images = random_image(rng, 32, 32)
+    layers = ("block3_conv1", "block5_conv1")
+    plain = vgg19_features(tiny_params, images, layers)
+    remat = vgg19_features(tiny_params, images, layers, remat=True)
+    half = vgg19_features(tiny_params, images, layers, dtype=jnp.bfloat16)
+    for name in layers:
+        np.testing.assert_allclose(remat[name], plain[name], rtol=1e-5, atol=1e-5)
+        assert half[name].dtype == jnp.float32
+        rel = np.linalg.norm(half[name] - plain[name]) / np.linalg.norm(plain[name])
+        assert rel < 0.05, (name, rel)
+
+
+def test_remat_gradients_match(tiny_params, rng):
+    images = random_image(rng, 32, 32)
+
+    def loss(x, remat):
+        return vgg19_features(tiny_params, x, ("block4_conv1",), remat=remat)["block4_conv1"].sum()
+
+    np.testing.assert_allclose(jax.grad(loss)(images, True), jax.grad(loss)(images, False),
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 31, 40, 3), (1, 40, 40, 4), (40, 40, 3)])
+def test_bad_input_shapes_raise(tiny_params, shape):
+    with pytest.raises(ValueError):
+        vgg19_features(tiny_params, jnp.zeros(shape), ("block1_conv1",))

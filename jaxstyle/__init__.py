@@ -14,7 +14,8 @@ from jaxstyle.losses import (content_loss, gram_matrix, masked_gram_matrix, mean
 from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted, Targets,
                                init_state, keras_adam, load_state, loss_fn, make_optimizer,
                                make_step, make_targets, output_image, save_state,
-                               scale_by_keras_adam, stylize)
+                               scale_by_keras_adam)
+from jaxstyle.pipeline import stylize
 from jaxstyle.vgg import VGG19, preprocess, vgg19_features
 from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
 

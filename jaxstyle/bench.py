@@ -1,10 +1,250 @@
-"""`jaxstyle bench` (filled in by the benchmark issue)."""
+"""`jaxstyle bench`: time the compiled step (and peer frameworks' steps) on square images.
+
+Per size: compile time, median and min ms/step over the timed steps (after warm-up, every step
+synchronised), achieved GFLOP/s by the FLOP model in BENCHMARKS.md, XLA's temp-buffer size for
+the step, peak memory (device stats on GPU/TPU, process peak RSS on CPU) and the device kind.
+Peers run in the same process, alternating with jaxstyle in blocks of steps, so slow drifts of
+a shared machine hit both sides alike.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+from jaxstyle.optimize import flops_per_step
+
+LOSS_AGREEMENT = 1e-3  # peers must compute the same first-step loss within this relative error
 
 
-def add_bench_parser(commands, formatter, add_weights_option):
-    bench = commands.add_parser("bench", help="time the step", formatter_class=formatter)
+def add_bench_parser(commands, formatter, add_weights_option) -> None:
+    bench = commands.add_parser(
+        "bench", help="time the optimisation step (and peers) on square images",
+        formatter_class=formatter,
+        epilog="examples:\n  jaxstyle bench --sizes 128 256\n"
+               "  jaxstyle bench --sizes 256 --peer tf torch --json bench.json\n"
+               "  jaxstyle bench --sizes 512 1024 --remat --precision bf16")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512],
+                       help="square image sizes, px")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per implementation")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
+    bench.add_argument("--block", type=int, default=5,
+                       help="steps per turn when alternating with peers")
+    bench.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    bench.add_argument("--remat", action="store_true", help="jax.checkpoint per VGG block")
+    bench.add_argument("--peer", nargs="+", default=[], choices=("tf", "torch", "torch-compile"),
+                       help="also time these frameworks (pip install -e '.[peers]')")
+    bench.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    bench.add_argument("--compile-cache", metavar="DIR",
+                       help="JAX persistent compilation cache folder")
     add_weights_option(bench)
 
 
+def enable_compile_cache(folder: str) -> None:
+    """Turn on JAX's persistent compilation cache in `folder` for every compiled program."""
+    import jax
+
+    os.makedirs(folder, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def machine_info() -> dict:
+    import jax
+
+    device = jax.devices()[0]
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(), "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "jax": jax.__version__,
+        "backend": jax.default_backend(), "device": device.device_kind,
+        "device_count": jax.device_count(),
+    }
+
+
+def peak_memory_bytes() -> int:
+    """Device peak bytes in use on GPU/TPU; the process's peak RSS on CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "peak_bytes_in_use" in stats:
+            return int(stats["peak_bytes_in_use"])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def bench_images(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square demo content and style images of `size` px, (1, size, size, 3)."""
+    from jaxstyle.demo import demo_content, demo_style
+    from jaxstyle.images import resize
+
+    content = resize(demo_content(), (size, size))[None]
+    style = resize(demo_style(), (size, size))[None]
+    return content, style
+
+
+class JaxRunner:
+    """jaxstyle's compiled step with its own state, timed one synchronised step at a time."""
+
+    name = "jaxstyle"
+
+    def __init__(self, params, content, style, cfg: StyleConfig):
+        import jax
+
+        from jaxstyle import optimize
+
+        self.params = jax.device_put(params)
+        self.targets = optimize.make_targets(self.params, content, style, cfg)
+        self.state = optimize.init_state(content, cfg)
+        started = time.perf_counter()
+        self.step_fn = optimize.make_step(cfg).lower(self.params, self.targets,
+                                                     self.state).compile()
+        memory = self.step_fn.memory_analysis()
+        self.temp_bytes = int(getattr(memory, "temp_size_in_bytes", 0) or 0)
+        self.state, metrics = self.step_fn(self.params, self.targets, self.state)
+        self.first_loss = float(metrics["loss"])
+        self.compile_s = time.perf_counter() - started
+
+    def step(self) -> float:
+        import jax
+
+        self.state, metrics = self.step_fn(self.params, self.targets, self.state)
+        jax.block_until_ready(self.state.image)
+        return metrics["loss"]
+
+
+class PeerRunner:
+    """A peer framework's step behind the same interface."""
+
+    def __init__(self, peer: str, params, content, style, cfg: StyleConfig):
+        from jaxstyle import peers
+
+        started = time.perf_counter()
+        self.impl = peers.build(peer, params, content, style, cfg)
+        self.name = self.impl.name
+        self.first_loss = self.impl.step()  # the first call compiles (tf.function, torch.compile)
+        self.compile_s = time.perf_counter() - started
+        self.temp_bytes = None
+
+    def step(self) -> float:
+        return self.impl.step()
+
+
+def time_alternating(runners, steps: int, warmup: int, block: int) -> dict[str, list[float]]:
+    """Per-step seconds of each runner, taking turns in blocks of `block` steps."""
+    for runner in runners:
+        for _ in range(warmup):
+            runner.step()
+    times: dict[str, list[float]] = {runner.name: [] for runner in runners}
+    while any(len(t) < steps for t in times.values()):
+        for runner in runners:
+            for _ in range(min(block, steps - len(times[runner.name]))):
+                started = time.perf_counter()
+                runner.step()
+                times[runner.name].append(time.perf_counter() - started)
+    return times
+
+
+def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warmup: int,
+               block: int, log=print) -> list[dict]:
+    """Results rows for one image size: jaxstyle first, then each peer with its ratio."""
+    content, style = bench_images(size)
+    runners = [JaxRunner(params, content, style, cfg)]
+    skipped = []
+    for peer in peer_names:
+        from jaxstyle.peers import PeerUnavailable
+
+        try:
+            runner = PeerRunner(peer, params, content, style, cfg)
+        except PeerUnavailable as exc:
+            log(f"peer {peer} skipped: {exc}")
+            skipped.append({"size": size, "impl": peer, "skipped": str(exc)})
+            continue
+        agreement = abs(runner.first_loss - runners[0].first_loss) / abs(runners[0].first_loss)
+        if agreement > LOSS_AGREEMENT:
+            raise ConfigError(f"peer {runner.name} computes another loss at {size}px: "
+                              f"{runner.first_loss:.6g} vs jaxstyle {runners[0].first_loss:.6g}")
+        runners.append(runner)
+    times = time_alternating(runners, steps, warmup, block)
+    flops = flops_per_step(size, size)
+    rows = []
+    for runner in runners:
+        seconds = times[runner.name]
+        median = statistics.median(seconds)
+        rows.append({
+            "size": size, "impl": runner.name, "precision": cfg.precision, "remat": cfg.remat,
+            "ms_per_step": 1e3 * median, "min_ms": 1e3 * min(seconds),
+            "compile_s": runner.compile_s, "gflops": flops / median / 1e9,
+            "flops_per_step": flops, "first_loss": runner.first_loss,
+            "temp_bytes": runner.temp_bytes, "steps": len(seconds),
+        })
+    for row in rows[1:]:
+        row["ratio_jaxstyle_to_peer"] = rows[0]["ms_per_step"] / row["ms_per_step"]
+    rows[0]["peak_memory_bytes"] = peak_memory_bytes()
+    return rows + skipped
+
+
+def format_table(rows: list[dict]) -> str:
+    header = (f"{'size':>6} {'impl':<14} {'ms/step':>9} {'min ms':>9} {'compile s':>9} "
+              f"{'GFLOP/s':>8} {'XLA temp MiB':>12} {'peak MiB':>9} {'jax/peer':>9}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(f"{row['size']:>6} {row['impl']:<14} skipped")
+            continue
+        temp = "" if row.get("temp_bytes") is None else f"{row['temp_bytes'] / 2**20:.0f}"
+        peak = "" if "peak_memory_bytes" not in row else f"{row['peak_memory_bytes'] / 2**20:.0f}"
+        ratio = f"{row['ratio_jaxstyle_to_peer']:.2f}" if "ratio_jaxstyle_to_peer" in row else ""
+        lines.append(f"{row['size']:>6} {row['impl']:<14} {row['ms_per_step']:>9.1f} "
+                     f"{row['min_ms']:>9.1f} {row['compile_s']:>9.2f} {row['gflops']:>8.1f} "
+                     f"{temp:>12} {peak:>9} {ratio:>9}")
+    return "\n".join(lines)
+
+
+def run_bench(params, sizes, cfg: StyleConfig, peers=(), steps=20, warmup=3, block=5,
+              log=print) -> dict:
+    """Benchmark every size; returns {'machine': {...}, 'results': [...]}."""
+    results = []
+    for size in sizes:
+        if size < 32:
+            raise ConfigError(f"--sizes: {size} px is below the 32 px minimum")
+        results.extend(bench_size(params, size, cfg, peers, steps, warmup, block, log))
+    return {"machine": machine_info(), "config": {"precision": cfg.precision,
+                                                  "remat": cfg.remat, "steps": steps,
+                                                  "warmup": warmup}, "results": results}
+
+
 def cmd_bench(args) -> int:
-    raise NotImplementedError
+    from jaxstyle.cli import _load_params
+    from jaxstyle.files import atomic_write
+
+    if args.steps < 1 or args.warmup < 0 or args.block < 1:
+        raise ConfigError("--steps and --block must be >= 1 and --warmup >= 0")
+    if args.compile_cache:
+        enable_compile_cache(args.compile_cache)
+    params = _load_params(args.weights, quiet=False)
+    cfg = StyleConfig(precision=args.precision, remat=args.remat)
+    report = run_bench(params, args.sizes, cfg, args.peer, args.steps, args.warmup, args.block,
+                       log=lambda message: print(message, file=sys.stderr))
+    machine = report["machine"]
+    print(f"# {machine['date']}  {machine['device']} ({machine['backend']}, "
+          f"{machine['cpus']} CPUs)  jax {machine['jax']}  {args.precision}"
+          f"{'  remat' if args.remat else ''}")
+    print(format_table(report["results"]))
+    if args.json:
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(report, indent=2).encode())
+    return 0

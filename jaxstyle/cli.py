@@ -54,6 +54,13 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the tool's one-line `error: ...` (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="PATH",
                         help="Keras VGG19 weights (.h5 in any layout, .keras) or a converted "
@@ -82,7 +89,33 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     loss.add_argument("--style-layers", type=_layers, default=d.style_layers,
                       help="comma-separated VGG19 layer names")
     loss.add_argument("--pooling", choices=("max", "avg"), default=d.pooling)
+    art = p.add_argument_group("artistic controls")
+    art.add_argument("--style-blend", type=_finite_float, nargs="+", metavar="W",
+                     help="blend weights of the style images (default: equal)")
+    art.add_argument("--style-scale", type=_finite_float, default=d.style_scale,
+                     help="style image size relative to the output's")
+    art.add_argument("--mask", action="append", metavar="PATH",
+                     help="greyscale mask per style (white = that style here); or one mask for "
+                          "two styles (black = first, white = second)")
+    art.add_argument("--preserve-color", choices=("luminance", "histogram"),
+                     help="keep the content's colours (Gatys et al. 2016)")
+    art.add_argument("--content-layer-weights", type=_floats, metavar="W,W,...",
+                     help="per content layer weights (default: equal)")
+    art.add_argument("--style-layer-weights", type=_floats, metavar="W,W,...",
+                     help="per style layer weights (default: equal)")
+    art.add_argument("--scales", type=_positive_int, default=d.scales,
+                     help="coarse-to-fine: optimise at 1/f^(N-1) size first")
+    art.add_argument("--scale-factor", type=_finite_float, default=d.scale_factor)
+    art.add_argument("--scale-steps", type=int, nargs="+", metavar="N",
+                     help="steps at each scale, coarsest first (default: all steps at each)")
+    art.add_argument("--carry-optimizer", action="store_true",
+                     help="resize Adam's moments to the next scale instead of resetting them")
     opt = p.add_argument_group("optimizer")
+    opt.add_argument("--optimizer", choices=("adam", "adam-optax", "lbfgs"), default=d.optimizer,
+                     help="adam: Keras/TF semantics (the seed); lbfgs: optax L-BFGS on a "
+                          "sigmoid-reparametrised image")
+    opt.add_argument("--ema", type=_finite_float, metavar="DECAY",
+                     help="output an exponential moving average of the image (e.g. 0.99)")
     opt.add_argument("--learning-rate", type=_finite_float, default=d.learning_rate)
     opt.add_argument("--beta1", type=_finite_float, default=d.beta1)
     opt.add_argument("--beta2", type=_finite_float, default=d.beta2)
@@ -101,6 +134,8 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
                      help="folder for --save-every images (default: OUT's name + _steps)")
     run.add_argument("--checkpoint", metavar="PATH", help="save the run's state every epoch")
     run.add_argument("--resume", metavar="PATH", help="continue from a --checkpoint file")
+    run.add_argument("--compile-cache", metavar="DIR",
+                     help="JAX persistent compilation cache (faster start-up on reruns)")
     _add_weights_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
@@ -108,7 +143,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from jaxstyle import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jaxstyle", formatter_class=_Formatter,
         description="Neural style transfer (Gatys et al. 2015) in JAX.",
         epilog="examples:\n  jaxstyle demo\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
@@ -121,9 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
         "stylize", help="repaint CONTENT in the style of STYLE", formatter_class=_Formatter,
         epilog="examples:\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
                "  jaxstyle stylize photo.jpg painting.jpg -o out.jpg --max-dim 256 --steps 300\n"
-               "  jaxstyle stylize a.jpg b.jpg -o out.png --checkpoint run.ckpt --save-every 100")
+               "  jaxstyle stylize a.jpg b.jpg -o out.png --checkpoint run.ckpt --save-every 100\n"
+               "  jaxstyle stylize photo.jpg monet.jpg vangogh.jpg --style-blend 0.7 0.3 -o out.png\n"
+               "  jaxstyle stylize photo.jpg sky.jpg land.jpg --mask sky_mask.png -o out.png\n"
+               "  jaxstyle stylize photo.jpg painting.jpg --preserve-color luminance -o out.png\n"
+               "  jaxstyle stylize photo.jpg painting.jpg --scales 2 --scale-steps 300 700 -o out.png")
     stylize.add_argument("content", help="content image file")
-    stylize.add_argument("style", help="style image file")
+    stylize.add_argument("styles", nargs="+", metavar="STYLE",
+                         help="style image file(s); several are blended (--style-blend) or "
+                              "placed by --mask")
     stylize.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
     _add_stylize_options(stylize)
 
@@ -219,7 +260,13 @@ def _config_from_args(args) -> StyleConfig:
         beta2=args.beta2, epsilon=args.epsilon, epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, steps=args.steps, max_dim=args.max_dim,
         style_max_dim=args.style_max_dim, init=init, seed=args.seed, pooling=args.pooling,
-        precision=args.precision, remat=args.remat)
+        precision=args.precision, remat=args.remat, optimizer=args.optimizer, ema=args.ema,
+        style_blend=args.style_blend, style_scale=args.style_scale,
+        preserve_color=args.preserve_color, content_layer_weights=args.content_layer_weights,
+        style_layer_weights=args.style_layer_weights, scales=args.scales,
+        scale_factor=args.scale_factor,
+        scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
+        carry_optimizer=args.carry_optimizer)
 
 
 def _format_losses(metrics: dict) -> str:
@@ -230,35 +277,55 @@ def _format_losses(metrics: dict) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def run_stylize(content_path, style_path, output, cfg: StyleConfig, weights=None, quiet=False,
+def _load_masks(paths, content_shape, n_styles, max_pixels):
+    from jaxstyle.images import load_image, resize
+
+    if not paths:
+        return None
+    if len(paths) != n_styles and not (len(paths) == 1 and n_styles == 2):
+        raise UsageError(f"{len(paths)} --mask files for {n_styles} style images: give one "
+                         "mask per style, or one mask for exactly two styles")
+    masks = [resize(load_image(p, None, max_pixels, what="mask"), content_shape[:2])[..., 0]
+             for p in paths]
+    import numpy as np
+    return np.stack(masks)
+
+
+def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
                 init_path=None, max_pixels=50_000_000, save_every=None, save_dir=None,
-                checkpoint=None, resume=None) -> int:
-    """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`."""
+                checkpoint=None, resume=None, mask_paths=None) -> int:
+    """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
+
+    `content` and `styles` are file paths, or arrays already at their working size (demo).
+    """
     import numpy as np
 
-    from jaxstyle import optimize
+    from jaxstyle import optimize, pipeline
     from jaxstyle.images import load_image, resize, save_image
 
     output = Path(output)
-    inputs = [Path(p) for p in (content_path, style_path, init_path) if isinstance(p, (str, Path))]
-    _check_output(output, inputs)
-    if isinstance(content_path, np.ndarray):
-        content, style = content_path, style_path
-    else:
-        content = load_image(content_path, cfg.max_dim, max_pixels, what="content image")
-        style = load_image(style_path, cfg.style_max_dim or cfg.max_dim, max_pixels,
-                           what="style image")
+    paths = [content, *styles, init_path, *(mask_paths or [])]
+    _check_output(output, [Path(p) for p in paths if isinstance(p, (str, Path))])
+    if (resume or checkpoint) and cfg.scales > 1:
+        raise UsageError("--checkpoint/--resume work with single-scale runs only (--scales 1)")
+    if isinstance(content, (str, Path)):
+        content = load_image(content, cfg.max_dim, max_pixels, what="content image")
+        style_dim = cfg.style_max_dim or round(cfg.max_dim * cfg.style_scale)
+        styles = [load_image(p, style_dim, max_pixels, what="style image") for p in styles]
+    masks = _load_masks(mask_paths, content.shape, len(styles), max_pixels)
     init_image = None
     if init_path is not None:
         init_image = resize(load_image(init_path, None, max_pixels, what="init image"),
                             content.shape[:2])
     params = _load_params(weights, quiet)
-    report = Reporter(cfg.total_steps, quiet)
-    report.line(f"content {content.shape[1]}x{content.shape[0]}, style "
-                f"{style.shape[1]}x{style.shape[0]}, {cfg.total_steps} steps")
-    state = optimize.init_state(content, cfg, init_image)
+    total = pipeline.total_steps(cfg)
+    report = Reporter(total, quiet)
+    sizes = ", ".join(f"{s.shape[1]}x{s.shape[0]}" for s in styles)
+    report.line(f"content {content.shape[1]}x{content.shape[0]}, style {sizes}, {total} steps"
+                + (f" over {cfg.scales} scales" if cfg.scales > 1 else ""))
+    state = None
     if resume is not None:
-        state = optimize.load_state(resume, state)
+        state = optimize.load_state(resume, optimize.init_state(content, cfg, init_image))
         report.line(f"resumed from {resume} at step {int(state.step)}")
         if report.bar is not None:
             report.bar.update(int(state.step))
@@ -268,14 +335,14 @@ def run_stylize(content_path, style_path, output, cfg: StyleConfig, weights=None
     def callback(step, metrics, current):
         report.step(step, metrics)
         if save_every and step % save_every == 0:
-            save_image(save_dir / f"{output.stem}_{step:05d}.png",
-                       np.asarray(optimize.output_image(current, cfg)))
-        if step % cfg.steps_per_epoch == 0 or step == cfg.total_steps:
+            image = pipeline.finish_image(optimize.output_image(current, cfg), content, cfg)
+            save_image(save_dir / f"{output.stem}_{step:05d}.png", np.asarray(image))
+        if step % cfg.steps_per_epoch == 0 or step == total:
             host = {k: float(v) for k, v in metrics.items() if k != "finite"}
             elapsed = time.perf_counter() - epoch_started[0]
             epoch_started[0] = time.perf_counter()
             epoch = math.ceil(step / cfg.steps_per_epoch)
-            epochs = math.ceil(cfg.total_steps / cfg.steps_per_epoch)
+            epochs = math.ceil(total / cfg.steps_per_epoch)
             report.line(f"epoch {epoch}/{epochs}  step {step}  {_format_losses(host)}  "
                         f"{elapsed:.1f} s")
             if checkpoint:
@@ -283,7 +350,8 @@ def run_stylize(content_path, style_path, output, cfg: StyleConfig, weights=None
 
     started = time.perf_counter()
     try:
-        image, history = optimize.stylize(params, content, style, cfg, callback, state=state)
+        image, history = pipeline.stylize(params, content, styles, cfg, callback,
+                                          init_image=init_image, masks=masks, state=state)
     except optimize.StylizeInterrupted as stop:
         report.close()
         save_image(output, np.asarray(stop.image))
@@ -312,10 +380,13 @@ def cmd_stylize(args) -> int:
     init_path = None if args.init in ("content", "noise") else args.init
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such file")
-    return run_stylize(args.content, args.style, args.output, cfg, weights=args.weights,
+    if args.compile_cache:
+        from jaxstyle.bench import enable_compile_cache
+        enable_compile_cache(args.compile_cache)
+    return run_stylize(args.content, args.styles, args.output, cfg, weights=args.weights,
                        quiet=args.quiet, init_path=init_path, max_pixels=args.max_pixels,
                        save_every=args.save_every, save_dir=args.save_dir,
-                       checkpoint=args.checkpoint, resume=args.resume)
+                       checkpoint=args.checkpoint, resume=args.resume, mask_paths=args.mask)
 
 
 def cmd_demo(args) -> int:
@@ -335,7 +406,7 @@ def cmd_demo(args) -> int:
         print(f"demo on {jax.default_backend()}: {content.shape[1]}x{content.shape[0]} px, "
               f"{steps} steps (full size: jaxstyle demo --max-dim 512 --steps 1000)",
               file=sys.stderr)
-    return run_stylize(content, style, args.output, cfg, weights=args.weights, quiet=args.quiet)
+    return run_stylize(content, [style], args.output, cfg, weights=args.weights, quiet=args.quiet)
 
 
 def cmd_weights(args) -> int:

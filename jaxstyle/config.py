@@ -58,6 +58,8 @@ class StyleConfig:
     # Coarse-to-fine: optimise at 1/scale_factor^(scales-1) size first.
     scales: int = 1
     scale_factor: float = 2.0
+    scale_steps: Optional[tuple[int, ...]] = None  # steps at each scale; None: total_steps each
+    carry_optimizer: bool = False  # resize Adam's moments to the next scale instead of resetting
     # Network and numerics.
     pooling: str = "max"
     precision: str = "fp32"
@@ -65,7 +67,7 @@ class StyleConfig:
 
     def __post_init__(self):
         for field in ("content_layers", "style_layers", "content_layer_weights",
-                      "style_layer_weights", "style_blend"):
+                      "style_layer_weights", "style_blend", "scale_steps"):
             value = getattr(self, field)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, field, tuple(value))
@@ -139,6 +141,12 @@ def check_config(cfg: StyleConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, int) or value < 32):
             raise ConfigError(f"{name} must be an integer >= 32, got {value!r}")
+    if cfg.scale_steps is not None:
+        if len(cfg.scale_steps) != cfg.scales:
+            raise ConfigError(f"scale_steps has {len(cfg.scale_steps)} entries for "
+                              f"{cfg.scales} scales")
+        if any(not isinstance(n, int) or n < 0 for n in cfg.scale_steps):
+            raise ConfigError(f"scale_steps must be integers >= 0, got {cfg.scale_steps}")
     if not math.isfinite(cfg.style_scale) or cfg.style_scale <= 0:
         raise ConfigError(f"style_scale must be > 0, got {cfg.style_scale!r}")
     if not math.isfinite(cfg.scale_factor) or cfg.scale_factor <= 1:

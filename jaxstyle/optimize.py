@@ -103,7 +103,7 @@ def _network_options(cfg: StyleConfig) -> dict:
     return dict(pooling=cfg.pooling, dtype=dtype, remat=cfg.remat)
 
 
-def _as_batch(image, name: str) -> Array:
+def as_image_batch(image, name: str) -> Array:
     image = jnp.asarray(image, jnp.float32)
     if image.ndim == 3:
         image = image[None]
@@ -141,9 +141,9 @@ def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Target
     `masks` (S, H, W) at the content's size, one per style, each style keeps its own Gram and
     applies only where its mask is (regional style).
     """
-    content = _as_batch(content, "content image")
+    content = as_image_batch(content, "content image")
     styles = [style] if not isinstance(style, (list, tuple)) else list(style)
-    styles = [_as_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
     options = _network_options(cfg)
     content_features = vgg19_features(params, content, cfg.content_layers, **options)
     grams = []  # per style: {layer: (C, C)}
@@ -213,16 +213,16 @@ class StyleState(NamedTuple):
     latent: Optional[Array] = None
 
 
-def _logit(image: Array) -> Array:
+def logit(image: Array) -> Array:
     clipped = jnp.clip(image, 1e-3, 1 - 1e-3)  # keep the reparametrisation finite at 0 and 1
     return jnp.log(clipped) - jnp.log1p(-clipped)
 
 
 def init_state(content, cfg: StyleConfig, init_image=None) -> StyleState:
     """Initial state: the image starts as `init_image`, the content, or seeded noise."""
-    content = _as_batch(content, "content image")
+    content = as_image_batch(content, "content image")
     if init_image is not None:
-        image = _as_batch(init_image, "init image")
+        image = as_image_batch(init_image, "init image")
         if image.shape != content.shape:
             raise ValueError(f"init image shape {image.shape} differs from content {content.shape}")
     elif cfg.init == "noise":
@@ -230,7 +230,7 @@ def init_state(content, cfg: StyleConfig, init_image=None) -> StyleState:
     else:
         image = content
     image = jnp.clip(image, 0.0, 1.0)
-    latent = _logit(image) if cfg.optimizer == "lbfgs" else None
+    latent = logit(image) if cfg.optimizer == "lbfgs" else None
     variable = image if latent is None else latent
     opt_state = make_optimizer(cfg).init(variable)
     average = jnp.zeros_like(image) if cfg.ema is not None else None
@@ -368,26 +368,6 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     return state
 
 
-def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=None,
-            init_image=None, masks=None, state: Optional[StyleState] = None):
-    """Run cfg.epochs x cfg.steps_per_epoch steps; returns (image (1,H,W,3), history).
-
-    `history` holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
-    `callback(step, metrics, state)` is called after every step (metrics are device arrays;
-    converting them to floats synchronises). Pass `state` to resume a saved run.
-    Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
-    """
-    targets = make_targets(params, content, style, cfg, masks=masks)
-    if state is None:
-        state = init_state(content, cfg, init_image)
-    step = make_step(cfg)
-    history: list[dict[str, float]] = []
-    remaining = cfg.total_steps - int(state.step)
-    state = run_steps(step, params, targets, state, max(remaining, 0), cfg, history, callback,
-                      sync_every=cfg.steps_per_epoch)
-    return output_image(state, cfg), history
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -423,5 +403,5 @@ __all__ = [
     "CompiledStep", "NonFiniteLossError", "ScaleByKerasAdamState", "StyleState",
     "StylizeInterrupted", "Targets", "flops_per_step", "init_state", "keras_adam", "loss_fn",
     "load_state", "make_optimizer", "make_step", "make_step_fn", "make_targets", "output_image",
-    "run_steps", "save_state", "scale_by_keras_adam", "stylize",
+    "run_steps", "save_state", "scale_by_keras_adam",
 ]

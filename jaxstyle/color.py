@@ -1,0 +1,69 @@
+"""Colour preservation, both methods of Gatys et al. 2016, "Preserving Color in Neural
+Artistic Style Transfer": luminance-only transfer and colour histogram matching.
+
+Pure functions on RGB images in [0, 1], (..., 3) -> (..., 3).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# NTSC YIQ, the colour space the 2016 paper uses for luminance-only transfer.
+_RGB_TO_YIQ = jnp.array([[0.299, 0.587, 0.114],
+                         [0.595716, -0.274453, -0.321263],
+                         [0.211456, -0.522591, 0.311135]], jnp.float32)
+_YIQ_TO_RGB = jnp.linalg.inv(_RGB_TO_YIQ)
+
+
+def rgb_to_yiq(images: jax.Array) -> jax.Array:
+    """RGB -> YIQ: (..., 3) -> (..., 3); Y is luminance, I and Q are chroma."""
+    return jnp.einsum("...c,dc->...d", images, _RGB_TO_YIQ)
+
+
+def yiq_to_rgb(images: jax.Array) -> jax.Array:
+    """YIQ -> RGB: (..., 3) -> (..., 3), not clipped."""
+    return jnp.einsum("...c,dc->...d", images, _YIQ_TO_RGB)
+
+
+def luminance_image(images: jax.Array) -> jax.Array:
+    """The luminance as a grey RGB image: (..., 3) -> (..., 3)."""
+    y = rgb_to_yiq(images)[..., :1]
+    return jnp.repeat(y, 3, axis=-1)
+
+
+def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
+    """Grey style image whose luminance has the content's mean and std (paper, eq. 1)."""
+    ys, yc = rgb_to_yiq(style)[..., 0], rgb_to_yiq(content)[..., 0]
+    matched = (ys - ys.mean()) * (yc.std() / jnp.maximum(ys.std(), 1e-6)) + yc.mean()
+    return jnp.repeat(jnp.clip(matched, 0.0, 1.0)[..., None], 3, axis=-1)
+
+
+def recombine_luminance(stylized: jax.Array, content: jax.Array) -> jax.Array:
+    """The stylized image's luminance with the content's chroma (I, Q), clipped to [0, 1]."""
+    y = rgb_to_yiq(stylized)[..., :1]
+    iq = rgb_to_yiq(content)[..., 1:]
+    return jnp.clip(yiq_to_rgb(jnp.concatenate([y, iq], axis=-1)), 0.0, 1.0)
+
+
+def _sqrtm(cov: jax.Array, inverse: bool = False) -> jax.Array:
+    values, vectors = jnp.linalg.eigh(cov)
+    values = jnp.maximum(values, 1e-8)
+    power = -0.5 if inverse else 0.5
+    return (vectors * values**power) @ vectors.T
+
+
+def match_color_histogram(style: jax.Array, content: jax.Array) -> jax.Array:
+    """Style pixels moved to the content's colour mean and covariance (paper, section 2.2).
+
+    x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c, with symmetric matrix square roots (the
+    "image analogies" variant; the paper also allows a Cholesky factor).
+    """
+    s = style.reshape(-1, 3)
+    c = content.reshape(-1, 3)
+    mu_s, mu_c = s.mean(0), c.mean(0)
+    cov_s = jnp.cov(s, rowvar=False) + 1e-5 * jnp.eye(3)
+    cov_c = jnp.cov(c, rowvar=False) + 1e-5 * jnp.eye(3)
+    transform = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
+    matched = (s - mu_s) @ transform.T + mu_c
+    return jnp.clip(matched, 0.0, 1.0).reshape(style.shape)

@@ -1,0 +1,179 @@
+"""`stylize`: everything around the compiled step that happens once per run or per scale.
+
+Colour preservation, style-image sizing, masks and coarse-to-fine scales are pre- and
+post-processing; the per-step work stays inside the one compiled step (`optimize.make_step`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle import color
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted,
+                               as_image_batch, init_state, logit, make_optimizer, make_step,
+                               make_targets, output_image, run_steps)
+from jaxstyle.vgg import MIN_SIDE
+
+
+def resize_images(images: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Antialiased resize of (N, H, W, C) to (N, *size, C)."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    return jax.image.resize(images, (images.shape[0], *size, images.shape[3]), "lanczos3",
+                            antialias=True)
+
+
+def scale_sizes(height: int, width: int, cfg: StyleConfig) -> list[tuple[int, int]]:
+    """Image size at each scale, coarsest first: 1/f^(N-1), ..., 1/f, 1 of (height, width)."""
+    sizes = []
+    for k in range(cfg.scales):
+        factor = cfg.scale_factor ** (cfg.scales - 1 - k)
+        sizes.append((round(height / factor), round(width / factor)))
+    if min(sizes[0]) < MIN_SIDE:
+        raise ConfigError(f"with {cfg.scales} scales of factor {cfg.scale_factor} the coarsest "
+                          f"image is {sizes[0][1]}x{sizes[0][0]} px, below {MIN_SIDE} px; "
+                          "use fewer scales or a larger image")
+    return sizes
+
+
+def style_size(style_hw: tuple[int, int], output_hw: tuple[int, int],
+               cfg: StyleConfig) -> tuple[int, int]:
+    """Style image size: longer side = style_scale x output's longer side, capped by
+    style_max_dim, and never larger than the style image itself (enlarging only blurs it)."""
+    longest = cfg.style_scale * max(output_hw)
+    if cfg.style_max_dim is not None:
+        longest = min(longest, cfg.style_max_dim)
+    longest = min(longest, max(style_hw))
+    scale = longest / max(style_hw)
+    size = (max(1, round(style_hw[0] * scale)), max(1, round(style_hw[1] * scale)))
+    if min(size) < MIN_SIDE:
+        raise ConfigError(f"the style image would be {size[1]}x{size[0]} px at this output "
+                          f"size (--style-scale {cfg.style_scale}); each side needs "
+                          f"{MIN_SIDE} px")
+    return size
+
+
+def normalise_masks(masks, n_styles: int) -> jax.Array:
+    """Masks (S, H, W) in [0, 1] -> weights summing to 1 per pixel.
+
+    One mask with two styles means black = first style, white = second, grey blends.
+    Pixels no mask covers are shared equally.
+    """
+    masks = jnp.asarray(masks, jnp.float32)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.shape[0] == 1 and n_styles == 2:
+        masks = jnp.concatenate([1 - masks, masks])
+    if masks.shape[0] != n_styles:
+        raise ConfigError(f"{masks.shape[0]} masks for {n_styles} styles: give one mask per "
+                          "style, or one mask for exactly two styles")
+    masks = jnp.clip(masks, 0.0, 1.0)
+    total = masks.sum(axis=0, keepdims=True)
+    return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
+
+
+def prepare_colors(content: jax.Array, styles: list, cfg: StyleConfig):
+    """Content and styles as the optimisation sees them under `cfg.preserve_color`."""
+    if cfg.preserve_color == "histogram":
+        return content, [color.match_color_histogram(s, content) for s in styles]
+    if cfg.preserve_color == "luminance":
+        return color.luminance_image(content), [color.match_luminance(s, content) for s in styles]
+    return content, styles
+
+
+def upsample_state(state: StyleState, size: tuple[int, int], cfg: StyleConfig) -> StyleState:
+    """The state moved to a finer scale: image (and EMA) upsampled; optimizer reset or carried.
+
+    With `cfg.carry_optimizer`, every optimizer leaf shaped like the image (Adam's moments) is
+    resized too, so the finer scale starts with the coarse scale's step-size adaptation.
+    """
+    old_shape = state.image.shape
+    image = jnp.clip(resize_images(state.image, size), 0.0, 1.0)
+    latent = logit(image) if cfg.optimizer == "lbfgs" else None
+    if cfg.carry_optimizer and cfg.optimizer != "lbfgs":
+        def resize_leaf(leaf):
+            if getattr(leaf, "shape", None) == old_shape:
+                return jax.image.resize(leaf, image.shape, "linear")  # keeps moments >= 0
+            return leaf
+        opt_state = jax.tree.map(resize_leaf, state.opt_state)
+    else:
+        opt_state = make_optimizer(cfg).init(image if latent is None else latent)
+    average = None if state.average is None else resize_images(state.average, size)
+    new = StyleState(image, opt_state, state.step, average, latent)
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), new)
+
+
+def finish_image(image: jax.Array, content, cfg: StyleConfig) -> jax.Array:
+    """An optimised image as the user sees it: at the content's size, colours restored."""
+    content = as_image_batch(content, "content image")
+    image = jnp.clip(resize_images(image, content.shape[1:3]), 0.0, 1.0)
+    if cfg.preserve_color == "luminance":
+        image = color.recombine_luminance(image, content)
+    return image
+
+
+def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=None,
+            init_image=None, masks=None, state: Optional[StyleState] = None):
+    """Repaint `content` in the style of `style` (one image or a list); returns (image, history).
+
+    content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1]; the output has the content's
+    size. `history` holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
+    `callback(step, metrics, state)` runs after every step (metrics are device arrays;
+    converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
+    each style to a region. Pass `state` to resume a saved single-scale run.
+    Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
+    """
+    content = as_image_batch(content, "content image")
+    styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
+    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    if masks is not None:
+        masks = normalise_masks(masks, len(styles))
+        if masks.shape[1:] != content.shape[1:3]:
+            masks = resize_images(masks[..., None], content.shape[1:3])[..., 0]
+    if state is not None and cfg.scales > 1:
+        raise ConfigError("resuming is supported for single-scale runs only")
+    content_in, styles_in = prepare_colors(content, styles, cfg)
+    sizes = scale_sizes(*content.shape[1:3], cfg)
+    steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales
+    step = make_step(cfg)  # one compile per scale (shape), none after
+    history: list[dict[str, float]] = []
+
+    try:
+        state = _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step,
+                            history, callback, init_image, state)
+    except (NonFiniteLossError, StylizeInterrupted) as stop:
+        stop.image = finish_image(stop.image, content, cfg)  # what the caller saves looks like a finished run
+        raise
+    return finish_image(output_image(state, cfg), content, cfg), history
+
+
+def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, history,
+                callback, init_image, state):
+    for k, (size, num_steps) in enumerate(zip(sizes, steps)):
+        content_k = resize_images(content_in, size)
+        styles_k = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles_in]
+        masks_k = None if masks is None else resize_images(masks[..., None], size)[..., 0]
+        targets = make_targets(params, content_k, styles_k, cfg, masks=masks_k)
+        if k == 0:
+            if state is None:
+                init = None if init_image is None else resize_images(
+                    as_image_batch(init_image, "init image"), size)
+                state = init_state(content_k, cfg, init)
+            else:
+                num_steps = max(num_steps - int(state.step), 0)
+        else:
+            state = upsample_state(state, size, cfg)
+        state = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
+                          sync_every=cfg.steps_per_epoch)
+    return state
+
+
+def total_steps(cfg: StyleConfig) -> int:
+    """Steps a run takes over all its scales."""
+    return int(np.sum(cfg.scale_steps)) if cfg.scale_steps else cfg.total_steps * cfg.scales

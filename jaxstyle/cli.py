@@ -277,18 +277,16 @@ def _format_losses(metrics: dict) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def _load_masks(paths, content_shape, n_styles, max_pixels):
+def _load_masks(paths, content_shape, max_pixels):
+    """Greyscale masks resized to the content: (S, H, W) in [0, 1], or None."""
+    import numpy as np
+
     from jaxstyle.images import load_image, resize
 
     if not paths:
         return None
-    if len(paths) != n_styles and not (len(paths) == 1 and n_styles == 2):
-        raise UsageError(f"{len(paths)} --mask files for {n_styles} style images: give one "
-                         "mask per style, or one mask for exactly two styles")
-    masks = [resize(load_image(p, None, max_pixels, what="mask"), content_shape[:2])[..., 0]
-             for p in paths]
-    import numpy as np
-    return np.stack(masks)
+    return np.stack([resize(load_image(p, None, max_pixels, what="mask"),
+                            content_shape[:2])[..., 0] for p in paths])
 
 
 def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
@@ -312,7 +310,9 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
         content = load_image(content, cfg.max_dim, max_pixels, what="content image")
         style_dim = cfg.style_max_dim or round(cfg.max_dim * cfg.style_scale)
         styles = [load_image(p, style_dim, max_pixels, what="style image") for p in styles]
-    masks = _load_masks(mask_paths, content.shape, len(styles), max_pixels)
+    pipeline.check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg,
+                       len(mask_paths or []))
+    masks = _load_masks(mask_paths, content.shape, max_pixels)
     init_image = None
     if init_path is not None:
         init_image = resize(load_image(init_path, None, max_pixels, what="init image"),
@@ -352,20 +352,20 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     try:
         image, history = pipeline.stylize(params, content, styles, cfg, callback,
                                           init_image=init_image, masks=masks, state=state)
-    except optimize.StylizeInterrupted as stop:
-        report.close()
-        save_image(output, np.asarray(stop.image))
+    except JaxstyleError as stop:
+        report.close()  # so the error is the last line, not under a progress bar
+        if not isinstance(stop, (optimize.StylizeInterrupted, optimize.NonFiniteLossError)):
+            raise
+        save_image(output, np.asarray(stop.image))  # the last finite image: no work is lost
+        if isinstance(stop, optimize.NonFiniteLossError):
+            print(f"error: {stop}; saved it to {output}", file=sys.stderr)
+            return EXIT_ERROR
         if checkpoint:
             optimize.save_state(checkpoint, stop.state)
         where = f" and checkpoint {checkpoint}" if checkpoint else ""
         print(f"interrupted at step {int(stop.state.step)}: saved {output}{where}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except optimize.NonFiniteLossError as stop:
-        report.close()
-        save_image(output, np.asarray(stop.image))
-        print(f"error: {stop}; saved it to {output}", file=sys.stderr)
-        return EXIT_ERROR
     report.close()
     save_image(output, np.asarray(image))
     if not quiet:

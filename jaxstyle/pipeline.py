@@ -78,6 +78,23 @@ def normalise_masks(masks, n_styles: int) -> jax.Array:
     return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
 
 
+def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None:
+    """Cheap checks of a run's shapes and settings, so bad combinations fail before any work."""
+    if cfg.style_blend is not None:
+        if len(cfg.style_blend) != len(style_hws):
+            raise ConfigError(f"style_blend has {len(cfg.style_blend)} weights for "
+                              f"{len(style_hws)} style images")
+        if n_masks:
+            raise ConfigError("style_blend and masks cannot be combined: masks say where each "
+                              "style goes")
+    if n_masks and n_masks != len(style_hws) and not (n_masks == 1 and len(style_hws) == 2):
+        raise ConfigError(f"{n_masks} masks for {len(style_hws)} styles: give one mask per "
+                          "style, or one mask for exactly two styles")
+    for size in scale_sizes(*content_hw, cfg):
+        for hw in style_hws:
+            style_size(hw, size, cfg)
+
+
 def prepare_colors(content: jax.Array, styles: list, cfg: StyleConfig):
     """Content and styles as the optimisation sees them under `cfg.preserve_color`."""
     if cfg.preserve_color == "histogram":
@@ -132,6 +149,8 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     content = as_image_batch(content, "content image")
     styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    n_masks = 0 if masks is None else (1 if np.ndim(masks) == 2 else len(masks))
+    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks)
     if masks is not None:
         masks = normalise_masks(masks, len(styles))
         if masks.shape[1:] != content.shape[1:3]:

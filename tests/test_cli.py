@@ -154,3 +154,44 @@ def test_main_returns_exit_code_without_subprocess(inputs, tmp_path, capsys):
                  str(tmp_path / "o.png")])
     assert code == 2
     assert capsys.readouterr().err.startswith("error: content image")
+
+
+@pytest.mark.parametrize("options, pattern", [
+    (["--style-blend", "1", "1", "1"], "3 weights for 2 style images"),
+    (["--style-blend", "1", "-1"], "style_blend must be"),
+    (["--mask", "MASK", "--mask", "MASK", "--mask", "MASK"], "3 masks for 2 styles"),
+    (["--style-layer-weights", "1,2"], "2 weights for 5 layers"),
+    (["--scales", "3", "--scale-steps", "5", "5"], "scale_steps has 2 entries for 3 scales"),
+    (["--scales", "3"], "coarsest image"),
+    (["--ema", "1.5"], "ema decay"),
+    (["--preserve-color", "sepia"], "invalid choice"),
+])
+def test_bad_combinations_of_controls(inputs, tmp_path, tiny_weights_file, options, pattern):
+    options = [str(inputs / "content.png") if o == "MASK" else o for o in options]
+    result = run("stylize", inputs / "content.png", inputs / "style.jpg", inputs / "style.jpg",
+                 "-o", tmp_path / "out.png", "--weights", tiny_weights_file, "--steps", 1,
+                 *options)
+    assert_one_line_error(result, pattern)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_blend_one_zero_matches_single_style(inputs, tmp_path, tiny_weights_file):
+    common = ["--weights", tiny_weights_file, "--steps", 3, "--quiet"]
+    single = run("stylize", inputs / "content.png", inputs / "style.jpg", "-o",
+                 tmp_path / "single.png", *common)
+    blended = run("stylize", inputs / "content.png", inputs / "style.jpg", inputs / "content.png",
+                  "-o", tmp_path / "blend.png", "--style-blend", 1, 0, *common)
+    assert single.returncode == 0 and blended.returncode == 0, blended.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "single.png")),
+                                  np.asarray(Image.open(tmp_path / "blend.png")))
+
+
+def test_controls_run_end_to_end(inputs, tmp_path, tiny_weights_file):
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 48, dtype=np.uint8), (40, 1))).save(mask)
+    result = run("stylize", inputs / "content.png", inputs / "style.jpg", inputs / "style.jpg",
+                 "-o", tmp_path / "out.webp", "--weights", tiny_weights_file, "--steps", 2,
+                 "--mask", mask, "--preserve-color", "histogram", "--ema", "0.9",
+                 "--optimizer", "lbfgs", "--content-layer-weights", "1")
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.webp").size == (48, 40)

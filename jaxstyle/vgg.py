@@ -39,11 +39,26 @@ def pool2x2(features: jax.Array, kind: str = "max") -> jax.Array:
     return windows.mean(axis=(2, 4))
 
 
+CONV_IMPL = "xla"
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    n, h, w, cin = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate([padded[:, dy:dy + h, dx:dx + w, :]
+                               for dy in range(3) for dx in range(3)], axis=-1)
+    return jnp.einsum("nhwk,ko->nhwo", patches, kernel.reshape(9 * cin, -1))
+
+
 def conv3x3_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
     """3x3 SAME conv + bias + ReLU: (N, H, W, Cin) -> (N, H, W, Cout), in x's dtype."""
-    y = jax.lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), window_strides=(1, 1), padding="SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    kernel = kernel.astype(x.dtype)
+    if CONV_IMPL == "im2col":
+        y = _im2col_conv(x, kernel)
+    else:
+        y = jax.lax.conv_general_dilated(
+            x, kernel, window_strides=(1, 1), padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jax.nn.relu(y + bias.astype(x.dtype))
 
 

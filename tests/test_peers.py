@@ -26,7 +26,7 @@ BGR_MEAN = np.array([103.939, 116.779, 123.68])
 
 
 @pytest.fixture(scope="module")
-def tiny_params():
+def peer_params():
     """Random VGG19 params, He-scaled; the first layer also by 1/255 so features stay near 1."""
     rng = np.random.default_rng(0)
     params = {}
@@ -105,9 +105,9 @@ def numpy_loss(params, content, style, image, cfg):
     content_weights = normalised_weights(cfg.content_layers, cfg.content_layer_weights)
     style_weights = normalised_weights(cfg.style_layers, cfg.style_layer_weights)
     content_term = sum(w * np.mean((features[name] - content_targets[name]) ** 2)
-                       for name, w in zip(cfg.content_layers, content_weights))
+                       for name, w in zip(cfg.content_layers, content_weights, strict=True))
     style_term = sum(w * np.mean((_gram(features[name]) - _gram(style_targets[name])) ** 2)
-                     for name, w in zip(cfg.style_layers, style_weights))
+                     for name, w in zip(cfg.style_layers, style_weights, strict=True))
     x = image.astype(np.float64)
     tv = np.abs(np.diff(x, axis=1)).sum() + np.abs(np.diff(x, axis=2)).sum()
     return (cfg.content_weight * content_term + cfg.style_weight * style_term
@@ -124,12 +124,12 @@ def test_normalised_weights():
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("peer", sorted(PEER_MODULES))
-def test_initial_loss_matches_numpy(peer, config, tiny_params, images):
+def test_initial_loss_matches_numpy(peer, config, peer_params, images):
     module = PEER_MODULES[peer]()
     content, style, start = images
     cfg = CONFIGS[config]
-    expected = numpy_loss(tiny_params, content, style, start, cfg)
-    step = module.build(tiny_params, content, style, cfg, image=start)
+    expected = numpy_loss(peer_params, content, style, start, cfg)
+    step = module.build(peer_params, content, style, cfg, image=start)
     np.testing.assert_allclose(step.loss(), expected, rtol=1e-4)
     # step() returns the loss before its update, and then moves the image.
     np.testing.assert_allclose(step.step(), expected, rtol=1e-4)
@@ -137,14 +137,14 @@ def test_initial_loss_matches_numpy(peer, config, tiny_params, images):
 
 
 @pytest.mark.parametrize("peer", sorted(PEER_MODULES))
-def test_starts_from_content_and_keeps_image_in_unit_range(peer, tiny_params, images):
+def test_starts_from_content_and_keeps_image_in_unit_range(peer, peer_params, images):
     module = PEER_MODULES[peer]()
     content, style, _ = images
-    step = module.build(tiny_params, content, style, CFG)
+    step = module.build(peer_params, content, style, CFG)
     assert step.name == peer
     np.testing.assert_array_equal(step.image(), content)
     # A huge learning rate pushes pixels far past [0, 1]; the clip must bring them back.
-    step = module.build(tiny_params, content, style, CFG.replace(learning_rate=10.0))
+    step = module.build(peer_params, content, style, CFG.replace(learning_rate=10.0))
     step.step()
     image = step.image()
     assert image.shape == content.shape and image.dtype == np.float32
@@ -153,26 +153,26 @@ def test_starts_from_content_and_keeps_image_in_unit_range(peer, tiny_params, im
 
 
 @pytest.mark.parametrize("peer", sorted(PEER_MODULES))
-def test_rejects_bad_images(peer, tiny_params, images):
+def test_rejects_bad_images(peer, peer_params, images):
     module = PEER_MODULES[peer]()
     content, style, _ = images
     with pytest.raises(ValueError, match="content must be"):
-        module.build(tiny_params, content[0], style, CFG)
+        module.build(peer_params, content[0], style, CFG)
     with pytest.raises(ValueError, match="at least 32x32"):
-        module.build(tiny_params, content, style[:, :16, :16], CFG)
+        module.build(peer_params, content, style[:, :16, :16], CFG)
     with pytest.raises(ValueError, match="image must have the content's shape"):
-        module.build(tiny_params, content, style, CFG, image=np.zeros((1, 40, 32, 3)))
+        module.build(peer_params, content, style, CFG, image=np.zeros((1, 40, 32, 3)))
 
 
 # --------------------------------------------------------------------------- peers agree
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_tf_and_torch_agree_after_three_steps(config, tiny_params, images):
+def test_tf_and_torch_agree_after_three_steps(config, peer_params, images):
     tf_peer, torch_peer = _tf_peer(), _torch_peer()
     content, style, start = images
     cfg = CONFIGS[config]
-    peers = [module.build(tiny_params, content, style, cfg, image=start)
+    peers = [module.build(peer_params, content, style, cfg, image=start)
              for module in (tf_peer, torch_peer)]
     for peer in peers:
         first = peer.loss()
@@ -184,14 +184,14 @@ def test_tf_and_torch_agree_after_three_steps(config, tiny_params, images):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-def test_torch_compile_matches_eager(tiny_params, images):
+def test_torch_compile_matches_eager(peer_params, images):
     # Two layers keep the compile short (about 35 s cold, 6 s with inductor's cache).
     torch_peer = _torch_peer()
     content, style, start = images
     cfg = CFG.replace(content_layers=("block2_conv1",),
                       style_layers=("block1_conv1", "block2_conv1"))
-    compiled = torch_peer.build(tiny_params, content, style, cfg, image=start, compile=True)
-    eager = torch_peer.build(tiny_params, content, style, cfg, image=start)
+    compiled = torch_peer.build(peer_params, content, style, cfg, image=start, compile=True)
+    eager = torch_peer.build(peer_params, content, style, cfg, image=start)
     assert compiled.name == "torch-compile"
     np.testing.assert_array_equal(compiled.image(), start)  # compiling does not step
     for _ in range(2):
@@ -199,7 +199,7 @@ def test_torch_compile_matches_eager(tiny_params, images):
     np.testing.assert_allclose(compiled.image(), eager.image(), atol=1e-5)
 
 
-def test_torch_compile_failure_is_peer_unavailable(tiny_params, images, monkeypatch):
+def test_torch_compile_failure_is_peer_unavailable(peer_params, images, monkeypatch):
     torch = pytest.importorskip("torch")
     from jaxstyle.peers import torch_peer
 
@@ -209,7 +209,7 @@ def test_torch_compile_failure_is_peer_unavailable(tiny_params, images, monkeypa
     monkeypatch.setattr(torch, "compile", broken_compile)
     content, style, _ = images
     with pytest.raises(PeerUnavailable, match="torch.compile failed: RuntimeError: no C"):
-        torch_peer.build(tiny_params, content, style, CFG, compile=True)
+        torch_peer.build(peer_params, content, style, CFG, compile=True)
 
 
 # --------------------------------------------------------------------------- no framework needed
@@ -217,12 +217,12 @@ def test_torch_compile_failure_is_peer_unavailable(tiny_params, images, monkeypa
 
 @pytest.mark.parametrize("peer, framework", [("tf", "tensorflow"), ("torch", "torch"),
                                              ("torch-compile", "torch")])
-def test_missing_framework_is_peer_unavailable(peer, framework, tiny_params, images,
+def test_missing_framework_is_peer_unavailable(peer, framework, peer_params, images,
                                                monkeypatch):
     monkeypatch.setitem(sys.modules, framework, None)  # makes `import framework` fail
     content, style, _ = images
     with pytest.raises(PeerUnavailable, match=r'pip install -e "\.\[peers\]"') as info:
-        build(peer, tiny_params, content, style, CFG)
+        build(peer, peer_params, content, style, CFG)
     assert isinstance(info.value, ImportError) and isinstance(info.value, JaxstyleError)
     assert framework in str(info.value)
 
@@ -234,10 +234,10 @@ def test_missing_framework_is_peer_unavailable(peer, framework, tiny_params, ima
     ({"style_blend": (1.0, 1.0)}, "one style image"),
 ])
 @pytest.mark.parametrize("peer", PEERS)
-def test_unsupported_settings_raise_config_error(peer, change, message, tiny_params, images):
+def test_unsupported_settings_raise_config_error(peer, change, message, peer_params, images):
     content, style, _ = images
     with pytest.raises(ConfigError, match=message):
-        build(peer, tiny_params, content, style, CFG.replace(**change))
+        build(peer, peer_params, content, style, CFG.replace(**change))
 
 
 def test_unknown_peer():

@@ -17,7 +17,7 @@ x -= alpha_t m / (sqrt(v) + eps)) and a clip to [0, 1].
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def missing_framework(framework: str, exc: ImportError) -> PeerUnavailable:
 
 
 def check_images(content: np.ndarray, style: np.ndarray,
-                 image: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check (1, H, W, 3) images and return float32 copies; `image` defaults to the content."""
     checked = []
     for label, value in (("content", content), ("style", style), ("image", image)):
@@ -93,7 +93,7 @@ def check_config(cfg: StyleConfig) -> None:
 
 
 def normalised_weights(layers: tuple[str, ...],
-                       weights: Optional[tuple[float, ...]]) -> tuple[float, ...]:
+                       weights: tuple[float, ...] | None) -> tuple[float, ...]:
     """Per-layer loss weights summing to 1 (None: the seed's equal mean)."""
     if weights is None:
         return tuple(1.0 / len(layers) for _ in layers)

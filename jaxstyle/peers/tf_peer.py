@@ -12,13 +12,18 @@ TensorFlow's start-up notes out of benchmark output; it affects TensorFlow alone
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.peers import (BGR_MEAN, check_config, check_images, missing_framework,
-                            needed_params, normalised_weights)
+from jaxstyle.peers import (
+    BGR_MEAN,
+    check_config,
+    check_images,
+    missing_framework,
+    needed_params,
+    normalised_weights,
+)
 from jaxstyle.weights import Params
 
 
@@ -95,11 +100,11 @@ class TFStep:
         content = tf.add_n([
             w * tf.reduce_mean(tf.square(features[name] - target))
             for name, w, target in zip(cfg.content_layers, self._content_weights,
-                                       self._content_targets)])
+                                       self._content_targets, strict=True)])
         style = tf.add_n([
             w * tf.reduce_mean(tf.square(self._gram(features[name]) - target))
             for name, w, target in zip(cfg.style_layers, self._style_weights,
-                                       self._style_targets)])
+                                       self._style_targets, strict=True)])
         tv = tf.reduce_sum(tf.image.total_variation(image))  # batch of one -> scalar
         return cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
 
@@ -123,7 +128,7 @@ class TFStep:
 
 
 def build(params: Params, content: np.ndarray, style: np.ndarray, cfg: StyleConfig,
-          image: Optional[np.ndarray] = None) -> TFStep:
+          image: np.ndarray | None = None) -> TFStep:
     """The seed's TensorFlow step starting from `image` (default: the content image).
 
     content, style, image: (1, H, W, 3) float32 RGB in [0, 1]. Raises PeerUnavailable when

@@ -16,7 +16,7 @@ from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupte
                                make_step, make_targets, output_image, save_state,
                                scale_by_keras_adam)
 from jaxstyle.pipeline import stylize
-from jaxstyle.vgg import VGG19, preprocess, vgg19_features
+from jaxstyle.vgg import VGG19, prepare_params, preprocess, vgg19_features
 from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
 
 __version__ = "0.1.0"
@@ -26,7 +26,7 @@ __all__ = [
     "StyleState", "StylizeInterrupted", "Targets", "VGG19", "WeightsError", "__version__",
     "content_loss", "gram_matrix", "init_state", "keras_adam", "load_image", "load_state",
     "load_vgg19", "loss_fn", "make_optimizer", "make_step", "make_targets",
-    "masked_gram_matrix", "mean_squared_error", "output_image", "preprocess",
+    "masked_gram_matrix", "mean_squared_error", "output_image", "prepare_params", "preprocess",
     "read_keras_weights", "save_image", "save_params", "save_state", "scale_by_keras_adam",
     "style_loss", "stylize", "total_variation", "vgg19_features",
 ]

@@ -106,7 +106,9 @@ class JaxRunner:
 
         from jaxstyle import optimize
 
-        self.params = jax.device_put(params)
+        from jaxstyle.vgg import prepare_params
+
+        self.params = jax.device_put(prepare_params(params))
         self.targets = optimize.make_targets(self.params, content, style, cfg)
         self.state = optimize.init_state(content, cfg)
         started = time.perf_counter()

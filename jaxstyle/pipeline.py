@@ -18,7 +18,7 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted,
                                as_image_batch, init_state, logit, make_optimizer, make_step,
                                make_targets, output_image, run_steps)
-from jaxstyle.vgg import MIN_SIDE
+from jaxstyle.vgg import MIN_SIDE, prepare_params
 
 
 def resize_images(images: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -149,6 +149,7 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     content = as_image_batch(content, "content image")
     styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    params = jax.device_put(prepare_params(params))  # once per run, not once per step
     n_masks = 0 if masks is None else (1 if np.ndim(masks) == 2 else len(masks))
     check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks)
     if masks is not None:

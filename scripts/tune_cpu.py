@@ -22,6 +22,9 @@ FLAG_SETS = {
     "onednn-dot,eltwise": "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce",
     "ynn-greedy": "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
     "fast-math": "--xla_cpu_enable_fast_math=true",
+    "legacy+onednn": "--xla_cpu_use_thunk_runtime=false "
+                     "--xla_cpu_experimental_onednn_custom_call=true",
+    "onednn-custom-call": "--xla_cpu_experimental_onednn_custom_call=true",
 }
 
 CHILD = r"""

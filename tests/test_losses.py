@@ -79,3 +79,12 @@ def test_weighted_mean(rng):
     values = [np.float32(1.0), np.float32(3.0)]
     assert float(losses.weighted_mean(values)) == pytest.approx(2.0)
     assert float(losses.weighted_mean(values, (3.0, 1.0))) == pytest.approx(1.5)
+
+
+def test_gram_matrix_gradient_matches_numpy(rng):
+    features = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    weights = rng.standard_normal((2, 4, 4)).astype(np.float32)
+    grad = jax.jit(jax.grad(lambda f: (losses.gram_matrix(f) * weights).sum()))(features)
+    flat = features.reshape(2, 15, 4).astype(np.float64)
+    expected = np.einsum("npc,ncd->npd", flat, weights + weights.transpose(0, 2, 1)) / 15
+    np.testing.assert_allclose(grad, expected.reshape(features.shape), rtol=1e-5, atol=1e-6)

@@ -102,3 +102,20 @@ def test_remat_gradients_match(tiny_params, rng):
 def test_bad_input_shapes_raise(tiny_params, shape):
     with pytest.raises(ValueError):
         vgg19_features(tiny_params, jnp.zeros(shape), ("block1_conv1",))
+
+
+def test_prepared_params_give_identical_features_and_image_gradients(tiny_params, rng):
+    from jaxstyle.vgg import prepare_params
+
+    prepared = prepare_params(tiny_params)
+    assert set(prepared["block3_conv2"]) == {"kernel", "bias", "grad_kernel"}
+    images = random_image(rng, 32, 40)
+    layers = ("block2_conv1", "block4_conv2")
+
+    def loss(x, p):
+        features = vgg19_features(p, x, layers)
+        return sum(jnp.square(f).mean() for f in features.values())
+
+    np.testing.assert_array_equal(loss(images, prepared), loss(images, tiny_params))
+    np.testing.assert_allclose(jax.grad(loss)(images, prepared), jax.grad(loss)(images, tiny_params),
+                               rtol=1e-5, atol=1e-7)

@@ -25,6 +25,28 @@ def preprocess(images: jax.Array) -> jax.Array:
     return bgr - jnp.asarray(BGR_MEAN, dtype=images.dtype)
 
 
+@jax.custom_vjp
+def _max_pool_windows(windows: jax.Array) -> jax.Array:
+    return windows.max(axis=(2, 4))
+
+
+def _max_pool_fwd(windows):
+    pooled = windows.max(axis=(2, 4))
+    return pooled, (windows, pooled)
+
+
+def _max_pool_bwd(saved, cotangent):
+    # One fused select: the gradient goes to every position equal to its window's maximum.
+    # JAX's default rule also counts ties to split the gradient among them; after a ReLU the
+    # only common ties are zeros, whose gradient the ReLU discards anyway.
+    windows, pooled = saved
+    at_max = windows == pooled[:, :, None, :, None, :]
+    return (jnp.where(at_max, cotangent[:, :, None, :, None, :], 0).astype(windows.dtype),)
+
+
+_max_pool_windows.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
 def pool2x2(features: jax.Array, kind: str = "max") -> jax.Array:
     """2x2 stride-2 pooling, 'valid' like Keras: (N, H, W, C) -> (N, H//2, W//2, C).
 
@@ -35,7 +57,7 @@ def pool2x2(features: jax.Array, kind: str = "max") -> jax.Array:
     cropped = features[:, : h // 2 * 2, : w // 2 * 2, :]
     windows = cropped.reshape(n, h // 2, 2, w // 2, 2, c)
     if kind == "max":
-        return windows.max(axis=(2, 4))
+        return _max_pool_windows(windows)
     return windows.mean(axis=(2, 4))
 
 

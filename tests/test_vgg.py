@@ -119,3 +119,13 @@ def test_prepared_params_give_identical_features_and_image_gradients(tiny_params
     np.testing.assert_array_equal(loss(images, prepared), loss(images, tiny_params))
     np.testing.assert_allclose(jax.grad(loss)(images, prepared), jax.grad(loss)(images, tiny_params),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_max_pool_gradient_goes_to_the_window_maximum(rng):
+    x = rng.standard_normal((1, 6, 8, 3)).astype(np.float32)  # continuous: no ties
+    weights = rng.standard_normal((1, 3, 4, 3)).astype(np.float32)
+    grad = jax.jit(jax.grad(lambda v: (pool2x2(v) * weights).sum()))(x)
+    windows = x.reshape(1, 3, 2, 4, 2, 3)
+    at_max = windows == windows.max(axis=(2, 4), keepdims=True)
+    expected = (at_max * weights[:, :, None, :, None, :]).reshape(x.shape)
+    np.testing.assert_array_equal(grad, expected)

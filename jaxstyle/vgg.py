@@ -115,13 +115,40 @@ def prepare_params(params) -> dict:
 
 
 def _run_block(x, weights, keep):
-    """The convs of one block; a pure function so `jax.checkpoint` can wrap it for remat."""
+    """The convs of one block; a pure function so `remat_block` can wrap it."""
     kept = []
     for (kernel, bias, grad_kernel), is_kept in zip(weights, keep):
         x = conv3x3_relu(x, kernel, bias, grad_kernel)
         if is_kept:
             kept.append(x.astype(jnp.float32))
     return x, kept
+
+
+def remat_block(x, weights, keep):
+    """`_run_block` that keeps only its input and recomputes its activations when differentiated.
+
+    `jax.checkpoint` does the same in principle, but XLA CPU drops its optimisation barriers
+    and common-subexpression elimination then merges the recomputation back into the forward
+    pass, so it saves nothing there. Here the recomputation's input is tied to the incoming
+    cotangent (`x + 0 * ct`), which XLA can neither merge with the forward pass nor schedule
+    before the backward pass reaches this block. Weights get no gradient.
+    """
+
+    @jax.custom_vjp
+    def run(x):
+        return _run_block(x, weights, keep)
+
+    def run_fwd(x):
+        return _run_block(x, weights, keep), x
+
+    def run_bwd(saved_x, cotangent):
+        anchor = jax.tree.leaves(cotangent)[0].ravel()[0]
+        tied = saved_x + (anchor * 0).astype(saved_x.dtype)
+        _, vjp = jax.vjp(lambda v: _run_block(v, weights, keep), tied)
+        return vjp(cotangent)
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(x)
 
 
 class _ConvParams(nn.Module):
@@ -158,7 +185,7 @@ class VGG19(nn.Module):
     def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
         deepest = max(LAYER_NAMES.index(name) for name in self.layers)
         wanted = set(self.layers)
-        block_fn = jax.checkpoint(_run_block, static_argnums=(2,)) if self.remat else _run_block
+        block_fn = remat_block if self.remat else _run_block
         x = preprocess(images.astype(jnp.float32)).astype(self.dtype)
         outputs: dict[str, jax.Array] = {}
         for block in range(1, 6):

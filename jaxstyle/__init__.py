@@ -9,12 +9,30 @@
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
 from jaxstyle.images import load_image, save_image
-from jaxstyle.losses import (content_loss, gram_matrix, masked_gram_matrix, mean_squared_error,
-                             style_loss, total_variation)
-from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted, Targets,
-                               init_state, keras_adam, load_state, loss_fn, make_optimizer,
-                               make_step, make_targets, output_image, save_state,
-                               scale_by_keras_adam)
+from jaxstyle.losses import (
+                             content_loss,
+                             gram_matrix,
+                             masked_gram_matrix,
+                             mean_squared_error,
+                             style_loss,
+                             total_variation,
+)
+from jaxstyle.optimize import (
+                             NonFiniteLossError,
+                             StyleState,
+                             StylizeInterrupted,
+                             Targets,
+                             init_state,
+                             keras_adam,
+                             load_state,
+                             loss_fn,
+                             make_optimizer,
+                             make_step,
+                             make_targets,
+                             output_image,
+                             save_state,
+                             scale_by_keras_adam,
+)
 from jaxstyle.pipeline import stylize
 from jaxstyle.vgg import VGG19, prepare_params, preprocess, vgg19_features
 from jaxstyle.weights import load_vgg19, read_keras_weights, save_params

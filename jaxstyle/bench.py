@@ -105,7 +105,6 @@ class JaxRunner:
         import jax
 
         from jaxstyle import optimize
-
         from jaxstyle.vgg import prepare_params
 
         self.params = jax.device_put(prepare_params(params))
@@ -171,7 +170,7 @@ def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warm
 
         try:
             runner = PeerRunner(peer, params, content, style, cfg)
-        except PeerUnavailable as exc:
+        except (PeerUnavailable, ConfigError) as exc:  # not installed, or e.g. no bf16 there
             log(f"peer {peer} skipped: {exc}")
             skipped.append({"size": size, "impl": peer, "skipped": str(exc)})
             continue

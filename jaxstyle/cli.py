@@ -157,10 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
                "  jaxstyle stylize photo.jpg painting.jpg -o out.jpg --max-dim 256 --steps 300\n"
                "  jaxstyle stylize a.jpg b.jpg -o out.png --checkpoint run.ckpt --save-every 100\n"
-               "  jaxstyle stylize photo.jpg monet.jpg vangogh.jpg --style-blend 0.7 0.3 -o out.png\n"
+               "  jaxstyle stylize photo.jpg monet.jpg gogh.jpg --style-blend 0.7 0.3 -o out.png\n"
                "  jaxstyle stylize photo.jpg sky.jpg land.jpg --mask sky_mask.png -o out.png\n"
                "  jaxstyle stylize photo.jpg painting.jpg --preserve-color luminance -o out.png\n"
-               "  jaxstyle stylize photo.jpg painting.jpg --scales 2 --scale-steps 300 700 -o out.png")
+               "  jaxstyle stylize photo.jpg art.jpg --scales 2 --scale-steps 300 700 -o out.png")
     stylize.add_argument("content", help="content image file")
     stylize.add_argument("styles", nargs="+", metavar="STYLE",
                          help="style image file(s); several are blended (--style-blend) or "

@@ -77,7 +77,7 @@ class StyleConfig:
     def total_steps(self) -> int:
         return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
 
-    def replace(self, **changes) -> "StyleConfig":
+    def replace(self, **changes) -> StyleConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -85,7 +85,7 @@ def style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
 
 
 def total_variation(images: jax.Array) -> jax.Array:
-    """Sum of absolute neighbour differences per image, as tf.image.total_variation: (N,H,W,C) -> (N,)."""
+    """Sum of |neighbour differences| per image (tf.image.total_variation): (N,H,W,C) -> (N,)."""
     _check_features(images, "images")
     images = images.astype(jnp.float32)
     vertical = jnp.abs(images[:, 1:, :, :] - images[:, :-1, :, :]).sum(axis=(1, 2, 3))

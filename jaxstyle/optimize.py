@@ -8,7 +8,8 @@ and Adam moments are updated in place.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +20,14 @@ from flax import serialization
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.files import atomic_write
-from jaxstyle.losses import (content_loss, gram_matrix, masked_gram_matrix, mean_squared_error,
-                             total_variation, weighted_mean)
+from jaxstyle.losses import (
+    content_loss,
+    gram_matrix,
+    masked_gram_matrix,
+    mean_squared_error,
+    total_variation,
+    weighted_mean,
+)
 from jaxstyle.vgg import MIN_SIDE, pool2x2, vgg19_features
 
 Array = jax.Array
@@ -65,7 +72,8 @@ def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
 
 def keras_adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
     """`tf.keras.optimizers.Adam` as an optax transformation (see `scale_by_keras_adam`)."""
-    return optax.chain(scale_by_keras_adam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
+    return optax.chain(scale_by_keras_adam(b1, b2, eps),
+                       optax.scale_by_learning_rate(learning_rate))
 
 
 def make_optimizer(cfg: StyleConfig) -> optax.GradientTransformation:
@@ -123,7 +131,7 @@ def _blend_weights(cfg: StyleConfig, n_styles: int) -> np.ndarray:
 
 
 def downsample_masks(masks: Array, layers: Sequence[str]) -> dict[str, Array]:
-    """Masks at each layer's resolution, pooled as the network pools: (S,H,W) -> {layer: (S,h,w)}."""
+    """Masks pooled to each layer's resolution as the network pools: (S,H,W) -> {layer: (S,h,w)}."""
     resized = {}
     for layer in layers:
         block = int(layer[len("block")])

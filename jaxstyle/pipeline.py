@@ -6,7 +6,8 @@ post-processing; the per-step work stays inside the one compiled step (`optimize
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -15,9 +16,19 @@ import numpy as np
 from jaxstyle import color
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.optimize import (NonFiniteLossError, StyleState, StylizeInterrupted,
-                               as_image_batch, init_state, logit, make_optimizer, make_step,
-                               make_targets, output_image, run_steps)
+from jaxstyle.optimize import (
+    NonFiniteLossError,
+    StyleState,
+    StylizeInterrupted,
+    as_image_batch,
+    init_state,
+    logit,
+    make_optimizer,
+    make_step,
+    make_targets,
+    output_image,
+    run_steps,
+)
 from jaxstyle.vgg import MIN_SIDE, prepare_params
 
 
@@ -168,7 +179,8 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
         state = _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step,
                             history, callback, init_image, state)
     except (NonFiniteLossError, StylizeInterrupted) as stop:
-        stop.image = finish_image(stop.image, content, cfg)  # what the caller saves looks like a finished run
+        # What the caller saves then looks like a finished run (full size, colours restored).
+        stop.image = finish_image(stop.image, content, cfg)
         raise
     return finish_image(output_image(state, cfg), content, cfg), history
 

@@ -6,7 +6,7 @@ seed's default loss (deepest layer block5_conv2) never computes block5_conv3/4.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -67,7 +67,7 @@ def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def input_grad_kernel(kernel: jax.Array) -> jax.Array:
-    """The kernel whose SAME conv maps an output cotangent to the input's: (3,3,I,O) -> (3,3,O,I)."""
+    """Kernel whose SAME conv maps an output cotangent to the input's: (3,3,I,O) -> (3,3,O,I)."""
     return jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
 
 

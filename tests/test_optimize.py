@@ -5,8 +5,19 @@ import optax
 import pytest
 
 from conftest import random_image
-from jaxstyle import (NonFiniteLossError, StyleConfig, init_state, keras_adam, load_state,
-                      loss_fn, make_step, make_targets, output_image, save_state, stylize)
+from jaxstyle import (
+    NonFiniteLossError,
+    StyleConfig,
+    init_state,
+    keras_adam,
+    load_state,
+    loss_fn,
+    make_step,
+    make_targets,
+    output_image,
+    save_state,
+    stylize,
+)
 from jaxstyle.errors import ConfigError, JaxstyleError
 
 SMALL = StyleConfig(epochs=1, steps_per_epoch=4, max_dim=64)
@@ -19,7 +30,7 @@ def images():
 
 
 def np_keras_adam(grads, lr, b1, b2, eps, x0):
-    """The Keras formula, transcribed: alpha_t = lr sqrt(1-b2^t)/(1-b1^t); x -= alpha_t m/(sqrt(v)+eps)."""
+    """Keras, transcribed: alpha_t = lr sqrt(1-b2^t)/(1-b1^t); x -= alpha_t m/(sqrt(v)+eps)."""
     x, m, v = x0.astype(np.float64), 0.0, 0.0
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g
@@ -72,7 +83,8 @@ def test_layer_weights_change_the_average(tiny_params, images):
     only = loss_fn(tiny_params, targets, noise, first_only)[1]["style"]
     single = cfg.replace(style_layers=("block1_conv1",))
     single_targets = make_targets(tiny_params, content, style, single)
-    np.testing.assert_allclose(only, loss_fn(tiny_params, single_targets, noise, single)[1]["style"],
+    expected = loss_fn(tiny_params, single_targets, noise, single)[1]["style"]
+    np.testing.assert_allclose(only, expected,
                                rtol=1e-5)
     assert abs(float(only) - float(equal)) > 1e-6 * abs(float(equal))
 

@@ -117,7 +117,8 @@ def test_prepared_params_give_identical_features_and_image_gradients(tiny_params
         return sum(jnp.square(f).mean() for f in features.values())
 
     np.testing.assert_array_equal(loss(images, prepared), loss(images, tiny_params))
-    np.testing.assert_allclose(jax.grad(loss)(images, prepared), jax.grad(loss)(images, tiny_params),
+    np.testing.assert_allclose(jax.grad(loss)(images, prepared),
+                               jax.grad(loss)(images, tiny_params),
                                rtol=1e-5, atol=1e-7)
 
 

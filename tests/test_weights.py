@@ -9,8 +9,7 @@ import pytest
 
 from conftest import random_params
 from jaxstyle.errors import WeightsError
-from jaxstyle.weights import (LAYER_NAMES, load_params, load_vgg19, save_params,
-                              write_keras_h5)
+from jaxstyle.weights import LAYER_NAMES, load_params, load_vgg19, save_params, write_keras_h5
 
 EXTRA_LAYERS = ["input_1", "block1_pool", "block2_pool", "flatten", "fc1", "fc2", "predictions"]
 
@@ -44,7 +43,8 @@ def write_named_layout(path, params, layout):
             weight_name = lambda layer, kind: f"{layer}/{kind}"
         for name in LAYER_NAMES:
             group = root.create_group(name)
-            names = [weight_name(name, "bias"), weight_name(name, "kernel")]  # order must not matter
+            # Bias first: the reader must not depend on the order.
+            names = [weight_name(name, "bias"), weight_name(name, "kernel")]
             group.attrs["weight_names"] = _names(names)
             group.create_dataset(names[0], data=params[name]["bias"])
             group.create_dataset(names[1], data=params[name]["kernel"])

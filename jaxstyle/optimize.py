@@ -106,6 +106,11 @@ class Targets(NamedTuple):
     masks: Optional[dict[str, Array]] = None
 
 
+# Targets are computed once per run, but compiling the whole network once is still much faster
+# than running it op by op (each op would be compiled separately).
+_features_once = jax.jit(vgg19_features, static_argnames=("layers", "pooling", "dtype", "remat"))
+
+
 def _network_options(cfg: StyleConfig) -> dict:
     dtype = jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
     return dict(pooling=cfg.pooling, dtype=dtype, remat=cfg.remat)
@@ -153,10 +158,10 @@ def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Target
     styles = [style] if not isinstance(style, (list, tuple)) else list(style)
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
     options = _network_options(cfg)
-    content_features = vgg19_features(params, content, cfg.content_layers, **options)
+    content_features = _features_once(params, content, cfg.content_layers, **options)
     grams = []  # per style: {layer: (C, C)}
     for image in styles:
-        features = vgg19_features(params, image, cfg.style_layers, **options)
+        features = _features_once(params, image, cfg.style_layers, **options)
         grams.append({layer: gram_matrix(f)[0] for layer, f in features.items()})
     if masks is None:
         weights = _blend_weights(cfg, len(styles))

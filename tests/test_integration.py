@@ -11,7 +11,7 @@ from PIL import Image
 from jaxstyle import StyleConfig, init_state, make_step, make_targets, stylize, vgg19_features
 from jaxstyle.demo import demo_content, demo_style
 from jaxstyle.images import resize
-from test_vgg import np_vgg
+from reference import np_vgg
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ import pytest
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.peers import PEERS, PeerUnavailable, build, normalised_weights
-from jaxstyle.weights import VGG19_CONV_LAYERS
+from jaxstyle.weights import LAYER_NAMES, VGG19_CONV_LAYERS
+from reference import np_vgg
 
 SIZE = 32
 # The tiny weights below give features of about 1; this style weight makes the style term as
@@ -22,9 +23,6 @@ OTHER_CFG = StyleConfig(content_layers=("block3_conv2", "block4_conv1"),
                         content_weight=1e3, style_weight=1e4, tv_weight=1e-2, pooling="avg",
                         learning_rate=0.05, beta1=0.9, beta2=0.99, epsilon=1e-3)
 CONFIGS = {"default": CFG, "other": OTHER_CFG}
-BGR_MEAN = np.array([103.939, 116.779, 123.68])
-
-
 @pytest.fixture(scope="module")
 def peer_params():
     """Random VGG19 params, He-scaled; the first layer also by 1/255 so features stay near 1."""
@@ -63,33 +61,8 @@ PEER_MODULES = {"tf": _tf_peer, "torch": _torch_peer}
 # --------------------------------------------------------------------------- NumPy reference
 
 
-def _conv3x3_relu(x, kernel, bias):
-    """3x3 SAME conv + bias + ReLU in float64: (1, H, W, Cin) -> (1, H, W, Cout)."""
-    _, h, w, _ = x.shape
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
-    for i in range(3):
-        for j in range(3):
-            out += padded[:, i:i + h, j:j + w, :] @ kernel[i, j]
-    return np.maximum(out + bias, 0.0)
-
-
-def _pool(x, kind):
-    n, h, w, c = x.shape
-    windows = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
-    return windows.max(axis=(2, 4)) if kind == "max" else windows.mean(axis=(2, 4))
-
-
 def _features(params, image, pooling):
-    x = image.astype(np.float64)[..., ::-1] * 255.0 - BGR_MEAN
-    features = {}
-    for name, _, _ in VGG19_CONV_LAYERS:
-        if name.endswith("_conv1") and name != "block1_conv1":
-            x = _pool(x, pooling)
-        layer = params[name]
-        x = _conv3x3_relu(x, layer["kernel"].astype(np.float64), layer["bias"].astype(np.float64))
-        features[name] = x
-    return features
+    return np_vgg(params, image, LAYER_NAMES, pooling)
 
 
 def _gram(features):

@@ -204,8 +204,9 @@ class Reporter:
         self.started = time.perf_counter()
         if not quiet:
             from tqdm import tqdm
+            # leave=False: the epoch lines and the final "saved" line are the lasting record.
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                            file=sys.stderr)
+                            leave=False, file=sys.stderr)
 
     def step(self, step: int, metrics, every: int = 10) -> None:
         if self.bar is None:

@@ -3,6 +3,10 @@
 Each flag set runs in its own subprocess (XLA reads flags once per process); the sets take
 turns for several rounds so a noisy shared machine hits them alike. Prints median ms/step.
 
+For where the time goes inside a step, trace a few steps with `jax.profiler.start_trace(DIR)`
+/ `stop_trace()` and sum the events of `DIR/plugins/profile/*/*.trace.json.gz` by name (that
+is how BENCHMARKS.md's profile was read).
+
     python scripts/tune_cpu.py --size 256 --rounds 3 --steps 5
 """
 
@@ -33,12 +37,11 @@ import jax
 from jaxstyle import StyleConfig, init_state, make_step, make_targets
 from jaxstyle.bench import bench_images
 from jaxstyle.weights import load_vgg19
-size, steps, conv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-params = jax.device_put(load_vgg19(sys.argv[4]))
+from jaxstyle.vgg import prepare_params
+size, steps = int(sys.argv[1]), int(sys.argv[2])
+params = jax.device_put(prepare_params(load_vgg19(sys.argv[3])))
 content, style = bench_images(size)
 cfg = StyleConfig()
-import jaxstyle.vgg as vgg
-vgg.CONV_IMPL = conv
 targets = make_targets(params, content, style, cfg)
 state = init_state(content, cfg)
 step = make_step(cfg)
@@ -61,34 +64,32 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sets", nargs="+", default=list(FLAG_SETS))
-    parser.add_argument("--conv", nargs="+", default=["xla"], help="vgg.CONV_IMPL values")
     parser.add_argument("--weights", default="weights/vgg19.npz")
     args = parser.parse_args()
-    variants = [(name, conv) for name in args.sets for conv in args.conv]
+    variants = list(args.sets)
     times = {v: [] for v in variants}
     info = {}
     for _ in range(args.rounds):
-        for name, conv in variants:
+        for name in variants:
             env = {**os.environ, "XLA_FLAGS": FLAG_SETS[name], "JAX_PLATFORMS": "cpu"}
             out = subprocess.run([sys.executable, "-c", CHILD, str(args.size), str(args.steps),
-                                  conv, args.weights], env=env, capture_output=True, text=True)
+                                  args.weights], env=env, capture_output=True, text=True)
             if out.returncode != 0:
-                info[(name, conv)] = out.stderr.strip().splitlines()[-1][:100]
+                info[name] = out.stderr.strip().splitlines()[-1][:100]
                 continue
             result = json.loads(out.stdout.strip().splitlines()[-1])
-            times[(name, conv)].extend(result["times"])
-            info[(name, conv)] = f"compile {result['compile_s']:.1f} s, loss {result['loss']:.6g}"
+            times[name].extend(result["times"])
+            info[name] = f"compile {result['compile_s']:.1f} s, loss {result['loss']:.6g}"
     base = statistics.median(times[variants[0]]) if times[variants[0]] else None
-    print(f"{'flags':<26} {'conv':<8} {'median ms':>10} {'min ms':>8} {'vs first':>8}  notes")
+    print(f"{'flags':<26} {'median ms':>10} {'min ms':>8} {'vs first':>8}  notes")
     for variant in variants:
         t = times[variant]
         if not t:
-            print(f"{variant[0]:<26} {variant[1]:<8} {'failed':>10}  {info.get(variant)}")
+            print(f"{variant:<26} {'failed':>10}  {info.get(variant)}")
             continue
         median = 1e3 * statistics.median(t)
         ratio = f"{median / (1e3 * base):.2f}" if base else ""
-        print(f"{variant[0]:<26} {variant[1]:<8} {median:>10.1f} {1e3 * min(t):>8.1f} "
-              f"{ratio:>8}  {info[variant]}")
+        print(f"{variant:<26} {median:>10.1f} {1e3 * min(t):>8.1f} {ratio:>8}  {info[variant]}")
 
 
 if __name__ == "__main__":

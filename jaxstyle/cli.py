@@ -320,16 +320,15 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
                             content.shape[:2])
     params = _load_params(weights, quiet)
     total = pipeline.total_steps(cfg)
-    report = Reporter(total, quiet)
-    sizes = ", ".join(f"{s.shape[1]}x{s.shape[0]}" for s in styles)
-    report.line(f"content {content.shape[1]}x{content.shape[0]}, style {sizes}, {total} steps"
-                + (f" over {cfg.scales} scales" if cfg.scales > 1 else ""))
     state = None
     if resume is not None:
         state = optimize.load_state(resume, optimize.init_state(content, cfg, init_image))
+    report = Reporter(total, quiet, start=0 if state is None else int(state.step))
+    sizes = ", ".join(f"{s.shape[1]}x{s.shape[0]}" for s in styles)
+    report.line(f"content {content.shape[1]}x{content.shape[0]}, style {sizes}, {total} steps"
+                + (f" over {cfg.scales} scales" if cfg.scales > 1 else ""))
+    if state is not None:
         report.line(f"resumed from {resume} at step {int(state.step)}")
-        if report.bar is not None:
-            report.bar.update(int(state.step))
     save_dir = Path(save_dir) if save_dir else output.with_name(output.stem + "_steps")
     epoch_started = [time.perf_counter()]
 

@@ -8,32 +8,29 @@
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
+from jaxstyle.gatys import (
+    NonFiniteLossError,
+    StyleState,
+    StylizeInterrupted,
+    init_state,
+    load_state,
+    make_step,
+    output_image,
+    save_state,
+    stylize,
+)
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (
-                             content_loss,
-                             gram_matrix,
-                             masked_gram_matrix,
-                             mean_squared_error,
-                             style_loss,
-                             total_variation,
+    content_loss,
+    gram_matrix,
+    masked_gram_matrix,
+    mean_squared_error,
+    per_image_mse,
+    style_loss,
+    total_variation,
 )
-from jaxstyle.optimize import (
-                             NonFiniteLossError,
-                             StyleState,
-                             StylizeInterrupted,
-                             Targets,
-                             init_state,
-                             keras_adam,
-                             load_state,
-                             loss_fn,
-                             make_optimizer,
-                             make_step,
-                             make_targets,
-                             output_image,
-                             save_state,
-                             scale_by_keras_adam,
-)
-from jaxstyle.pipeline import stylize
+from jaxstyle.objective import Targets, loss_fn, make_targets, per_image_loss, stack_targets
+from jaxstyle.optim import keras_adam, make_optimizer, scale_by_keras_adam
 from jaxstyle.vgg import VGG19, prepare_params, preprocess, vgg19_features
 from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
 
@@ -44,7 +41,8 @@ __all__ = [
     "StyleState", "StylizeInterrupted", "Targets", "VGG19", "WeightsError", "__version__",
     "content_loss", "gram_matrix", "init_state", "keras_adam", "load_image", "load_state",
     "load_vgg19", "loss_fn", "make_optimizer", "make_step", "make_targets",
-    "masked_gram_matrix", "mean_squared_error", "output_image", "prepare_params", "preprocess",
-    "read_keras_weights", "save_image", "save_params", "save_state", "scale_by_keras_adam",
-    "style_loss", "stylize", "total_variation", "vgg19_features",
+    "masked_gram_matrix", "mean_squared_error", "output_image", "per_image_loss", "per_image_mse",
+    "prepare_params", "preprocess", "read_keras_weights", "save_image", "save_params",
+    "save_state", "scale_by_keras_adam", "stack_targets", "style_loss", "stylize",
+    "total_variation", "vgg19_features",
 ]

@@ -1,7 +1,9 @@
 """Colour preservation, both methods of Gatys et al. 2016, "Preserving Color in Neural
 Artistic Style Transfer": luminance-only transfer and colour histogram matching.
 
-Pure functions on RGB images in [0, 1], (..., 3) -> (..., 3).
+Pure functions on RGB images in [0, 1], (..., 3) -> (..., 3). The matching functions take
+(H, W, 3) images or (N, H, W, 3) batches; statistics are per image (a style batch of 1 is
+matched to every content image).
 """
 
 from __future__ import annotations
@@ -32,6 +34,28 @@ def luminance_image(images: jax.Array) -> jax.Array:
     return jnp.repeat(y, 3, axis=-1)
 
 
+def _per_image(match):
+    """Apply `match(style, content)` on single images to each pair of a batch."""
+
+    def batched(style: jax.Array, content: jax.Array) -> jax.Array:
+        if style.ndim == 3 and content.ndim == 3:
+            return match(style, content)
+        style, content = jnp.asarray(style), jnp.asarray(content)
+        style = style if style.ndim == 4 else style[None]
+        content = content if content.ndim == 4 else content[None]
+        n = max(style.shape[0], content.shape[0])
+        if style.shape[0] not in (1, n) or content.shape[0] not in (1, n):
+            raise ValueError(f"batches differ: style {style.shape}, content {content.shape}")
+        style = jnp.broadcast_to(style, (n,) + style.shape[1:])
+        content = jnp.broadcast_to(content, (n,) + content.shape[1:])
+        return jax.vmap(match)(style, content)
+
+    batched.__doc__ = match.__doc__
+    batched.__name__ = match.__name__
+    return batched
+
+
+@_per_image
 def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
     """Grey style image whose luminance has the content's mean and std (paper, eq. 1)."""
     ys, yc = rgb_to_yiq(style)[..., 0], rgb_to_yiq(content)[..., 0]
@@ -53,6 +77,7 @@ def _sqrtm(cov: jax.Array, inverse: bool = False) -> jax.Array:
     return (vectors * values**power) @ vectors.T
 
 
+@_per_image
 def match_color_histogram(style: jax.Array, content: jax.Array) -> jax.Array:
     """Style pixels moved to the content's colour mean and covariance (paper, section 2.2).
 

@@ -7,7 +7,7 @@ import math
 from typing import Optional
 
 from jaxstyle.errors import ConfigError
-from jaxstyle.weights import LAYER_NAMES
+from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE
 
 DEFAULT_CONTENT_LAYERS = ("block5_conv2",)
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1",
@@ -19,6 +19,21 @@ INITS = ("content", "noise")
 PRESERVE_COLOR = (None, "luminance", "histogram")
 
 
+# Groups of the command line's options, in the order `--help` shows them.
+SIZE, LOSS, ART, OPTIM = "size and length", "loss", "artistic controls", "optimizer"
+
+
+def _option(default, group: str, kind: str, help: Optional[str] = None, **extra):
+    """A config field that is also a command-line option; the CLI reads all of it from here.
+
+    kind: how the CLI parses it: 'count' (int >= 1), 'int', 'float', 'flag', 'choice',
+    'layers' (comma-separated names), 'floats' (comma-separated), 'floats+' / 'ints+' (several
+    arguments), 'init' (content|noise|PATH).
+    """
+    return dataclasses.field(default=default, metadata=dict(group=group, kind=kind, help=help,
+                                                            **extra))
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """All settings of one stylization. Defaults reproduce the TensorFlow tutorial (the seed).
@@ -27,43 +42,64 @@ class StyleConfig:
     """
 
     # Loss.
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    content_weight: float = 1e4
-    style_weight: float = 1e-2
-    tv_weight: float = 4e-4
+    content_layers: tuple[str, ...] = _option(DEFAULT_CONTENT_LAYERS, LOSS, "layers",
+                                              "comma-separated VGG19 layer names")
+    style_layers: tuple[str, ...] = _option(DEFAULT_STYLE_LAYERS, LOSS, "layers",
+                                            "comma-separated VGG19 layer names")
+    content_weight: float = _option(1e4, LOSS, "float")
+    style_weight: float = _option(1e-2, LOSS, "float")
+    tv_weight: float = _option(4e-4, LOSS, "float")
+    pooling: str = _option("max", LOSS, "choice", choices=POOLINGS)
     # Per-layer weights; None means the seed's equal average over the layers.
-    content_layer_weights: Optional[tuple[float, ...]] = None
-    style_layer_weights: Optional[tuple[float, ...]] = None
+    content_layer_weights: Optional[tuple[float, ...]] = _option(
+        None, ART, "floats", "per content layer weights (default: equal)", metavar="W,W,...")
+    style_layer_weights: Optional[tuple[float, ...]] = _option(
+        None, ART, "floats", "per style layer weights (default: equal)", metavar="W,W,...")
     # Blend weights of several style images; None means equal.
-    style_blend: Optional[tuple[float, ...]] = None
+    style_blend: Optional[tuple[float, ...]] = _option(
+        None, ART, "floats+", "blend weights of the style images (default: equal)", metavar="W")
     # Optimizer (the seed: Adam with Keras semantics, lr 0.02, beta1 0.99, eps 0.1).
-    optimizer: str = "adam"
-    learning_rate: float = 0.02
-    beta1: float = 0.99
-    beta2: float = 0.999
-    epsilon: float = 0.1
-    epochs: int = 10
-    steps_per_epoch: int = 100
-    steps: Optional[int] = None  # total steps, overriding epochs x steps_per_epoch
+    optimizer: str = _option("adam", OPTIM, "choice",
+                             "adam: Keras/TF semantics (the seed); lbfgs: optax L-BFGS on a "
+                             "sigmoid-reparametrised image", choices=OPTIMIZERS)
+    learning_rate: float = _option(0.02, OPTIM, "float")
+    beta1: float = _option(0.99, OPTIM, "float")
+    beta2: float = _option(0.999, OPTIM, "float")
+    epsilon: float = _option(0.1, OPTIM, "float")
+    epochs: int = _option(10, SIZE, "count")
+    steps_per_epoch: int = _option(100, SIZE, "count")
+    steps: Optional[int] = _option(None, SIZE, "count",
+                                   "total steps, overriding --epochs x --steps-per-epoch")
     # Exponential moving average of the image (None: off); the average is the output.
-    ema: Optional[float] = None
+    ema: Optional[float] = _option(None, OPTIM, "float", "output an exponential moving average "
+                                   "of the image (e.g. 0.99)", metavar="DECAY")
     # Images.
-    max_dim: int = 512
-    style_max_dim: Optional[int] = None  # None: same as max_dim
-    style_scale: float = 1.0
-    init: str = "content"
-    seed: int = 0
-    preserve_color: Optional[str] = None
+    max_dim: int = _option(512, SIZE, "count", "longer side of the output, px (images are "
+                           "only shrunk)")
+    style_max_dim: Optional[int] = _option(None, SIZE, "count", "longer side limit for style "
+                                           "images, px (default: --max-dim)")
+    style_scale: float = _option(1.0, ART, "float", "style image size relative to the output's")
+    init: str = _option("content", OPTIM, "init", "start from the content image, seeded noise, "
+                        "or an image file", metavar="content|noise|PATH")
+    seed: int = _option(0, OPTIM, "int")
+    preserve_color: Optional[str] = _option(None, ART, "choice", "keep the content's colours "
+                                            "(Gatys et al. 2016)",
+                                            choices=tuple(c for c in PRESERVE_COLOR if c))
     # Coarse-to-fine: optimise at 1/scale_factor^(scales-1) size first.
-    scales: int = 1
-    scale_factor: float = 2.0
-    scale_steps: Optional[tuple[int, ...]] = None  # steps at each scale; None: total_steps each
-    carry_optimizer: bool = False  # resize Adam's moments to the next scale instead of resetting
+    scales: int = _option(1, ART, "count", "coarse-to-fine: optimise at 1/f^(N-1) size first")
+    scale_factor: float = _option(2.0, ART, "float")
+    # Steps at each scale; None: total_steps each.
+    scale_steps: Optional[tuple[int, ...]] = _option(
+        None, ART, "ints+", "steps at each scale, coarsest first (default: all steps at each)",
+        metavar="N")
+    # Resize Adam's moments to the next scale instead of resetting them.
+    carry_optimizer: bool = _option(False, ART, "flag", "resize Adam's moments to the next "
+                                    "scale instead of resetting them")
     # Network and numerics.
-    pooling: str = "max"
-    precision: str = "fp32"
-    remat: bool = False
+    precision: str = _option("fp32", OPTIM, "choice", "bf16: convolutions in bfloat16, losses "
+                             "and optimizer in fp32", choices=PRECISIONS)
+    remat: bool = _option(False, OPTIM, "flag", "recompute activations in the backward pass "
+                          "(less memory)")
 
     def __post_init__(self):
         for field in ("content_layers", "style_layers", "content_layer_weights",
@@ -139,8 +175,8 @@ def check_config(cfg: StyleConfig) -> None:
         raise ConfigError(f"steps must be an integer >= 1, got {cfg.steps!r}")
     for name in ("max_dim", "style_max_dim"):
         value = getattr(cfg, name)
-        if value is not None and (not isinstance(value, int) or value < 32):
-            raise ConfigError(f"{name} must be an integer >= 32, got {value!r}")
+        if value is not None and (not isinstance(value, int) or value < MIN_SIDE):
+            raise ConfigError(f"{name} must be an integer >= {MIN_SIDE}, got {value!r}")
     if cfg.scale_steps is not None:
         if len(cfg.scale_steps) != cfg.scales:
             raise ConfigError(f"scale_steps has {len(cfg.scale_steps)} entries for "

@@ -17,8 +17,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import ImageError
 from jaxstyle.files import atomic_write
+from jaxstyle.vgg import MIN_SIDE
 
-MIN_SIDE = 32
 DEFAULT_MAX_PIXELS = 50_000_000  # refuse bigger files before decoding them (memory guard)
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}

@@ -18,15 +18,22 @@ def _check_features(features: jax.Array, name: str = "features") -> None:
         raise ValueError(f"{name} must be (N, H, W, C), got shape {features.shape}")
 
 
+def _gram_products(flat: jax.Array) -> jax.Array:
+    # One 2-D matmul for a single image: XLA CPU runs a batched dot with a batch of 1 markedly
+    # slower. (Under vmap each image is a batch of 1 here and vmap batches the 2-D matmul.)
+    if flat.shape[0] == 1:
+        return (flat[0].T @ flat[0])[None]
+    return jnp.einsum("npc,npd->ncd", flat, flat)
+
+
 @jax.custom_vjp
 def _self_products(flat: jax.Array) -> jax.Array:
     """F^T F per image: (N, P, C) -> (N, C, C).
 
-    One 2-D matmul per image (XLA CPU runs batched dots with a batch of 1 markedly slower), and
-    a hand-written backward pass: d(F^T F) is F (dG + dG^T), one matmul where autodiff emits two.
-    Together they halve the Gram matrices' share of a CPU step.
+    A hand-written backward pass: d(F^T F) is F (dG + dG^T), one matmul where autodiff emits
+    two. Together with the 2-D matmul for one image it halves the Grams' share of a CPU step.
     """
-    return jnp.stack([image.T @ image for image in flat])
+    return _gram_products(flat)
 
 
 def _self_products_fwd(flat):
@@ -34,7 +41,10 @@ def _self_products_fwd(flat):
 
 
 def _self_products_bwd(flat, cotangent):
-    return (jnp.stack([image @ (g + g.T) for image, g in zip(flat, cotangent)]),)
+    symmetric = cotangent + jnp.swapaxes(cotangent, 1, 2)
+    if flat.shape[0] == 1:
+        return ((flat[0] @ symmetric[0])[None],)
+    return (jnp.einsum("npc,ncd->npd", flat, symmetric),)
 
 
 _self_products.defvjp(_self_products_fwd, _self_products_bwd)
@@ -49,22 +59,34 @@ def gram_matrix(features: jax.Array) -> jax.Array:
 
 
 def masked_gram_matrix(features: jax.Array, masks: jax.Array) -> jax.Array:
-    """Guided Gram over each mask (Gatys et al. 2017): (N,H,W,C), (S,H,W) -> (N,S,C,C).
+    """Guided Gram over each mask (Gatys et al. 2017): (N,H,W,C), (S,H,W)|(N,S,H,W) -> (N,S,C,C).
 
-    Features are weighted by the mask and the sum is divided by the mask's total weight, so a
-    mask of all ones gives exactly `gram_matrix`. (The 2017 paper weights features by the
-    guide and normalises like the unguided Gram; dividing by the mask area instead keeps the
-    statistics of a small region on the same scale as the style image's.)
+    Masks (S, H, W) are shared by all images; (N, S, H, W) (or (1, S, H, W)) gives each image
+    its own. Features are weighted by the mask and the sum is divided by the mask's total
+    weight, so a mask of all ones gives exactly `gram_matrix`. (The 2017 paper weights features
+    by the guide and normalises like the unguided Gram; dividing by the mask area instead keeps
+    the statistics of a small region on the same scale as the style image's.)
     """
     _check_features(features)
-    if masks.ndim != 3 or masks.shape[1:] != features.shape[1:3]:
-        raise ValueError(f"masks must be (S, {features.shape[1]}, {features.shape[2]}), "
-                         f"got {masks.shape}")
-    weighted = jnp.einsum("nhwc,shw->nshwc", features, masks)
+    n, h, w, _ = features.shape
+    if masks.ndim == 3:
+        masks = masks[None]
+    if masks.ndim != 4 or masks.shape[2:] != (h, w) or masks.shape[0] not in (1, n):
+        raise ValueError(f"masks must be (S, {h}, {w}) or ({n}, S, {h}, {w}), got {masks.shape}")
+    masks = jnp.broadcast_to(masks, (n,) + masks.shape[1:])
+    weighted = jnp.einsum("nhwc,nshw->nshwc", features, masks)
     gram = jnp.einsum("nshwc,nhwd->nscd", weighted, features,
                       preferred_element_type=jnp.float32)
-    area = jnp.maximum(masks.sum(axis=(1, 2)), 1e-8)
-    return gram / area[None, :, None, None]
+    area = jnp.maximum(masks.sum(axis=(2, 3)), 1e-8)
+    return gram / area[:, :, None, None]
+
+
+def per_image_mse(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Mean squared difference per image, b broadcast over a's batch: (N, ...), (N|1, ...) -> (N,)."""
+    if a.shape[1:] != b.shape[1:] or b.shape[0] not in (1, a.shape[0]):
+        raise ValueError(f"shapes do not broadcast per image: {a.shape} vs {b.shape}")
+    diff = a.astype(jnp.float32) - b.astype(jnp.float32)
+    return jnp.mean(jnp.square(diff), axis=tuple(range(1, a.ndim)))
 
 
 def mean_squared_error(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -94,9 +116,12 @@ def total_variation(images: jax.Array) -> jax.Array:
 
 
 def weighted_mean(values: list[jax.Array], weights=None) -> jax.Array:
-    """Mean of per-layer losses; with weights, their weighted average (weights sum normalised)."""
+    """Mean of per-layer losses over the layers (axis 0); with weights, their weighted average.
+
+    values: L arrays of equal shape, () or (N,) per image -> the same shape.
+    """
     stacked = jnp.stack(values)
     if weights is None:
-        return stacked.mean()
-    weights = jnp.asarray(weights, jnp.float32)
-    return (stacked * weights).sum() / weights.sum()
+        return stacked.mean(axis=0)
+    weights = jnp.asarray(weights, jnp.float32).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    return (stacked * weights).sum(axis=0) / weights.sum()

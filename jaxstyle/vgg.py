@@ -12,11 +12,24 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.weights import LAYER_NAMES, VGG19_CONV_LAYERS
-
+# The one home of VGG19's table: every other module (weights, losses, peers, CLI) imports it.
+# (name, in_channels, out_channels) of VGG19's 16 conv layers, in network order.
+VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = tuple(
+    (f"block{block}_conv{conv}", cin if conv == 1 else cout, cout)
+    for block, (cin, cout, convs) in enumerate(
+        [(3, 64, 2), (64, 128, 2), (128, 256, 4), (256, 512, 4), (512, 512, 4)], start=1
+    )
+    for conv in range(1, convs + 1)
+)
+LAYER_NAMES: tuple[str, ...] = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
 # ImageNet channel means in BGR order, as keras.applications.vgg19.preprocess_input subtracts.
 BGR_MEAN = (103.939, 116.779, 123.68)
 MIN_SIDE = 32  # four 2x2 poolings before block5 still leave a 2x2 map
+
+
+def layer_block(name: str) -> int:
+    """The VGG block a layer belongs to: 'block3_conv1' -> 3 (its map is 1/2^(block-1) size)."""
+    return int(name[len("block")])
 
 
 def preprocess(images: jax.Array) -> jax.Array:

@@ -19,7 +19,7 @@ sys.path.insert(0, "scripts")
 import jax
 from common import params
 from jaxstyle import StyleConfig, init_state, make_step, make_targets
-from jaxstyle.bench import bench_images
+from jaxstyle.bench.harness import bench_images
 size, remat, run = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
 p = params()
 content, style = bench_images(size)

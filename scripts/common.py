@@ -12,8 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxstyle import StyleConfig, load_image, loss_fn, make_targets  # noqa: E402
 from jaxstyle.demo import demo_content, demo_style  # noqa: E402
-from jaxstyle.fetch import resolve_params  # noqa: E402
-from jaxstyle.images import fit_size, resize  # noqa: E402
+from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
 
 
@@ -22,13 +21,9 @@ def params():
 
 
 def inputs(size: int, content_path: str | None = None, style_path: str | None = None):
-    """Content (longer side `size`) and style images; the drawn demo pair by default."""
-    if content_path:
-        content = load_image(content_path, max_dim=size)
-    else:
-        content = demo_content(768, 512)
-        content = resize(content, fit_size(*content.shape[:2], size))
-    style = load_image(style_path, max_dim=size) if style_path else demo_style(size, size)
+    """Content (longer side `size`) and style images; the packaged demo pair by default."""
+    content = load_image(content_path, max_dim=size) if content_path else demo_content(size)
+    style = load_image(style_path, max_dim=size) if style_path else demo_style(size)
     return content, style
 
 

@@ -35,7 +35,7 @@ CHILD = r"""
 import json, os, statistics, sys, time
 import jax
 from jaxstyle import StyleConfig, init_state, make_step, make_targets
-from jaxstyle.bench import bench_images
+from jaxstyle.bench.harness import bench_images
 from jaxstyle.weights import load_vgg19
 from jaxstyle.vgg import prepare_params
 size, steps = int(sys.argv[1]), int(sys.argv[2])

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxstyle.weights import VGG19_CONV_LAYERS
+from jaxstyle.vgg import VGG19_CONV_LAYERS
 
 # Unit tests run on the CPU even where an accelerator is present, so numbers are comparable.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -50,7 +50,7 @@ def random_image(rng, height: int, width: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def real_params():
     """The real VGG19 weights, fetched once (through the fallback where needed) and cached."""
-    from jaxstyle.fetch import fetch_weights
+    from jaxstyle.weights.fetch import fetch_weights
     from jaxstyle.weights import load_vgg19
 
     return load_vgg19(fetch_weights(progress=False, log=lambda message: None))

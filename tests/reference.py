@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxstyle.weights import LAYER_NAMES
+from jaxstyle.vgg import LAYER_NAMES
 
 BGR_MEAN = np.array([103.939, 116.779, 123.68])
 

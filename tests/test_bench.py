@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from jaxstyle import StyleConfig
-from jaxstyle.bench import format_table, run_bench
-from jaxstyle.optimize import flops_per_step
-from jaxstyle.weights import LAYER_NAMES, VGG19_CONV_LAYERS
+from jaxstyle.bench.harness import format_table, run_bench
+from jaxstyle.bench.harness import flops_per_step
+from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
 
 
 def model_flops(height, width, cfg=None):

@@ -9,8 +9,8 @@ import pytest
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.peers import PEERS, PeerUnavailable, build, normalised_weights
-from jaxstyle.weights import LAYER_NAMES, VGG19_CONV_LAYERS
+from jaxstyle.bench.peers import PEERS, PeerUnavailable, build, normalised_weights
+from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
 from reference import np_vgg
 
 SIZE = 32
@@ -46,13 +46,13 @@ def images():
 
 def _tf_peer():
     pytest.importorskip("tensorflow")
-    from jaxstyle.peers import tf_peer
+    from jaxstyle.bench.peers import tf_peer
     return tf_peer
 
 
 def _torch_peer():
     pytest.importorskip("torch")
-    from jaxstyle.peers import torch_peer
+    from jaxstyle.bench.peers import torch_peer
     return torch_peer
 
 
@@ -174,7 +174,7 @@ def test_torch_compile_matches_eager(peer_params, images):
 
 def test_torch_compile_failure_is_peer_unavailable(peer_params, images, monkeypatch):
     torch = pytest.importorskip("torch")
-    from jaxstyle.peers import torch_peer
+    from jaxstyle.bench.peers import torch_peer
 
     def broken_compile(*args, **kwargs):
         raise RuntimeError("no C++ compiler")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxstyle.errors import WeightsError
-from jaxstyle.torch_legacy import LEGACY_MAGIC, LEGACY_PROTOCOL_VERSION, load_legacy_torch
+from jaxstyle.weights.torch_legacy import LEGACY_MAGIC, LEGACY_PROTOCOL_VERSION, load_legacy_torch
 
 STORAGE_NAMES = {np.dtype("float32"): "FloatStorage", np.dtype("uint8"): "ByteStorage",
                  np.dtype("int64"): "LongStorage", np.dtype("float16"): "HalfStorage"}

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import random_params
 from jaxstyle.errors import WeightsError
-from jaxstyle.weights import LAYER_NAMES, load_params, load_vgg19, save_params, write_keras_h5
+from jaxstyle.vgg import LAYER_NAMES
+from jaxstyle.weights import load_params, load_vgg19, save_params, write_keras_h5
 
 EXTRA_LAYERS = ["input_1", "block1_pool", "block2_pool", "flatten", "fc1", "fc2", "predictions"]
 

@@ -22,42 +22,14 @@ import numpy as np
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.optimize import flops_per_step
+from jaxstyle.vgg import MIN_SIDE
 
 LOSS_AGREEMENT = 1e-3  # peers must compute the same first-step loss within this relative error
 
 
-def add_bench_parser(commands, formatter, add_weights_option) -> None:
-    bench = commands.add_parser(
-        "bench", help="time the optimisation step (and peers) on square images",
-        formatter_class=formatter,
-        epilog="examples:\n  jaxstyle bench --sizes 128 256\n"
-               "  jaxstyle bench --sizes 256 --peer tf torch --json bench.json\n"
-               "  jaxstyle bench --sizes 512 1024 --remat --precision bf16")
-    bench.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512],
-                       help="square image sizes, px")
-    bench.add_argument("--steps", type=int, default=20, help="timed steps per implementation")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
-    bench.add_argument("--block", type=int, default=5,
-                       help="steps per turn when alternating with peers")
-    bench.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    bench.add_argument("--remat", action="store_true", help="jax.checkpoint per VGG block")
-    bench.add_argument("--peer", nargs="+", default=[], choices=("tf", "torch", "torch-compile"),
-                       help="also time these frameworks (pip install -e '.[peers]')")
-    bench.add_argument("--json", metavar="OUT", help="write the results as JSON")
-    bench.add_argument("--compile-cache", metavar="DIR",
-                       help="JAX persistent compilation cache folder")
-    add_weights_option(bench)
-
-
-def enable_compile_cache(folder: str) -> None:
-    """Turn on JAX's persistent compilation cache in `folder` for every compiled program."""
-    import jax
-
-    os.makedirs(folder, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+def flops_per_step(height: int, width: int) -> int:
+    """Model of one default Gatys step's FLOPs (see BENCHMARKS.md): 1,551,104 * H * W."""
+    return 1_551_104 * height * width
 
 
 def machine_info() -> dict:
@@ -104,19 +76,19 @@ class JaxRunner:
     def __init__(self, params, content, style, cfg: StyleConfig):
         import jax
 
-        from jaxstyle import optimize
+        from jaxstyle.gatys import init_state, make_step
+        from jaxstyle.objective import make_targets
         from jaxstyle.vgg import prepare_params
 
         self.params = jax.device_put(prepare_params(params))
-        self.targets = optimize.make_targets(self.params, content, style, cfg)
-        self.state = optimize.init_state(content, cfg)
+        self.targets = make_targets(self.params, content, style, cfg)
+        self.state = init_state(content, cfg)
         started = time.perf_counter()
-        self.step_fn = optimize.make_step(cfg).lower(self.params, self.targets,
-                                                     self.state).compile()
+        self.step_fn = make_step(cfg).lower(self.params, self.targets, self.state).compile()
         memory = self.step_fn.memory_analysis()
         self.temp_bytes = int(getattr(memory, "temp_size_in_bytes", 0) or 0)
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)
-        self.first_loss = float(metrics["loss"])
+        self.first_loss = float(metrics["loss"].mean())
         self.compile_s = time.perf_counter() - started
 
     def step(self) -> float:
@@ -124,14 +96,14 @@ class JaxRunner:
 
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)
         jax.block_until_ready(self.state.image)
-        return metrics["loss"]
+        return metrics["loss"].mean()
 
 
 class PeerRunner:
     """A peer framework's step behind the same interface."""
 
     def __init__(self, peer: str, params, content, style, cfg: StyleConfig):
-        from jaxstyle import peers
+        from jaxstyle.bench import peers
 
         started = time.perf_counter()
         self.impl = peers.build(peer, params, content, style, cfg)
@@ -166,7 +138,7 @@ def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warm
     runners = [JaxRunner(params, content, style, cfg)]
     skipped = []
     for peer in peer_names:
-        from jaxstyle.peers import PeerUnavailable
+        from jaxstyle.bench.peers import PeerUnavailable
 
         try:
             runner = PeerRunner(peer, params, content, style, cfg)
@@ -220,32 +192,9 @@ def run_bench(params, sizes, cfg: StyleConfig, peers=(), steps=20, warmup=3, blo
     """Benchmark every size; returns {'machine': {...}, 'results': [...]}."""
     results = []
     for size in sizes:
-        if size < 32:
-            raise ConfigError(f"--sizes: {size} px is below the 32 px minimum")
+        if size < MIN_SIDE:
+            raise ConfigError(f"--sizes: {size} px is below the {MIN_SIDE} px minimum")
         results.extend(bench_size(params, size, cfg, peers, steps, warmup, block, log))
     return {"machine": machine_info(), "config": {"precision": cfg.precision,
                                                   "remat": cfg.remat, "steps": steps,
                                                   "warmup": warmup}, "results": results}
-
-
-def cmd_bench(args) -> int:
-    from jaxstyle.cli import _load_params
-    from jaxstyle.files import atomic_write
-
-    if args.steps < 1 or args.warmup < 0 or args.block < 1:
-        raise ConfigError("--steps and --block must be >= 1 and --warmup >= 0")
-    if args.compile_cache:
-        enable_compile_cache(args.compile_cache)
-    params = _load_params(args.weights, quiet=False)
-    cfg = StyleConfig(precision=args.precision, remat=args.remat)
-    report = run_bench(params, args.sizes, cfg, args.peer, args.steps, args.warmup, args.block,
-                       log=lambda message: print(message, file=sys.stderr))
-    machine = report["machine"]
-    print(f"# {machine['date']}  {machine['device']} ({machine['backend']}, "
-          f"{machine['cpus']} CPUs)  jax {machine['jax']}  {args.precision}"
-          f"{'  remat' if args.remat else ''}")
-    print(format_table(report["results"]))
-    if args.json:
-        with atomic_write(args.json) as f:
-            f.write(json.dumps(report, indent=2).encode())
-    return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.peers import (
+from jaxstyle.bench.peers import (
     BGR_MEAN,
     PeerUnavailable,
     check_config,

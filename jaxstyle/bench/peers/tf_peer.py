@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.peers import (
+from jaxstyle.bench.peers import (
     BGR_MEAN,
     check_config,
     check_images,

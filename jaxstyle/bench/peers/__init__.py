@@ -23,12 +23,11 @@ import numpy as np
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.weights import LAYER_NAMES, Params, validate_params
+from jaxstyle.vgg import BGR_MEAN, LAYER_NAMES, MIN_SIDE
+from jaxstyle.weights import Params, validate_params
 
 PEERS = ("tf", "torch", "torch-compile")
 INSTALL_HINT = 'pip install -e ".[peers]"'
-# Keras 'caffe' preprocessing: ImageNet channel means, BGR order.
-BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 class PeerUnavailable(JaxstyleError, ImportError):
@@ -67,8 +66,8 @@ def check_images(content: np.ndarray, style: np.ndarray,
         value = np.asarray(value, dtype=np.float32)
         if value.ndim != 4 or value.shape[0] != 1 or value.shape[-1] != 3:
             raise ValueError(f"{label} must be (1, H, W, 3), got shape {value.shape}")
-        if min(value.shape[1:3]) < 32:  # four 2x2 poolings before block5
-            raise ValueError(f"{label} must be at least 32x32, got {value.shape}")
+        if min(value.shape[1:3]) < MIN_SIDE:
+            raise ValueError(f"{label} must be at least {MIN_SIDE}x{MIN_SIDE}, got {value.shape}")
         checked.append(value.copy())
     if checked[2].shape != checked[0].shape:
         raise ValueError(f"image must have the content's shape {checked[0].shape}, "
@@ -117,10 +116,10 @@ def build(peer: str, params: Params, content: np.ndarray, style: np.ndarray,
           cfg: StyleConfig, **options) -> PeerStep:
     """Build the named peer ('tf', 'torch' or 'torch-compile'); see the peer modules."""
     if peer == "tf":
-        from jaxstyle.peers import tf_peer
+        from jaxstyle.bench.peers import tf_peer
         return tf_peer.build(params, content, style, cfg, **options)
     if peer in ("torch", "torch-compile"):
-        from jaxstyle.peers import torch_peer
+        from jaxstyle.bench.peers import torch_peer
         return torch_peer.build(params, content, style, cfg, compile=peer == "torch-compile",
                                 **options)
     raise ConfigError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")

@@ -19,16 +19,7 @@ import numpy as np
 
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import atomic_write
-
-# (name, in_channels, out_channels) of VGG19's 16 conv layers, in network order.
-VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = tuple(
-    (f"block{block}_conv{conv}", cin if conv == 1 else cout, cout)
-    for block, (cin, cout, convs) in enumerate(
-        [(3, 64, 2), (64, 128, 2), (128, 256, 4), (256, 512, 4), (512, 512, 4)], start=1
-    )
-    for conv in range(1, convs + 1)
-)
-LAYER_NAMES: tuple[str, ...] = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
+from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
 
 Params = dict[str, dict[str, np.ndarray]]
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import atomic_write
-from jaxstyle.torch_legacy import load_legacy_torch
-from jaxstyle.weights import (
+from jaxstyle.weights.torch_legacy import load_legacy_torch
+from jaxstyle.weights.keras import (
     LAYER_NAMES,
     Params,
     load_vgg19,
@@ -68,7 +68,7 @@ PIP_TIMEOUT_S = 300
 PARAMS_FILENAME = "vgg19.npz"
 PROVENANCE_FILENAME = "vgg19.json"
 # Only used when the package runs from a source checkout (the folder exists there).
-CHECKOUT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+CHECKOUT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 Log = Callable[[str], None]
 

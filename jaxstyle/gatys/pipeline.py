@@ -1,7 +1,7 @@
 """`stylize`: everything around the compiled step that happens once per run or per scale.
 
 Colour preservation, style-image sizing, masks and coarse-to-fine scales are pre- and
-post-processing; the per-step work stays inside the one compiled step (`optimize.make_step`).
+post-processing; the per-step work stays inside the one compiled step (`state.make_step`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,10 @@ import numpy as np
 from jaxstyle import color
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.optimize import (
-    NonFiniteLossError,
-    StyleState,
-    StylizeInterrupted,
-    as_image_batch,
-    init_state,
-    logit,
-    make_optimizer,
-    make_step,
-    make_targets,
-    output_image,
-    run_steps,
-)
+from jaxstyle.gatys.loop import NonFiniteLossError, StylizeInterrupted, run_steps
+from jaxstyle.gatys.state import StyleState, init_state, logit, make_step, output_image
+from jaxstyle.objective import as_image_batch, check_masks_allowed, make_targets
+from jaxstyle.optim import make_optimizer
 from jaxstyle.vgg import MIN_SIDE, prepare_params
 
 
@@ -81,26 +72,21 @@ def normalise_masks(masks, n_styles: int) -> jax.Array:
         masks = masks[None]
     if masks.shape[0] == 1 and n_styles == 2:
         masks = jnp.concatenate([1 - masks, masks])
-    if masks.shape[0] != n_styles:
-        raise ConfigError(f"{masks.shape[0]} masks for {n_styles} styles: give one mask per "
-                          "style, or one mask for exactly two styles")
+    check_masks_allowed(StyleConfig(), masks.shape[0], n_styles)
     masks = jnp.clip(masks, 0.0, 1.0)
     total = masks.sum(axis=0, keepdims=True)
     return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
 
 
-def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None:
-    """Cheap checks of a run's shapes and settings, so bad combinations fail before any work."""
-    if cfg.style_blend is not None:
-        if len(cfg.style_blend) != len(style_hws):
-            raise ConfigError(f"style_blend has {len(cfg.style_blend)} weights for "
-                              f"{len(style_hws)} style images")
-        if n_masks:
-            raise ConfigError("style_blend and masks cannot be combined: masks say where each "
-                              "style goes")
-    if n_masks and n_masks != len(style_hws) and not (n_masks == 1 and len(style_hws) == 2):
-        raise ConfigError(f"{n_masks} masks for {len(style_hws)} styles: give one mask per "
-                          "style, or one mask for exactly two styles")
+def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0,
+              resuming: bool = False) -> None:
+    """Cheap checks of a run's shapes and settings, so bad combinations fail before any work.
+
+    `resuming`: the run saves or resumes a checkpoint, which holds one scale's state.
+    """
+    if resuming and cfg.scales > 1:
+        raise ConfigError("checkpoints and resuming work with single-scale runs only (scales=1)")
+    check_masks_allowed(cfg, n_masks, len(style_hws))
     for size in scale_sizes(*content_hw, cfg):
         for hw in style_hws:
             style_size(hw, size, cfg)
@@ -162,13 +148,12 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
     params = jax.device_put(prepare_params(params))  # once per run, not once per step
     n_masks = 0 if masks is None else (1 if np.ndim(masks) == 2 else len(masks))
-    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks)
+    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks,
+              resuming=state is not None)
     if masks is not None:
         masks = normalise_masks(masks, len(styles))
         if masks.shape[1:] != content.shape[1:3]:
             masks = resize_images(masks[..., None], content.shape[1:3])[..., 0]
-    if state is not None and cfg.scales > 1:
-        raise ConfigError("resuming is supported for single-scale runs only")
     content_in, styles_in = prepare_colors(content, styles, cfg)
     sizes = scale_sizes(*content.shape[1:3], cfg)
     steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales
@@ -201,8 +186,8 @@ def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, h
                 num_steps = max(num_steps - int(state.step), 0)
         else:
             state = upsample_state(state, size, cfg)
-        state = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
-                          sync_every=cfg.steps_per_epoch)
+        state, _ = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
+                             sync_every=cfg.steps_per_epoch)
     return state
 
 

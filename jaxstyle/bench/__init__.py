@@ -1,0 +1,1 @@
+"""Benchmarks: the timing harness (`harness`, no argparse) and the TF/PyTorch peers (`peers`)."""

@@ -1,0 +1,63 @@
+"""The `jaxstyle` command: a thin layer of argparse over the library.
+
+One module per command; each adds its parser and sets its handler. Defaults are read from
+StyleConfig, never repeated here. Errors the user can fix are printed as one `error: ...` line
+with exit code 2; Ctrl-C saves what there is and exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jaxstyle.cli import bench, demo, stylize, weights
+from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
+from jaxstyle.errors import JaxstyleError
+
+COMMANDS = (stylize, demo, weights, bench)
+
+
+def build_parser() -> Parser:
+    from jaxstyle import __version__
+
+    parser = Parser(
+        prog="jaxstyle", formatter_class=Formatter,
+        description="Neural style transfer (Gatys et al. 2015) in JAX.",
+        epilog="examples:\n  jaxstyle demo\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
+               "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256")
+    parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands, add_command)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return args.handler(args)
+    except JaxstyleError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("error: out of memory; try a smaller --max-dim or --remat", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # XLA reports device OOM as a runtime error
+        if args.debug or "RESOURCE_EXHAUSTED" not in str(exc):
+            raise
+        print("error: out of device memory; try a smaller --max-dim, --remat or --precision "
+              "bf16", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def entry_point() -> None:
+    sys.exit(main())

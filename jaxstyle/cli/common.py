@@ -1,0 +1,215 @@
+"""What every command shares: the parser's house style, option types, options derived from
+`StyleConfig`, progress output, loading weights, and output-path checks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import DEFAULT_MAX_PIXELS
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(JaxstyleError):
+    """A bad combination of command-line options."""
+
+
+def log(message: str, quiet: bool = False) -> None:
+    """A status line on stderr (stdout stays for data)."""
+    if not quiet:
+        print(message, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- option types
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def layer_list(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    return tuple(finite_float(v) for v in text.replace(",", " ").split())
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the tool's one-line `error: ...` (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def add_command(commands, name: str, help: str, examples: list[str]) -> argparse.ArgumentParser:
+    """A sub-command parser in the house style, with its examples as the epilog."""
+    return commands.add_parser(name, help=help, formatter_class=Formatter,
+                               epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
+
+
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", metavar="PATH",
+                        help="Keras VGG19 weights (.h5 in any layout, .keras) or a converted "
+                             ".npz; default: fetched once and cached")
+
+
+def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help="refuse input files with more pixels than this")
+
+
+# --------------------------------------------------------------------------- StyleConfig options
+
+_OPTION_TYPES = {
+    "count": dict(type=positive_int), "int": dict(type=int), "float": dict(type=finite_float),
+    "layers": dict(type=layer_list), "floats": dict(type=float_list),
+    "floats+": dict(type=finite_float, nargs="+"), "ints+": dict(type=int, nargs="+"),
+    "init": dict(), "choice": dict(),
+}
+
+
+def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One option per `StyleConfig` field, with its default, help and type from the field."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in dataclasses.fields(StyleConfig):
+        meta = field.metadata
+        if field.name in skip or "group" not in meta:
+            continue
+        if meta["group"] not in groups:
+            groups[meta["group"]] = parser.add_argument_group(meta["group"])
+        flag = "--" + field.name.replace("_", "-")
+        if meta["kind"] == "flag":
+            groups[meta["group"]].add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        options = dict(_OPTION_TYPES[meta["kind"]], default=field.default, help=meta["help"])
+        for key in ("choices", "metavar"):
+            if key in meta:
+                options[key] = meta[key]
+        groups[meta["group"]].add_argument(flag, **options)
+
+
+def config_from_args(args, **overrides) -> StyleConfig:
+    """The StyleConfig the parsed options describe (fields the parser lacks keep defaults)."""
+    values = {}
+    for field in dataclasses.fields(StyleConfig):
+        if hasattr(args, field.name):
+            value = getattr(args, field.name)
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    if values.get("init") not in (None, "content", "noise"):
+        values["init"] = "content"  # an init image file: the pipeline starts from it instead
+    values.update(overrides)
+    return StyleConfig(**values)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Reporter:
+    """Progress output: a tqdm bar plus lasting record lines; silent when quiet."""
+
+    def __init__(self, total: int, quiet: bool, start: int = 0, unit: str = "step"):
+        self.quiet = quiet
+        self.bar = None
+        self.started = time.perf_counter()
+        if not quiet:
+            from tqdm import tqdm
+            # leave=False: the record lines and the final "saved" line are the lasting record.
+            self.bar = tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True,
+                            leave=False, file=sys.stderr)
+
+    def advance(self, count: int = 1, **postfix) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(count)
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def step(self, step: int, metrics, every: int = 10) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if step % every == 0:
+            import numpy as np
+            self.bar.set_postfix(loss=f"{float(np.mean(metrics['loss'])):.4g}", refresh=False)
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        elif not self.quiet:
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_losses(metrics: dict) -> str:
+    """'loss L (content C, style S, tv T)'; per-image lists are shown as their mean."""
+    import numpy as np
+
+    mean = {k: float(np.mean(v)) for k, v in metrics.items()}
+    return (f"loss {mean['loss']:.4g} (content {mean['content']:.4g}, "
+            f"style {mean['style']:.4g}, tv {mean['tv']:.4g})")
+
+
+# --------------------------------------------------------------------------- files and weights
+
+
+def load_params(weights_path, quiet: bool):
+    """VGG19 params from `--weights`, or fetched once and cached."""
+    from jaxstyle.weights.fetch import resolve_params
+
+    return resolve_params(weights_path, progress=not quiet, log=lambda m: log(m, quiet))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: Path, inputs: list[Path]) -> None:
+    """Fail before any work if `output` is an input or cannot be written as an image."""
+    from jaxstyle.images import check_writable
+
+    for path in inputs:
+        if same_file(output, path) or output.resolve() == path.resolve():
+            raise UsageError(f"output {output} is also an input; choose another file name")
+    check_writable(output)
+
+
+def enable_compile_cache(folder) -> None:
+    """Turn on JAX's persistent compilation cache in `folder` for every compiled program."""
+    import jax
+
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

@@ -1,0 +1,207 @@
+"""`jaxstyle stylize`: optimise one content image towards one or more styles (engine 1)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from jaxstyle.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    Reporter,
+    UsageError,
+    add_max_pixels_option,
+    add_weights_option,
+    check_output,
+    config_from_args,
+    config_options,
+    enable_compile_cache,
+    format_losses,
+    load_params,
+    positive_int,
+)
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import JaxstyleError
+
+EXAMPLES = [
+    "jaxstyle stylize photo.jpg painting.jpg -o out.png",
+    "jaxstyle stylize photo.jpg painting.jpg -o out.jpg --max-dim 256 --steps 300",
+    "jaxstyle stylize a.jpg b.jpg -o out.png --checkpoint run.ckpt --save-every 100",
+    "jaxstyle stylize photo.jpg monet.jpg gogh.jpg --style-blend 0.7 0.3 -o out.png",
+    "jaxstyle stylize photo.jpg sky.jpg land.jpg --mask sky_mask.png -o out.png",
+    "jaxstyle stylize photo.jpg painting.jpg --preserve-color luminance -o out.png",
+    "jaxstyle stylize photo.jpg art.jpg --scales 2 --scale-steps 300 700 -o out.png",
+]
+
+
+def add_parser(commands, add_command) -> None:
+    p = add_command(commands, "stylize", "repaint CONTENT in the style of STYLE", EXAMPLES)
+    p.add_argument("content", help="content image file")
+    p.add_argument("styles", nargs="+", metavar="STYLE",
+                   help="style image file(s); several are blended (--style-blend) or placed by "
+                        "--mask")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    config_options(p)
+    add_max_pixels_option(p)
+    art = p.add_argument_group("regional style")
+    art.add_argument("--mask", action="append", metavar="PATH",
+                     help="greyscale mask per style (white = that style here); or one mask for "
+                          "two styles (black = first, white = second)")
+    run = p.add_argument_group("saving and resuming")
+    run.add_argument("--save-every", type=positive_int, metavar="N",
+                     help="also save the image every N steps into --save-dir")
+    run.add_argument("--save-dir", metavar="DIR",
+                     help="folder for --save-every images (default: OUT's name + _steps)")
+    run.add_argument("--checkpoint", metavar="PATH", help="save the run's state every epoch")
+    run.add_argument("--resume", metavar="PATH", help="continue from a --checkpoint file")
+    run.add_argument("--compile-cache", metavar="DIR",
+                     help="JAX persistent compilation cache (faster start-up on reruns)")
+    add_weights_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(handler=cmd_stylize)
+
+
+def _load_masks(paths, content_shape, max_pixels):
+    """Greyscale masks resized to the content: (S, H, W) in [0, 1], or None."""
+    import numpy as np
+
+    from jaxstyle.images import load_image, resize
+
+    if not paths:
+        return None
+    return np.stack([resize(load_image(p, None, max_pixels, what="mask"),
+                            content_shape[:2])[..., 0] for p in paths])
+
+
+def _load_inputs(content, styles, cfg: StyleConfig, max_pixels: int, init_path, mask_paths):
+    """Content, styles, masks and init image as arrays at their working sizes."""
+    from jaxstyle.images import load_image, resize
+
+    if isinstance(content, (str, Path)):
+        content = load_image(content, cfg.max_dim, max_pixels, what="content image")
+        style_dim = cfg.style_max_dim or round(cfg.max_dim * cfg.style_scale)
+        styles = [load_image(p, style_dim, max_pixels, what="style image") for p in styles]
+    masks = _load_masks(mask_paths, content.shape, max_pixels)
+    init_image = None
+    if init_path is not None:
+        init_image = resize(load_image(init_path, None, max_pixels, what="init image"),
+                            content.shape[:2])
+    return content, styles, masks, init_image
+
+
+class _EpochRecorder:
+    """The per-step callback: progress bar, --save-every images, epoch lines, checkpoints."""
+
+    def __init__(self, report: Reporter, content, cfg: StyleConfig, total: int, output: Path,
+                 save_every, save_dir, checkpoint):
+        self.report, self.content, self.cfg, self.total = report, content, cfg, total
+        self.output, self.save_every, self.checkpoint = output, save_every, checkpoint
+        self.save_dir = Path(save_dir) if save_dir else output.with_name(output.stem + "_steps")
+        self.epoch_started = time.perf_counter()
+
+    def __call__(self, step, metrics, current):
+        import numpy as np
+
+        from jaxstyle.gatys import output_image, save_state
+        from jaxstyle.gatys.loop import metrics_to_host
+        from jaxstyle.gatys.pipeline import finish_image
+        from jaxstyle.images import save_image
+
+        cfg = self.cfg
+        self.report.step(step, metrics)
+        if self.save_every and step % self.save_every == 0:
+            image = finish_image(output_image(current, cfg), self.content, cfg)
+            save_image(self.save_dir / f"{self.output.stem}_{step:05d}.png", np.asarray(image))
+        if step % cfg.steps_per_epoch == 0 or step == self.total:
+            elapsed = time.perf_counter() - self.epoch_started
+            self.epoch_started = time.perf_counter()
+            epoch = math.ceil(step / cfg.steps_per_epoch)
+            epochs = math.ceil(self.total / cfg.steps_per_epoch)
+            self.report.line(f"epoch {epoch}/{epochs}  step {step}  "
+                             f"{format_losses(metrics_to_host(metrics))}  {elapsed:.1f} s")
+            if self.checkpoint:
+                save_state(self.checkpoint, current)
+
+
+def _save_stopped(stop, output: Path, checkpoint) -> int:
+    """Save what an interrupted or non-finite run has, say so, and give the exit code."""
+    import numpy as np
+
+    from jaxstyle.gatys import NonFiniteLossError, save_state
+    from jaxstyle.images import save_image
+
+    save_image(output, np.asarray(stop.image))  # the last finite image: no work is lost
+    if isinstance(stop, NonFiniteLossError):
+        print(f"error: {stop}; saved it to {output}", file=sys.stderr)
+        return EXIT_ERROR
+    if checkpoint:
+        save_state(checkpoint, stop.state)
+    where = f" and checkpoint {checkpoint}" if checkpoint else ""
+    print(f"interrupted at step {int(stop.state.step)}: saved {output}{where}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
+                init_path=None, max_pixels=None, save_every=None, save_dir=None,
+                checkpoint=None, resume=None, mask_paths=None) -> int:
+    """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
+
+    `content` and `styles` are file paths, or arrays already at their working size (demo).
+    """
+    import numpy as np
+
+    from jaxstyle.gatys import NonFiniteLossError, StylizeInterrupted, init_state, load_state
+    from jaxstyle.gatys.pipeline import check_run, stylize, total_steps
+    from jaxstyle.images import DEFAULT_MAX_PIXELS, save_image
+
+    output = Path(output)
+    paths = [content, *styles, init_path, *(mask_paths or [])]
+    check_output(output, [Path(p) for p in paths if isinstance(p, (str, Path))])
+    content, styles, masks, init_image = _load_inputs(
+        content, styles, cfg, max_pixels or DEFAULT_MAX_PIXELS, init_path, mask_paths)
+    check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg, len(mask_paths or []),
+              resuming=bool(resume or checkpoint))
+    params = load_params(weights, quiet)
+    total = total_steps(cfg)
+    state = None
+    if resume is not None:
+        state = load_state(resume, init_state(content, cfg, init_image))
+    report = Reporter(total, quiet, start=0 if state is None else int(state.step))
+    sizes = ", ".join(f"{s.shape[1]}x{s.shape[0]}" for s in styles)
+    report.line(f"content {content.shape[1]}x{content.shape[0]}, style {sizes}, {total} steps"
+                + (f" over {cfg.scales} scales" if cfg.scales > 1 else ""))
+    if state is not None:
+        report.line(f"resumed from {resume} at step {int(state.step)}")
+    callback = _EpochRecorder(report, content, cfg, total, output, save_every, save_dir,
+                              checkpoint)
+    started = time.perf_counter()
+    try:
+        image, history = stylize(params, content, styles, cfg, callback,
+                                 init_image=init_image, masks=masks, state=state)
+    except (StylizeInterrupted, NonFiniteLossError) as stop:
+        report.close()  # so the message is the last line, not under a progress bar
+        return _save_stopped(stop, output, checkpoint)
+    except JaxstyleError:
+        report.close()
+        raise
+    report.close()
+    save_image(output, np.asarray(image))
+    if not quiet:
+        final = format_losses(history[-1]) if history else "no steps left to run"
+        print(f"saved {output} ({image.shape[2]}x{image.shape[1]}) in "
+              f"{time.perf_counter() - started:.1f} s; final {final}", file=sys.stderr)
+    return 0
+
+
+def cmd_stylize(args) -> int:
+    cfg = config_from_args(args)
+    init_path = None if args.init in ("content", "noise") else args.init
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"--resume {args.resume}: no such file")
+    enable_compile_cache(args.compile_cache)
+    return run_stylize(args.content, args.styles, args.output, cfg, weights=args.weights,
+                       quiet=args.quiet, init_path=init_path, max_pixels=args.max_pixels,
+                       save_every=args.save_every, save_dir=args.save_dir,
+                       checkpoint=args.checkpoint, resume=args.resume, mask_paths=args.mask)

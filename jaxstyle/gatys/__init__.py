@@ -1,0 +1,23 @@
+"""Engine 1, optimisation (Gatys et al. 2015): the explicit state and compiled step (`state`),
+the host loop and checkpoints (`loop`), and `stylize`/`stylize_many` around them (`pipeline`)."""
+
+from jaxstyle.gatys.loop import (
+    NonFiniteLossError,
+    StylizeInterrupted,
+    load_state,
+    run_steps,
+    save_state,
+)
+from jaxstyle.gatys.pipeline import stylize
+from jaxstyle.gatys.state import (
+    CompiledStep,
+    StyleState,
+    init_state,
+    make_step,
+    make_step_fn,
+    output_image,
+)
+
+__all__ = ["CompiledStep", "NonFiniteLossError", "StyleState", "StylizeInterrupted",
+           "init_state", "load_state", "make_step", "make_step_fn", "output_image", "run_steps",
+           "save_state", "stylize"]

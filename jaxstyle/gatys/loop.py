@@ -1,0 +1,110 @@
+"""The host loop around the compiled step: dispatch, periodic finiteness checks, Ctrl-C, and
+state checkpoints. It reads metrics as per-image arrays and synchronises only every
+`sync_every` steps, so steps run back to back on the device."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import atomic_write
+from jaxstyle.gatys.state import CompiledStep, Metrics, StyleState, output_image
+from jaxstyle.objective import Targets
+
+
+class NonFiniteLossError(JaxstyleError):
+    """The loss became NaN/inf; `image` is the last finite image, `history` the losses so far."""
+
+    def __init__(self, step: int, image, history):
+        super().__init__(f"loss became non-finite at step {step}; stopped and kept the last "
+                         "finite image (try smaller weights or learning rate)")
+        self.step, self.image, self.history = step, image, history
+
+
+class StylizeInterrupted(JaxstyleError):
+    """Ctrl-C during a run; carries the latest state, image and history."""
+
+    def __init__(self, state, image, history):
+        super().__init__(f"interrupted at step {int(np.max(state.step))}")
+        self.state, self.image, self.history = state, image, history
+
+
+def metrics_to_host(metrics: Metrics) -> dict:
+    """One step's metrics as Python numbers: a float per metric for one image, else a list."""
+    host = {}
+    for name, value in jax.device_get(metrics).items():
+        if name == "finite":
+            continue
+        flat = np.asarray(value, np.float64).ravel()
+        host[name] = float(flat[0]) if flat.size == 1 else flat.tolist()
+    return host
+
+
+def _all_finite_flags(pending: list[Metrics]) -> list[bool]:
+    return [bool(np.all(f)) for f in jax.device_get([m["finite"] for m in pending])]
+
+
+def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, num_steps: int,
+              cfg: StyleConfig, history: list, callback=None, sync_every: int = 100,
+              stop_on_nonfinite: bool = True):
+    """Run `num_steps` steps; every `sync_every` steps the host checks the loss stayed finite.
+
+    With `stop_on_nonfinite=False` (batches of independent jobs) a job whose loss goes
+    non-finite simply stays at its last finite state, and the others run on; the caller reads
+    `finite` from the last metrics. Returns (state, last metrics).
+    """
+    start = int(np.max(jax.device_get(state.step)))
+    pending: list[Metrics] = []
+    metrics: Optional[Metrics] = None
+    try:
+        for i in range(num_steps):
+            state, metrics = step(params, targets, state)
+            pending.append(metrics)
+            if callback is not None:
+                callback(start + i + 1, metrics, state)
+            if len(pending) == sync_every or i == num_steps - 1:
+                finite = _all_finite_flags(pending) if stop_on_nonfinite else []
+                if not all(finite):
+                    bad = finite.index(False)
+                    history.extend(metrics_to_host(m) for m in pending[:bad])
+                    raise NonFiniteLossError(start + i + 2 - len(pending) + bad,
+                                             output_image(state, cfg), history)
+                history.extend(metrics_to_host(m) for m in pending)
+                pending = []
+    except KeyboardInterrupt:
+        history.extend(metrics_to_host(m) for m in pending)
+        raise StylizeInterrupted(state, output_image(state, cfg), history) from None
+    return state, metrics
+
+
+def save_state(path, state: StyleState) -> None:
+    """Write a state to `path` (flax msgpack), atomically."""
+    with atomic_write(path) as f:
+        f.write(serialization.to_bytes(jax.device_get(state)))
+
+
+def load_state(path, template: StyleState) -> StyleState:
+    """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        restored = serialization.from_bytes(jax.device_get(template), data)
+    except FileNotFoundError:
+        raise JaxstyleError(f"checkpoint {path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise JaxstyleError(f"checkpoint {path}: unreadable or from another run ({exc})") from None
+    for saved, wanted in zip(jax.tree.leaves(restored), jax.tree.leaves(template)):
+        if np.shape(saved) != np.shape(wanted):
+            raise JaxstyleError(f"checkpoint {path}: made for an image of another size or "
+                                f"other settings ({np.shape(saved)} vs {np.shape(wanted)})")
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), restored)
+
+
+__all__ = ["NonFiniteLossError", "StylizeInterrupted", "load_state", "metrics_to_host",
+           "run_steps", "save_state"]

@@ -1,0 +1,208 @@
+"""The seed's objective, shared by every engine: targets computed once, and the loss of a batch.
+
+Every function here is batch-first. `per_image_loss` gives each image of an (N, H, W, 3) batch
+its own seed loss; `loss_fn` is their mean, so N = 1 is exactly the seed. Targets broadcast:
+content features are one per image or one shared, style Grams one shared set or one per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+from jaxstyle.losses import gram_matrix, masked_gram_matrix, per_image_mse, total_variation, \
+    weighted_mean
+from jaxstyle.vgg import MIN_SIDE, layer_block, pool2x2, vgg19_features
+
+Array = jax.Array
+LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight")
+
+
+class Targets(NamedTuple):
+    """What images are pulled towards, computed once per run (never inside the step).
+
+    content: {layer: (B, h, w, C)} content features, B = N (one per image) or 1 (shared).
+    style: {layer: (B, S, C, C)} Gram matrices; S = 1 (the blend of all styles) without masks,
+        one per style with masks; B = N or 1 as for content.
+    masks: None, or {layer: (B, S, h, w)} per-style guidance at each style layer's resolution.
+    weights: None (the config's weights, as constants), or {'content_weight', 'style_weight',
+        'tv_weight'}: () or (B,) arrays. As data rather than constants, a sweep of weights
+        compiles once (`with_loss_weights`).
+    """
+
+    content: dict[str, Array]
+    style: dict[str, Array]
+    masks: Optional[dict[str, Array]] = None
+    weights: Optional[dict[str, Array]] = None
+
+
+def network_options(cfg: StyleConfig) -> dict:
+    """Keyword arguments of `vgg19_features` that the config sets."""
+    dtype = jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
+    return dict(pooling=cfg.pooling, dtype=dtype, remat=cfg.remat)
+
+
+# Targets are computed once per run, but compiling the whole network once is still much faster
+# than running it op by op (each op would be compiled separately).
+_features_once = jax.jit(vgg19_features, static_argnames=("layers", "pooling", "dtype", "remat"))
+
+
+def as_image_batch(image, name: str) -> Array:
+    """An image (H, W, 3) or batch (N, H, W, 3) as a float32 batch, checked."""
+    image = jnp.asarray(image, jnp.float32)
+    if image.ndim == 3:
+        image = image[None]
+    if image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] != 3:
+        raise ValueError(f"{name} must be (H, W, 3) or (N, H, W, 3), got {image.shape}")
+    if min(image.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} px, got "
+                         f"{image.shape[2]}x{image.shape[1]}")
+    return image
+
+
+def blend_weights(cfg: StyleConfig, n_styles: int) -> np.ndarray:
+    """Normalised weights of `n_styles` blended style images (equal unless `style_blend`)."""
+    weights = np.ones(n_styles) if cfg.style_blend is None else np.asarray(cfg.style_blend, float)
+    if len(weights) != n_styles:
+        raise ConfigError(f"style_blend has {len(weights)} weights for {n_styles} style images")
+    return weights / weights.sum()
+
+
+def check_masks_allowed(cfg: StyleConfig, n_masks: int, n_styles: int) -> None:
+    """The one check of masks against styles and blend weights (library and CLI alike)."""
+    if cfg.style_blend is not None and len(cfg.style_blend) != n_styles:
+        raise ConfigError(f"style_blend has {len(cfg.style_blend)} weights for {n_styles} "
+                          "style images")
+    if not n_masks:
+        return
+    if cfg.style_blend is not None:
+        raise ConfigError("style_blend and masks cannot be combined: masks say where each "
+                          "style goes")
+    if n_masks != n_styles and not (n_masks == 1 and n_styles == 2):
+        raise ConfigError(f"{n_masks} masks for {n_styles} styles: give one mask per "
+                          "style, or one mask for exactly two styles")
+
+
+def downsample_masks(masks: Array, layers: Sequence[str]) -> dict[str, Array]:
+    """Masks pooled to each layer's resolution as the network pools.
+
+    (..., H, W) -> {layer: (..., h, w)}; any leading axes (styles, images) are kept.
+    """
+    lead = masks.shape[:-2]
+    flat = masks.reshape((-1,) + masks.shape[-2:])[..., None]
+    resized = {}
+    for layer in layers:
+        m = flat
+        for _ in range(layer_block(layer) - 1):
+            m = pool2x2(m, "avg")
+        resized[layer] = m[..., 0].reshape(lead + m.shape[1:3])
+    return resized
+
+
+def config_loss_weights(cfg: StyleConfig) -> dict[str, Array]:
+    """The config's loss weights as float32 scalars (the `Targets.weights` of a plain run)."""
+    return {name: jnp.float32(getattr(cfg, name)) for name in LOSS_WEIGHTS}
+
+
+def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targets:
+    """Content features and style Grams. `style` is one image or a sequence of images.
+
+    content: (H, W, 3) or (N, H, W, 3); style images (H, W, 3) or (1, H, W, 3), any size.
+    Several styles are blended by `cfg.style_blend` (Gram targets mixed per layer). With
+    `masks` (S, H, W), or (N, S, H, W) per image, at the content's size, one per style, each
+    style keeps its own Gram and applies only where its mask is (regional style).
+    """
+    content = as_image_batch(content, "content image")
+    styles = [style] if not isinstance(style, (list, tuple)) else list(style)
+    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    options = network_options(cfg)
+    content_features = _features_once(params, content, cfg.content_layers, **options)
+    grams = []  # per style: {layer: (C, C)}
+    for image in styles:
+        if image.shape[0] != 1:
+            raise ValueError(f"each style image must be one image, got {image.shape}")
+        features = _features_once(params, image, cfg.style_layers, **options)
+        grams.append({layer: gram_matrix(f)[0] for layer, f in features.items()})
+    n_masks = 0 if masks is None else np.shape(masks)[-3]
+    check_masks_allowed(cfg, n_masks, len(styles))
+    if masks is None:
+        blend = blend_weights(cfg, len(styles))
+        style_targets = {layer: sum(float(w) * g[layer] for w, g in zip(blend, grams))[None, None]
+                         for layer in cfg.style_layers}
+        return Targets(content_features, style_targets)
+    masks = jnp.asarray(masks, jnp.float32)
+    if masks.ndim == 3:
+        masks = masks[None]
+    if masks.shape[1:] != (len(styles),) + content.shape[1:3] or \
+            masks.shape[0] not in (1, content.shape[0]):
+        raise ConfigError(f"need {len(styles)} masks of {content.shape[2]}x{content.shape[1]} px "
+                          f"(one per style), got shape {masks.shape}")
+    style_targets = {layer: jnp.stack([g[layer] for g in grams])[None]
+                     for layer in cfg.style_layers}
+    return Targets(content_features, style_targets, downsample_masks(masks, cfg.style_layers))
+
+
+def with_loss_weights(targets: Targets, cfg: StyleConfig, **values) -> Targets:
+    """`targets` carrying loss weights as data: the config's, with `values` replacing some."""
+    weights = config_loss_weights(cfg)
+    for name, value in values.items():
+        if name not in LOSS_WEIGHTS:
+            raise ConfigError(f"{name} is not a loss weight ({', '.join(LOSS_WEIGHTS)})")
+        weights[name] = jnp.asarray(value, jnp.float32)
+    return targets._replace(weights=weights)
+
+
+def stack_targets(targets: Sequence[Targets]) -> Targets:
+    """Per-job targets (each for one image) stacked along a new leading axis, for vmap."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *targets)
+
+
+def _style_term(features: Array, target: Array, masks: Optional[Array]) -> Array:
+    """Per-image style MSE at one layer: (N,h,w,C), (B,S,C,C), (B,S,h,w)|None -> (N,)."""
+    if masks is None:
+        return per_image_mse(gram_matrix(features), target[:, 0])
+    grams = masked_gram_matrix(features, masks)  # (N, S, C, C)
+    per_style = jnp.mean(jnp.square(grams - target), axis=(2, 3))
+    # Each region counts by its share of the image, so a partition of the image has the
+    # same scale as one unmasked style.
+    share = masks.mean(axis=(2, 3))
+    return (per_style * share).sum(axis=-1) / share.sum(axis=-1)
+
+
+def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
+    """Seed loss of each image: (N, H, W, 3) -> ((N,) totals, {'content','style','tv'}: (N,)).
+
+    The parts are weighted. Each image's loss depends on that image alone, so the gradient of
+    the sum is each image's own gradient.
+    """
+    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
+    features = vgg19_features(params, images, layers, **network_options(cfg))
+    content = weighted_mean([per_image_mse(features[layer], targets.content[layer])
+                             for layer in cfg.content_layers], cfg.content_layer_weights)
+    style = weighted_mean(
+        [_style_term(features[layer], targets.style[layer],
+                     None if targets.masks is None else targets.masks[layer])
+         for layer in cfg.style_layers], cfg.style_layer_weights)
+    tv = total_variation(images)
+    weights = config_loss_weights(cfg) if targets.weights is None else targets.weights
+    parts = {"content": weights["content_weight"] * content,
+             "style": weights["style_weight"] * style,
+             "tv": weights["tv_weight"] * tv}
+    return parts["content"] + parts["style"] + parts["tv"], parts
+
+
+def loss_fn(params, targets: Targets, image: Array, cfg: StyleConfig):
+    """Mean seed loss over a batch (N = 1: the seed's loss): returns (total, parts), scalars."""
+    totals, parts = per_image_loss(params, targets, image, cfg)
+    return totals.mean(), {name: value.mean() for name, value in parts.items()}
+
+
+__all__ = ["LOSS_WEIGHTS", "Targets", "as_image_batch", "blend_weights", "check_masks_allowed",
+           "config_loss_weights", "downsample_masks", "loss_fn", "make_targets",
+           "network_options", "per_image_loss", "stack_targets", "with_loss_weights"]

@@ -1,0 +1,292 @@
+"""Johnson et al. 2016 image transformation network with Dumoulin et al. 2017 conditional
+instance norm: one network, S styles, each style only a (scale, shift) pair per norm layer.
+
+Params are flax's plain nested dict (the inner `params` collection). Layout, with C the layer's
+channel count and S the number of styles:
+
+    encode0/conv/kernel (9,9,3,C1)        encode0/norm/scale, shift (S,C1)
+    encode1/conv/kernel (3,3,C1,C2)       encode1/norm/scale, shift (S,C2)
+    encode2/conv/kernel (3,3,C2,C3)       encode2/norm/scale, shift (S,C3)
+    residual{0..4}/{first,second}/conv/kernel (3,3,C3,C3), .../norm/scale, shift (S,C3)
+    decode0/conv/kernel (3,3,C3,C2)       decode0/norm/scale, shift (S,C2)
+    decode1/conv/kernel (3,3,C2,C1)       decode1/norm/scale, shift (S,C1)
+    output/kernel (9,9,C1,3), output/bias (3,)
+
+Every per-style leaf, and nothing else, is named `scale` or `shift`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from jaxstyle.vgg import MIN_SIDE
+
+BASE_CHANNELS = (32, 64, 128)  # C1, C2, C3 at width 1
+NUM_RESIDUAL_BLOCKS = 5
+# Two stride-2 convs halve the size twice and two x2 upsamplings restore it, which is exact
+# only for sides divisible by 4.
+SIZE_MULTIPLE = 4
+CHANNEL_MULTIPLE = 8  # a whole number of 8-float SIMD lanes keeps XLA CPU's conv loops full
+STYLE_PARAM_NAMES = ("scale", "shift")
+INSTANCE_NORM_EPS = 1e-5
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def scaled_channels(base: int, width: float) -> int:
+    """base * width rounded (half up) to a multiple of 8, at least 8."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    return max(CHANNEL_MULTIPLE,
+               int(base * width / CHANNEL_MULTIPLE + 0.5) * CHANNEL_MULTIPLE)
+
+
+def channel_counts(width: float) -> tuple[int, int, int]:
+    """(C1, C2, C3): channels of the full, half and quarter resolution layers."""
+    return tuple(scaled_channels(base, width) for base in BASE_CHANNELS)
+
+
+def reflect_pad(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
+    """Mirror-pad H and W (edge pixel not repeated): (N,H,W,C) -> (N,H+sum(rows),W+sum(cols),C)."""
+    return jnp.pad(x, ((0, 0), rows, cols, (0, 0)), mode="reflect")
+
+
+def padding_to_multiple(size: int, multiple: int) -> tuple[int, int]:
+    """(before, after) padding that brings `size` up to a multiple, split as evenly as possible."""
+    extra = -size % multiple
+    return extra // 2, extra - extra // 2
+
+
+def upsample_nearest(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour x2 as one broadcast + reshape: (N,H,W,C) -> (N,2H,2W,C)."""
+    n, h, w, c = x.shape
+    return jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c)).reshape(
+        n, 2 * h, 2 * w, c)
+
+
+def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array,
+                  eps: float = INSTANCE_NORM_EPS) -> jax.Array:
+    """Per image and channel normalise over H, W: (N,H,W,C), (N,C), (N,C) -> (N,H,W,C) in x.dtype.
+
+    Statistics are taken in float32 even for bfloat16 activations, whose 8-bit mantissa would
+    make the mean of a large map, and so the variance, visibly wrong.
+    """
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(axis=(1, 2), keepdims=True)
+    centered = x32 - mean
+    variance = jnp.square(centered).mean(axis=(1, 2), keepdims=True)
+    gain = scale[:, None, None, :] * jax.lax.rsqrt(variance + eps)
+    return (centered * gain + shift[:, None, None, :]).astype(x.dtype)
+
+
+class ReflectConv(nn.Module):
+    """Square conv with reflection padding that keeps the size (divided by the stride)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(N,H,W,Cin) -> (N,ceil(H/stride),ceil(W/stride),features) in self.dtype."""
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (k, k, x.shape[-1], self.features), jnp.float32)
+        pad = (k // 2, k // 2)
+        x = reflect_pad(x.astype(self.dtype), pad, pad)
+        y = jax.lax.conv_general_dilated(x, kernel.astype(self.dtype), (self.stride, self.stride),
+                                         "VALID", dimension_numbers=_NHWC)
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose gamma, beta mix S learned (scale, shift) rows by the style weights."""
+
+    num_styles: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        """(N,H,W,C), (N,S) -> (N,H,W,C)."""
+        shape = (self.num_styles, x.shape[-1])
+        scale = self.param("scale", nn.initializers.ones_init(), shape, jnp.float32)
+        shift = self.param("shift", nn.initializers.zeros_init(), shape, jnp.float32)
+        # Full precision so a one-hot row picks its style's values exactly on every backend
+        # (GPUs would otherwise use TF32 here); the matmul is tiny.
+        mix = lambda table: jnp.matmul(style_weights, table, precision=jax.lax.Precision.HIGHEST)
+        return instance_norm(x, mix(scale), mix(shift))
+
+
+class ConvNorm(nn.Module):
+    """Reflection-padded conv, conditional instance norm, optional ReLU."""
+
+    features: int
+    kernel_size: int
+    num_styles: int
+    stride: int = 1
+    relu: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        """(N,H,W,Cin), (N,S) -> (N,ceil(H/stride),ceil(W/stride),features)."""
+        # No bias: the norm subtracts each channel's mean, which would cancel it exactly.
+        x = ReflectConv(self.features, self.kernel_size, self.stride, use_bias=False,
+                        dtype=self.dtype, name="conv")(x)
+        x = ConditionalInstanceNorm(self.num_styles, name="norm")(x, style_weights)
+        return nn.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    """x + (conv-norm-ReLU-conv-norm)(x), no ReLU after the sum (Gross & Wilber's variant)."""
+
+    num_styles: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        """(N,H,W,C), (N,S) -> (N,H,W,C)."""
+        c = x.shape[-1]
+        y = ConvNorm(c, 3, self.num_styles, dtype=self.dtype, name="first")(x, style_weights)
+        y = ConvNorm(c, 3, self.num_styles, relu=False, dtype=self.dtype,
+                     name="second")(y, style_weights)
+        return x + y
+
+
+def check_inputs(images: jax.Array, style_weights: jax.Array, num_styles: int) -> None:
+    """Raise ValueError unless images are (N,H,W,3) with H,W >= MIN_SIDE and weights are (N,S)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    if style_weights.shape != (images.shape[0], num_styles):
+        raise ValueError(f"style_weights must be (N, S) = ({images.shape[0]}, {num_styles}), "
+                         f"got {style_weights.shape}")
+
+
+class TransformerNet(nn.Module):
+    """Feed-forward stylisation network: (N,H,W,3) in [0,1], (N,S) -> (N,H,W,3) float32 in (0,1).
+
+    Any H, W >= MIN_SIDE works, odd ones included: the input is reflection-padded up to a
+    multiple of 4 (split between the two sides) and the output cropped back to H x W, so the
+    encoder's two halvings and the decoder's two doublings meet exactly.
+    """
+
+    num_styles: int = 1
+    width: float = 1.0
+    dtype: Any = jnp.float32  # compute dtype of the convs; norms and output stay float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array, style_weights: jax.Array) -> jax.Array:
+        check_inputs(images, style_weights, self.num_styles)
+        c1, c2, c3 = channel_counts(self.width)
+        image_h, image_w = images.shape[1:3]
+        rows = padding_to_multiple(image_h, SIZE_MULTIPLE)
+        cols = padding_to_multiple(image_w, SIZE_MULTIPLE)
+        weights = style_weights.astype(jnp.float32)
+        block = dict(num_styles=self.num_styles, dtype=self.dtype)
+
+        x = reflect_pad(images.astype(jnp.float32), rows, cols)
+        x = ConvNorm(c1, 9, name="encode0", **block)(x, weights)
+        x = ConvNorm(c2, 3, stride=2, name="encode1", **block)(x, weights)
+        x = ConvNorm(c3, 3, stride=2, name="encode2", **block)(x, weights)
+        for i in range(NUM_RESIDUAL_BLOCKS):
+            x = ResidualBlock(name=f"residual{i}", **block)(x, weights)
+        # Upsample then conv rather than a transposed conv, whose uneven kernel overlap
+        # paints a checkerboard (Odena et al. 2016).
+        x = ConvNorm(c2, 3, name="decode0", **block)(upsample_nearest(x), weights)
+        x = ConvNorm(c1, 3, name="decode1", **block)(upsample_nearest(x), weights)
+        x = ReflectConv(3, 9, dtype=self.dtype, name="output")(x)
+        # Sigmoid, not Johnson's 150*tanh followed by a clip to the pixel range: a clipped pixel
+        # has zero gradient, so a pixel pushed past the edge early in training can stay stuck
+        # there. The sigmoid is smooth and only approaches 0 and 1, so every pixel keeps a
+        # gradient, and the output lies in [0, 1] without any clip.
+        x = jax.nn.sigmoid(x.astype(jnp.float32))
+        return x[:, rows[0]:rows[0] + image_h, cols[0]:cols[0] + image_w, :]
+
+
+def _example_inputs(num_styles: int, size: int) -> tuple[jax.ShapeDtypeStruct, ...]:
+    """Abstract (1, size, size, 3) images and (1, S) style weights: shapes only, no data."""
+    return (jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32),
+            jax.ShapeDtypeStruct((1, num_styles), jnp.float32))
+
+
+def init_params(seed: int | jax.Array, num_styles: int = 1, width: float = 1.0,
+                size: int = 64) -> dict:
+    """Fresh params (the inner `params` dict) for TransformerNet(num_styles, width).
+
+    An int seed draws from JAX's "rbg" generator: XLA CPU compiles its initialisers in a couple
+    of seconds, threefry's (jax.random.key's default) in about ten times as long. rbg numbers may
+    differ between backends, which does not matter for a random start. A key is used as given.
+    `size` only shapes the abstract example input; no forward pass is computed.
+    """
+    key = jax.random.key(seed, impl="rbg") if isinstance(seed, int) else seed
+    return _compiled_init(num_styles, float(width), size)(key)["params"]
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_init(num_styles: int, width: float, size: int) -> Callable:
+    """key -> variables, all initialisers in one compiled program rather than one per shape."""
+    model = TransformerNet(num_styles=num_styles, width=width)
+    inputs = _example_inputs(num_styles, size)
+    return jax.jit(lambda key: model.lazy_init(key, *inputs))
+
+
+def param_shapes(num_styles: int, width: float) -> dict:
+    """TransformerNet(num_styles, width)'s params tree as ShapeDtypeStructs, computing nothing."""
+    model = TransformerNet(num_styles=num_styles, width=width)
+    inputs = _example_inputs(num_styles, MIN_SIDE)
+    return jax.eval_shape(model.init, jax.random.key(0), *inputs)["params"]
+
+
+def style_params_paths(params: dict) -> list[tuple[str, ...]]:
+    """Key paths of the per-style leaves: every norm's (S, C) `scale` and `shift`."""
+    return [path for path in traverse_util.flatten_dict(params) if path[-1] in STYLE_PARAM_NAMES]
+
+
+def num_styles_of(params: dict) -> int:
+    """S, read from the first per-style leaf."""
+    for path, leaf in traverse_util.flatten_dict(params).items():
+        if path[-1] in STYLE_PARAM_NAMES:
+            return leaf.shape[0]
+    raise ValueError("params have no per-style `scale`/`shift` leaves")
+
+
+def select_styles(params: dict, indices: Sequence[int]) -> dict:
+    """Params of a len(indices)-style net holding the given styles, in that order; rest shared."""
+    num_styles = num_styles_of(params)
+    indices = [int(i) for i in indices]
+    if not indices or not all(0 <= i < num_styles for i in indices):
+        raise ValueError(f"style indices must be a non-empty list in [0, {num_styles}), "
+                         f"got {indices}")
+    rows = np.asarray(indices)
+    flat = traverse_util.flatten_dict(params)
+    return traverse_util.unflatten_dict(
+        {path: leaf[rows] if path[-1] in STYLE_PARAM_NAMES else leaf
+         for path, leaf in flat.items()})
+
+
+def count_params(params: dict) -> int:
+    """Total number of scalars in the params tree."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+
+
+def flops_per_pixel(width: float) -> float:
+    """Conv FLOPs (2 per multiply-add) per output pixel, for sides divisible by 4."""
+    c1, c2, c3 = channel_counts(width)
+    # (kernel taps, input channels, output channels, output pixels per image pixel)
+    convs = [(81, 3, c1, 1), (9, c1, c2, 1 / 4), (9, c2, c3, 1 / 16),
+             *[(9, c3, c3, 1 / 16)] * (2 * NUM_RESIDUAL_BLOCKS),
+             (9, c3, c2, 1 / 4), (9, c2, c1, 1), (81, c1, 3, 1)]
+    return sum(2 * taps * cin * cout * share for taps, cin, cout, share in convs)

@@ -110,16 +110,18 @@ def save_format(path: str | os.PathLike) -> str:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """(1, H, W, 3) or (H, W, 3) float in [0, 1] -> (H, W, 3) uint8."""
+    """Float in [0, 1] -> uint8 of the same shape; a batch of one, (1, H, W, 3), -> (H, W, 3)."""
     image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 4:
+    if image.ndim == 4 and image.shape[0] == 1:
         image = image[0]
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an image by extension (PNG, JPEG q95, WebP q95, ...), atomically."""
+    """Write one image, (H, W, 3) or (1, H, W, 3), by extension (PNG, JPEG q95, ...), atomically."""
     path = Path(path)
+    if np.ndim(image) == 4 and np.shape(image)[0] != 1:
+        raise ValueError(f"save_image writes one image, got a batch of {np.shape(image)[0]}")
     fmt = save_format(path)
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:

@@ -1,0 +1,228 @@
+"""Many images in one compiled program: jobs (content x style x setting) bucketed by shape,
+vmapped over the batch, and sharded over a device mesh and over processes.
+
+Every job is one independent optimisation with its own state; the batched step is the single-
+image step under `jax.vmap`, so a job's result does not depend on its batch. Images are never
+padded to a common size (padding would change the Grams and TV): jobs of equal size share a
+batch, and a batch that does not split over the devices is filled up with copies of its last
+job, whose results are dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+import jax
+import numpy as np
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+from jaxstyle.gatys.loop import run_steps
+from jaxstyle.gatys.pipeline import (
+    check_run,
+    finish_image,
+    prepare_colors,
+    resize_images,
+    scale_sizes,
+    style_size,
+    upsample_state,
+)
+from jaxstyle.gatys.state import CompiledStep, StyleState, init_state, make_step, output_image
+from jaxstyle.mesh import batch_sharding, global_batch, local_rows, padded_size, replicated
+from jaxstyle.objective import (
+    LOSS_WEIGHTS,
+    Targets,
+    as_image_batch,
+    make_targets,
+    stack_targets,
+    with_loss_weights,
+)
+from jaxstyle.optim import OPTIMIZER_HYPERPARAMS, set_hyperparams
+from jaxstyle.vgg import prepare_params
+
+# Float settings a sweep may vary inside one compiled program: the loss weights travel in the
+# targets, the optimizer's hyper-parameters in its (injected) state.
+SWEEPABLE = LOSS_WEIGHTS + tuple(OPTIMIZER_HYPERPARAMS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One optimisation: a content image, the style image(s) blended for it, its settings."""
+
+    content: np.ndarray  # (H, W, 3) at its working size
+    styles: tuple  # style images (H, W, 3), blended by cfg.style_blend
+    settings: tuple = ()  # ((field, value), ...) from a sweep
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.content.shape[:2])
+
+
+def check_sweep(field: str, values: Sequence[float]) -> None:
+    """A sweep varies one float field the compiled step takes as data."""
+    if field not in SWEEPABLE:
+        raise ConfigError(f"cannot sweep {field!r}: choose one of {', '.join(SWEEPABLE)}")
+    if not values:
+        raise ConfigError(f"sweep {field}: give at least one value")
+    StyleConfig().replace(**{field: values[0]})  # validates the value's range
+
+
+def make_jobs(contents: Sequence, styles: Sequence, sweep: Optional[tuple] = None) -> list[Job]:
+    """Every content x style (x sweep value) pair, content-major; a style may be a list of
+    images that are blended. `sweep` is (field, values)."""
+    settings = [()] if sweep is None else [((sweep[0], float(v)),) for v in sweep[1]]
+    if sweep is not None:
+        check_sweep(sweep[0], sweep[1])
+    jobs = []
+    for content in contents:
+        for style in styles:
+            group = tuple(style) if isinstance(style, (list, tuple)) else (style,)
+            jobs.extend(Job(np.asarray(content, np.float32), group, s) for s in settings)
+    return jobs
+
+
+def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: Optional[int]) -> list[list[int]]:
+    """Job indices grouped by image shape (first appearance order), in chunks of `batch_size`."""
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for index, shape in enumerate(shapes):
+        buckets.setdefault(tuple(shape), []).append(index)
+    cap = batch_size or max(len(b) for b in buckets.values())
+    return [bucket[i:i + cap] for bucket in buckets.values() for i in range(0, len(bucket), cap)]
+
+
+def _job_inputs(job: Job, cfg: StyleConfig):
+    content = as_image_batch(job.content, "content image")
+    return prepare_colors(content, [as_image_batch(s, "style image") for s in job.styles], cfg)
+
+
+def job_targets(params, job: Job, cfg: StyleConfig, size, with_weights: bool) -> Targets:
+    """One job's targets at `size`: one content image, its (blended) style Grams, its weights."""
+    content, styles = _job_inputs(job, cfg)
+    content = resize_images(content, size)
+    styles = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles]
+    targets = make_targets(params, content, styles, cfg)
+    if not with_weights:
+        return targets
+    loss_values = {k: v for k, v in job.settings if k in LOSS_WEIGHTS}
+    return with_loss_weights(targets, cfg, **loss_values)
+
+
+def _set_job_hyperparams(state: StyleState, job: Job) -> StyleState:
+    values = {k: v for k, v in job.settings if k in OPTIMIZER_HYPERPARAMS}
+    if not values:
+        return state
+    return state._replace(opt_state=set_hyperparams(state.opt_state, **values))
+
+
+def job_state(job: Job, cfg: StyleConfig, size) -> StyleState:
+    """One job's initial state at `size` (its noise depends on cfg.seed only, not its batch)."""
+    content, _ = _job_inputs(job, cfg)
+    return _set_job_hyperparams(init_state(resize_images(content, size), cfg), job)
+
+
+class BatchRunner:
+    """Runs batches of jobs with one compiled, vmapped step per shape, optionally sharded.
+
+    With a mesh, the job axis is split over its devices and the VGG params are replicated.
+    Across processes each one passes only its own rows of a global batch (`global_size` jobs
+    in all, a multiple of the device count); `jax.make_array_from_process_local_data` joins them.
+    """
+
+    def __init__(self, params, cfg: StyleConfig, mesh=None, sweep_field: Optional[str] = None):
+        self.cfg, self.mesh = cfg, mesh
+        self.with_weights = sweep_field in LOSS_WEIGHTS
+        params = prepare_params(params)
+        if mesh is None:
+            self.params = jax.device_put(params)
+            self.step: CompiledStep = make_step(cfg, batched=True)
+        else:
+            data = batch_sharding(mesh)
+            self.params = jax.device_put(params, replicated(mesh))
+            self.step = make_step(cfg, batched=True,
+                                  shardings=(replicated(mesh), data, data))
+
+    @property
+    def multiple(self) -> int:
+        """Batches are filled up to a multiple of this (the mesh's device count)."""
+        return 1 if self.mesh is None else self.mesh.devices.size
+
+    def _place(self, tree, global_size: int):
+        if self.mesh is None:
+            return tree
+        sharding = batch_sharding(self.mesh)
+        if jax.process_count() == 1:
+            return jax.device_put(tree, sharding)
+        return global_batch(jax.device_get(tree), sharding, global_size)
+
+    def run(self, jobs: Sequence[Job], global_size: Optional[int] = None, callback=None,
+            history: Optional[list] = None):
+        """Optimise `jobs` (this process's rows); returns (images (H, W, 3) each, finite flags)."""
+        cfg = self.cfg
+        global_size = global_size or len(jobs)
+        sizes = scale_sizes(*jobs[0].shape, cfg)
+        steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales
+        for job in jobs:
+            check_run(job.shape, [s.shape[:2] for s in job.styles], cfg)
+        history = [] if history is None else history
+        state = None
+        for k, (size, num_steps) in enumerate(zip(sizes, steps)):
+            targets = self._place(stack_targets(
+                [job_targets(self.params, job, cfg, size, self.with_weights) for job in jobs]),
+                global_size)
+            if k == 0:
+                state = self._place(jax.tree.map(
+                    lambda *leaves: np.stack(leaves),
+                    *[jax.device_get(job_state(job, cfg, size)) for job in jobs]), global_size)
+            else:
+                state = self._upsample(state, size, jobs, global_size)
+            state, metrics = run_steps(self.step, self.params, targets, state, num_steps, cfg,
+                                       history, callback, sync_every=cfg.steps_per_epoch,
+                                       stop_on_nonfinite=False)
+        images = local_rows(output_image(state, cfg))  # (b, 1, h, w, 3)
+        finite = np.ones(len(jobs), bool) if metrics is None else \
+            local_rows(metrics["finite"]).reshape(-1)
+        results = [np.asarray(finish_image(image, job.content, cfg))[0]
+                   for image, job in zip(images, jobs)]
+        return results, [bool(f) for f in finite]
+
+    def _upsample(self, state, size, jobs, global_size):
+        rows = [jax.tree.map(lambda leaf, i=i: leaf[i], jax.device_get(state))
+                for i in range(len(jobs))] if jax.process_count() == 1 else \
+            [jax.tree.map(lambda leaf, i=i: local_rows(leaf)[i], state) for i in range(len(jobs))]
+        moved = [_set_job_hyperparams(upsample_state(row, size, self.cfg), job)
+                 for row, job in zip(rows, jobs)]
+        stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get(moved))
+        return self._place(stacked, global_size)
+
+
+def fill_batch(indices: list[int], multiple: int) -> list[int]:
+    """`indices` filled up to a multiple of `multiple` with copies of the last job."""
+    return indices + [indices[-1]] * (padded_size(len(indices), multiple) - len(indices))
+
+
+def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig = StyleConfig(),
+                 sweep: Optional[tuple] = None, batch_size: Optional[int] = None, mesh=None,
+                 callback: Optional[Callable] = None) -> list[np.ndarray]:
+    """Stylize every content x style pair (x each sweep value); returns the images in order.
+
+    contents: (H, W, 3) images at their working sizes; styles: (H, W, 3) images, or lists of
+    images to blend. `sweep` = (field, values) varies one float setting (SWEEPABLE) per job.
+    Jobs of equal size run as one vmapped batch of at most `batch_size`; with `mesh` (e.g.
+    `jaxstyle.mesh.data_mesh()`) the batch is sharded over its devices. A job whose loss goes
+    non-finite keeps its last finite image. `callback(step, metrics, state)` as in `stylize`.
+    """
+    jobs = make_jobs(contents, styles, sweep)
+    runner = BatchRunner(params, cfg, mesh, None if sweep is None else sweep[0])
+    results: list[Optional[np.ndarray]] = [None] * len(jobs)
+    for indices in plan_batches([job.shape for job in jobs], batch_size):
+        filled = fill_batch(indices, runner.multiple)
+        images, _ = runner.run([jobs[i] for i in filled], callback=callback)
+        for index, image in zip(indices, images):
+            results[index] = image
+    return results
+
+
+__all__ = ["BatchRunner", "Job", "SWEEPABLE", "check_sweep", "fill_batch", "job_state",
+           "job_targets", "make_jobs", "plan_batches", "stylize_many"]

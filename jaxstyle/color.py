@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # NTSC YIQ, the colour space the 2016 paper uses for luminance-only transfer.
-_RGB_TO_YIQ = jnp.array([[0.299, 0.587, 0.114],
+# NumPy, not jnp: module constants must not start a JAX backend at import (jax.distributed
+# has to be initialised first).
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                          [0.595716, -0.274453, -0.321263],
-                         [0.211456, -0.522591, 0.311135]], jnp.float32)
-_YIQ_TO_RGB = jnp.linalg.inv(_RGB_TO_YIQ)
+                         [0.211456, -0.522591, 0.311135]], np.float32)
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 
 
 def rgb_to_yiq(images: jax.Array) -> jax.Array:

@@ -51,9 +51,8 @@ from absl import flags
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import MIN_SIDE, load_image
+from jaxstyle.images import IMAGE_EXTENSIONS, MIN_SIDE, image_files_under, load_image  # noqa: F401
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_PIXELS = 50_000_000          # larger files are skipped by the scan (decoding one costs GBs)
 MAX_CONSECUTIVE_FAILURES = 100   # that many undecodable files in a row: the data is broken, stop
 
@@ -73,13 +72,7 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         raise DataError(f"training images {root}: no such folder")
     if not root.is_dir():
         raise DataError(f"training images {root}: is a file, not a folder")
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...).
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        found.extend(Path(folder, name) for name in files
-                     if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS)
-    return sorted(found)
+    return image_files_under(root)
 
 
 class ImageScan(NamedTuple):

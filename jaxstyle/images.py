@@ -20,8 +20,47 @@ from jaxstyle.files import atomic_write
 from jaxstyle.vgg import MIN_SIDE
 
 DEFAULT_MAX_PIXELS = 50_000_000  # refuse bigger files before decoding them (memory guard)
+# Files a folder scan picks up as images (by extension, any case).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def image_files_under(root: str | os.PathLike) -> list[Path]:
+    """Every image file under a folder (recursive, by extension, hidden entries skipped), sorted."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...).
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        found.extend(Path(folder, name) for name in files
+                     if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(found)
+
+
+def expand_image_paths(patterns, what: str = "input") -> list[Path]:
+    """Files, folders (every image under them) and glob patterns -> image paths, in order.
+
+    A plain path that does not exist is kept, so that loading it reports it; a glob or a
+    folder that matches no image is an ImageError.
+    """
+    import glob
+
+    paths: list[Path] = []
+    for pattern in map(str, patterns):
+        if Path(pattern).is_dir():
+            found = image_files_under(pattern)
+            if not found:
+                raise ImageError(f"{what} {pattern}: folder holds no images")
+            paths.extend(found)
+        elif glob.has_magic(pattern):
+            found = sorted(Path(p) for p in glob.glob(pattern, recursive=True)
+                           if Path(p).is_file())
+            if not found:
+                raise ImageError(f"{what} {pattern}: no file matches")
+            paths.extend(found)
+        else:
+            paths.append(Path(pattern))
+    return list(dict.fromkeys(paths))  # a file named twice is one job
 
 
 def _to_float_rgb(image: Image.Image) -> np.ndarray:
@@ -63,6 +102,34 @@ def fit_size(height: int, width: int, max_dim: int | None) -> tuple[int, int]:
         return height, width
     scale = max_dim / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def working_size(path: str | os.PathLike, max_dim: int | None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> tuple[int, int]:
+    """(height, width) that `load_image(path, max_dim)` will return, read from the header only
+    (EXIF rotations by 90 degrees swap the sides), so jobs can be planned before loading."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: transposed
+                width, height = height, width
+    except FileNotFoundError:
+        raise ImageError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{what} {path}: is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{what} {path}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{what} {path}: corrupt or truncated image ({exc})") from None
+    if width * height > max_pixels:
+        raise ImageError(f"{what} {path}: {width}x{height} px is over the {max_pixels:,}-pixel "
+                         "limit (--max-pixels)")
+    size = fit_size(height, width, max_dim)
+    if min(size) < MIN_SIDE:
+        raise ImageError(f"{what} {path}: {size[1]}x{size[0]} px (after --max-dim) is too small;"
+                         f" each side needs at least {MIN_SIDE} px")
+    return size
 
 
 def load_image(path: str | os.PathLike, max_dim: int | None = 512,

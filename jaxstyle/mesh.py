@@ -14,13 +14,17 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.errors import ConfigError
 
 DATA = "data"  # the batch axis of a data-parallel mesh
 ROWS, COLS = "rows", "cols"  # the image axes of a spatial mesh
+# Auto axes: XLA's partitioner propagates shardings through reshapes and convolutions (the
+# default, explicit axes, would make every reshape of a sharded activation spell out its
+# output sharding).
+AUTO = AxisType.Auto
 
 # Environment variables by which a launcher names a coordinator (jax.distributed detects them).
 _CLUSTER_HINTS = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
@@ -63,7 +67,7 @@ def initialize_distributed(enable: bool = False, coordinator: str | None = None,
 def data_mesh(devices: Sequence | None = None) -> Mesh:
     """A 1-D mesh over all devices of all processes (or `devices`), axis 'data'."""
     devices = jax.devices() if devices is None else list(devices)
-    return jax.make_mesh((len(devices),), (DATA,), devices=devices)
+    return jax.make_mesh((len(devices),), (DATA,), axis_types=(AUTO,), devices=devices)
 
 
 def spatial_mesh(rows: int, cols: int = 1) -> Mesh:
@@ -71,7 +75,7 @@ def spatial_mesh(rows: int, cols: int = 1) -> Mesh:
     if rows * cols != jax.device_count():
         raise ConfigError(f"--mesh {rows}x{cols} needs {rows * cols} devices, "
                           f"found {jax.device_count()}")
-    return jax.make_mesh((rows, cols), (ROWS, COLS))
+    return jax.make_mesh((rows, cols), (ROWS, COLS), axis_types=(AUTO, AUTO))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -110,7 +114,7 @@ def global_batch(tree, sharding: NamedSharding, global_size: int):
 
 def local_rows(array: jax.Array) -> np.ndarray:
     """The rows of a batch-sharded global array that live on this process, in order."""
-    if jax.process_count() == 1:
+    if array.is_fully_addressable:
         return np.asarray(array)
     shards = sorted(array.addressable_shards, key=lambda s: s.index[0].start or 0)
     seen, rows = set(), []

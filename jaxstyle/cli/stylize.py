@@ -33,16 +33,21 @@ EXAMPLES = [
     "jaxstyle stylize photo.jpg sky.jpg land.jpg --mask sky_mask.png -o out.png",
     "jaxstyle stylize photo.jpg painting.jpg --preserve-color luminance -o out.png",
     "jaxstyle stylize photo.jpg art.jpg --scales 2 --scale-steps 300 700 -o out.png",
+    "jaxstyle stylize photos/ 'more/*.jpg' --style a.jpg b.jpg -o out/ --batch 8",
+    "jaxstyle stylize photo.jpg art.jpg -o sweep/ --sweep style_weight 1e-3 1e-2 1e-1",
+    "jaxstyle stylize huge.jpg art.jpg -o out.png --max-dim 4096 --shard-spatial --remat",
+    "jaxstyle stylize photos/ --style art.jpg -o out/ --distributed   # on every host",
 ]
 
 
 def add_parser(commands, add_command) -> None:
     p = add_command(commands, "stylize", "repaint CONTENT in the style of STYLE", EXAMPLES)
-    p.add_argument("content", help="content image file")
-    p.add_argument("styles", nargs="+", metavar="STYLE",
-                   help="style image file(s); several are blended (--style-blend) or placed by "
-                        "--mask")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    p.add_argument("inputs", nargs="+", metavar="CONTENT STYLE",
+                   help="a content image, then style image(s): several are blended "
+                        "(--style-blend) or placed by --mask; with --style, every argument is "
+                        "a content: files, folders (recursive) or globs")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image (.png, .jpg, .webp), or a folder for many jobs")
     config_options(p)
     add_max_pixels_option(p)
     art = p.add_argument_group("regional style")
@@ -58,6 +63,30 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--resume", metavar="PATH", help="continue from a --checkpoint file")
     run.add_argument("--compile-cache", metavar="DIR",
                      help="JAX persistent compilation cache (faster start-up on reruns)")
+    many = p.add_argument_group("many images, devices and hosts")
+    many.add_argument("--style", nargs="+", metavar="STYLE",
+                      help="style images; every content x style pair is a job, written to "
+                           "the -o folder as <content>_<style>.png")
+    many.add_argument("--sweep", nargs="+", metavar=("FIELD", "VALUE"),
+                      help="one job per value of a float setting, in one compiled batch "
+                           "(content_weight, style_weight, tv_weight, learning_rate, beta1, "
+                           "beta2, epsilon)")
+    many.add_argument("--batch", type=positive_int, metavar="N",
+                      help="at most N jobs per batch (default: every job of a size)")
+    many.add_argument("--skip-existing", action="store_true",
+                      help="skip jobs whose output file exists")
+    many.add_argument("--shard-spatial", action="store_true",
+                      help="split one large image's height (and width, see --mesh) over the "
+                           "devices")
+    many.add_argument("--mesh", metavar="RxC", help="rows x cols of devices for --shard-spatial "
+                      "(default: all devices x 1)")
+    many.add_argument("--distributed", action="store_true",
+                      help="join a multi-process run (jax.distributed); automatic when the "
+                           "environment names a coordinator (JAX_COORDINATOR_ADDRESS, TPU pod, "
+                           "SLURM)")
+    many.add_argument("--coordinator", metavar="HOST:PORT")
+    many.add_argument("--num-processes", type=positive_int, metavar="N")
+    many.add_argument("--process-id", type=int, metavar="I")
     add_weights_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_stylize)
@@ -145,7 +174,7 @@ def _save_stopped(stop, output: Path, checkpoint) -> int:
 
 def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
                 init_path=None, max_pixels=None, save_every=None, save_dir=None,
-                checkpoint=None, resume=None, mask_paths=None) -> int:
+                checkpoint=None, resume=None, mask_paths=None, mesh=None) -> int:
     """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
 
     `content` and `styles` are file paths, or arrays already at their working size (demo).
@@ -179,7 +208,7 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     started = time.perf_counter()
     try:
         image, history = stylize(params, content, styles, cfg, callback,
-                                 init_image=init_image, masks=masks, state=state)
+                                 init_image=init_image, masks=masks, state=state, mesh=mesh)
     except (StylizeInterrupted, NonFiniteLossError) as stop:
         report.close()  # so the message is the last line, not under a progress bar
         return _save_stopped(stop, output, checkpoint)
@@ -195,13 +224,79 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     return 0
 
 
+def _parse_mesh(text, devices: int) -> tuple[int, int]:
+    if not text:
+        return devices, 1
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--mesh {text}: write it as ROWSxCOLS, e.g. 4x2") from None
+    return rows, cols
+
+
+def _parse_sweep(values):
+    if values is None:
+        return None
+    from jaxstyle.gatys.batch import check_sweep
+
+    field, numbers = values[0].replace("-", "_"), values[1:]
+    try:
+        numbers = [float(v) for v in numbers]
+    except ValueError:
+        raise UsageError(f"--sweep {field}: values must be numbers") from None
+    check_sweep(field, numbers)
+    return field, numbers
+
+
 def cmd_stylize(args) -> int:
+    from jaxstyle.mesh import initialize_distributed
+
+    # Before anything touches a device: the runtime must know every process first.
+    initialize_distributed(args.distributed, args.coordinator, args.num_processes,
+                           args.process_id)
     cfg = config_from_args(args)
     init_path = None if args.init in ("content", "noise") else args.init
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such file")
     enable_compile_cache(args.compile_cache)
-    return run_stylize(args.content, args.styles, args.output, cfg, weights=args.weights,
+    sweep = _parse_sweep(args.sweep)
+    if args.style or sweep:
+        return _cmd_many(args, cfg, sweep)
+    if len(args.inputs) < 2:
+        raise UsageError("give a content image and at least one style image (or --style)")
+    mesh = None
+    if args.shard_spatial:
+        import jax
+
+        from jaxstyle.mesh import spatial_mesh
+        mesh = spatial_mesh(*_parse_mesh(args.mesh, jax.device_count()))
+    return run_stylize(args.inputs[0], args.inputs[1:], args.output, cfg, weights=args.weights,
                        quiet=args.quiet, init_path=init_path, max_pixels=args.max_pixels,
                        save_every=args.save_every, save_dir=args.save_dir,
-                       checkpoint=args.checkpoint, resume=args.resume, mask_paths=args.mask)
+                       checkpoint=args.checkpoint, resume=args.resume, mask_paths=args.mask,
+                       mesh=mesh)
+
+
+def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
+    import jax
+
+    from jaxstyle.cli.many import run_many
+    from jaxstyle.images import expand_image_paths
+    from jaxstyle.mesh import data_mesh
+
+    for option in ("mask", "checkpoint", "resume", "save_every", "shard_spatial"):
+        if getattr(args, option):
+            raise UsageError(f"--{option.replace('_', '-')} works with one content and one "
+                             "output file, not with --style/--sweep")
+    if args.init not in ("content", "noise"):
+        raise UsageError("--init PATH works with one content image, not with --style/--sweep")
+    if args.style:
+        contents, styles = args.inputs, args.style
+    else:
+        contents, styles = args.inputs[:1], args.inputs[1:]
+        if not styles:
+            raise UsageError("give a style image (or --style)")
+    contents = expand_image_paths(contents, "content")
+    styles = expand_image_paths(styles, "style")
+    mesh = data_mesh() if jax.device_count() > 1 else None
+    return run_many(args, cfg, contents, styles, sweep, mesh)

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.gatys.loop import run_steps
+from jaxstyle.gatys.loop import run_steps, to_host
 from jaxstyle.gatys.pipeline import (
     check_run,
     finish_image,
@@ -30,7 +30,7 @@ from jaxstyle.gatys.pipeline import (
     upsample_state,
 )
 from jaxstyle.gatys.state import CompiledStep, StyleState, init_state, make_step, output_image
-from jaxstyle.mesh import batch_sharding, global_batch, local_rows, padded_size, replicated
+from jaxstyle.mesh import batch_sharding, global_batch, padded_size, replicated
 from jaxstyle.objective import (
     LOSS_WEIGHTS,
     Targets,
@@ -180,17 +180,16 @@ class BatchRunner:
             state, metrics = run_steps(self.step, self.params, targets, state, num_steps, cfg,
                                        history, callback, sync_every=cfg.steps_per_epoch,
                                        stop_on_nonfinite=False)
-        images = local_rows(output_image(state, cfg))  # (b, 1, h, w, 3)
+        images = to_host(output_image(state, cfg))  # this process's (b, 1, h, w, 3)
         finite = np.ones(len(jobs), bool) if metrics is None else \
-            local_rows(metrics["finite"]).reshape(-1)
+            to_host(metrics["finite"]).reshape(-1)
         results = [np.asarray(finish_image(image, job.content, cfg))[0]
                    for image, job in zip(images, jobs)]
         return results, [bool(f) for f in finite]
 
     def _upsample(self, state, size, jobs, global_size):
-        rows = [jax.tree.map(lambda leaf, i=i: leaf[i], jax.device_get(state))
-                for i in range(len(jobs))] if jax.process_count() == 1 else \
-            [jax.tree.map(lambda leaf, i=i: local_rows(leaf)[i], state) for i in range(len(jobs))]
+        host = to_host(state)  # this process's rows
+        rows = [jax.tree.map(lambda leaf, i=i: leaf[i], host) for i in range(len(jobs))]
         moved = [_set_job_hyperparams(upsample_state(row, size, self.cfg), job)
                  for row, job in zip(rows, jobs)]
         stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *jax.device_get(moved))

@@ -15,7 +15,18 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write
 from jaxstyle.gatys.state import CompiledStep, Metrics, StyleState, output_image
+from jaxstyle.mesh import local_rows
 from jaxstyle.objective import Targets
+
+
+def to_host(tree):
+    """Device arrays -> NumPy; an array spread over several processes gives this process's
+    rows (its jobs), since only those can be read here."""
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return local_rows(x)
+        return np.asarray(jax.device_get(x))
+    return jax.tree.map(fetch, tree)
 
 
 class NonFiniteLossError(JaxstyleError):
@@ -31,14 +42,14 @@ class StylizeInterrupted(JaxstyleError):
     """Ctrl-C during a run; carries the latest state, image and history."""
 
     def __init__(self, state, image, history):
-        super().__init__(f"interrupted at step {int(np.max(state.step))}")
+        super().__init__(f"interrupted at step {int(np.max(to_host(state.step)))}")
         self.state, self.image, self.history = state, image, history
 
 
 def metrics_to_host(metrics: Metrics) -> dict:
     """One step's metrics as Python numbers: a float per metric for one image, else a list."""
     host = {}
-    for name, value in jax.device_get(metrics).items():
+    for name, value in to_host(metrics).items():
         if name == "finite":
             continue
         flat = np.asarray(value, np.float64).ravel()
@@ -47,7 +58,7 @@ def metrics_to_host(metrics: Metrics) -> dict:
 
 
 def _all_finite_flags(pending: list[Metrics]) -> list[bool]:
-    return [bool(np.all(f)) for f in jax.device_get([m["finite"] for m in pending])]
+    return [bool(np.all(f)) for f in to_host([m["finite"] for m in pending])]
 
 
 def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, num_steps: int,
@@ -59,7 +70,7 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     non-finite simply stays at its last finite state, and the others run on; the caller reads
     `finite` from the last metrics. Returns (state, last metrics).
     """
-    start = int(np.max(jax.device_get(state.step)))
+    start = int(np.max(to_host(state.step)))
     pending: list[Metrics] = []
     metrics: Optional[Metrics] = None
     try:

@@ -17,7 +17,9 @@ from jaxstyle import color
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.gatys.loop import NonFiniteLossError, StylizeInterrupted, run_steps
+from jaxstyle.gatys.spatial import round_up_size, spatial_shardings
 from jaxstyle.gatys.state import StyleState, init_state, logit, make_step, output_image
+from jaxstyle.mesh import replicated
 from jaxstyle.objective import as_image_batch, check_masks_allowed, make_targets
 from jaxstyle.optim import make_optimizer
 from jaxstyle.vgg import MIN_SIDE, prepare_params
@@ -133,14 +135,15 @@ def finish_image(image: jax.Array, content, cfg: StyleConfig) -> jax.Array:
 
 
 def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=None,
-            init_image=None, masks=None, state: Optional[StyleState] = None):
+            init_image=None, masks=None, state: Optional[StyleState] = None, mesh=None):
     """Repaint `content` in the style of `style` (one image or a list); returns (image, history).
 
     content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1]; the output has the content's
     size. `history` holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
     `callback(step, metrics, state)` runs after every step (metrics are device arrays;
     converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
-    each style to a region. Pass `state` to resume a saved single-scale run.
+    each style to a region. Pass `state` to resume a saved single-scale run. With `mesh` (a
+    `jaxstyle.mesh.spatial_mesh`), the image's height and width are split over its devices.
     Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
     """
     content = as_image_batch(content, "content image")
@@ -157,12 +160,15 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     content_in, styles_in = prepare_colors(content, styles, cfg)
     sizes = scale_sizes(*content.shape[1:3], cfg)
     steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales
-    step = make_step(cfg)  # one compile per scale (shape), none after
+    if mesh is not None:
+        sizes = [round_up_size(size, mesh) for size in sizes]
+        params = jax.device_put(params, replicated(mesh))
+    step = None if mesh is not None else make_step(cfg)  # one compile per scale (shape)
     history: list[dict[str, float]] = []
 
     try:
         state = _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step,
-                            history, callback, init_image, state)
+                            history, callback, init_image, state, mesh)
     except (NonFiniteLossError, StylizeInterrupted) as stop:
         # What the caller saves then looks like a finished run (full size, colours restored).
         stop.image = finish_image(stop.image, content, cfg)
@@ -171,7 +177,7 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
 
 
 def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, history,
-                callback, init_image, state):
+                callback, init_image, state, mesh=None):
     for k, (size, num_steps) in enumerate(zip(sizes, steps)):
         content_k = resize_images(content_in, size)
         styles_k = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles_in]
@@ -186,6 +192,10 @@ def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, h
                 num_steps = max(num_steps - int(state.step), 0)
         else:
             state = upsample_state(state, size, cfg)
+        if mesh is not None:  # each scale is its own sharded program
+            shardings = spatial_shardings(mesh, targets, state)
+            targets, state = jax.device_put((targets, state), shardings[1:])
+            step = make_step(cfg, shardings=shardings)
         state, _ = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
                              sync_every=cfg.steps_per_epoch)
     return state

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import Targets, as_image_batch, per_image_loss
@@ -159,8 +160,13 @@ class CompiledStep:
             self._jitted = jax.jit(counted, donate_argnums=(2,))
         else:
             state_sharding = shardings[2]
+            if isinstance(state_sharding, NamedSharding):  # one sharding for every leaf
+                metrics_sharding = state_sharding
+            else:  # a per-leaf tree (spatial sharding): metrics are scalars, replicated
+                mesh = jax.tree.leaves(state_sharding)[0].mesh
+                metrics_sharding = NamedSharding(mesh, PartitionSpec())
             self._jitted = jax.jit(counted, in_shardings=shardings,
-                                   out_shardings=(state_sharding, state_sharding),
+                                   out_shardings=(state_sharding, metrics_sharding),
                                    donate_argnums=(2,))
 
     def __call__(self, params, targets: Targets, state: StyleState):

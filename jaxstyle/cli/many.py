@@ -1,0 +1,198 @@
+"""`jaxstyle stylize` over many images: contents x styles (x a sweep) into a folder, batched,
+sharded over every device, and split over processes with `jax.distributed`.
+
+Every process plans the same jobs from the image headers, then loads and optimises only its
+rows of each global batch and writes its own outputs; process 0 prints the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Reporter, UsageError, log
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ImageError, JaxstyleError
+
+
+@dataclasses.dataclass
+class FileJob:
+    """One output: which content and style files, which sweep setting, where it goes."""
+
+    content: Path
+    style: Path
+    settings: tuple
+    output: Path
+    shape: tuple = ()
+
+
+def output_name(content: Path, style: Path, settings: tuple) -> str:
+    """`<content>_<style>[_<field>-<value>].png`."""
+    suffix = "".join(f"_{field}-{value:g}" for field, value in settings)
+    return f"{content.stem}_{style.stem}{suffix}.png"
+
+
+def plan_file_jobs(contents, styles, sweep, out_dir: Path) -> list[FileJob]:
+    settings = [()] if sweep is None else [((sweep[0], float(v)),) for v in sweep[1]]
+    jobs = [FileJob(c, s, setting, out_dir / output_name(c, s, setting))
+            for c in contents for s in styles for setting in settings]
+    names = [job.output.name for job in jobs]
+    if len(set(names)) != len(names):
+        clash = next(n for n in names if names.count(n) > 1)
+        raise UsageError(f"two jobs would both write {clash}: content or style files share a "
+                         "name; run them separately")
+    return jobs
+
+
+def prepare_output_dir(out_dir: Path, inputs) -> None:
+    """Create the folder and prove it is writable before any work."""
+    for path in inputs:
+        if out_dir.resolve() == Path(path).resolve():
+            raise UsageError(f"output folder {out_dir} is also an input")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ImageError(f"output folder {out_dir}: not writable ({exc.strerror or exc})") from None
+
+
+class ManyRun:
+    """Plans, runs and reports a many-image stylization."""
+
+    def __init__(self, args, cfg: StyleConfig, sweep):
+        self.args, self.cfg, self.sweep = args, cfg, sweep
+        self.failures: list[str] = []  # one line each, this process's
+        self.written = 0
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+        log(f"skipped: {message}")
+
+    def scan(self, jobs: list[FileJob]) -> list[FileJob]:
+        """Jobs whose inputs have readable headers, with their working shapes; others failed."""
+        from jaxstyle.images import working_size
+
+        cfg, args = self.cfg, self.args
+        shapes, usable = {}, []
+        style_dim = cfg.style_max_dim or round(cfg.max_dim * cfg.style_scale)
+        for job in jobs:
+            try:
+                if job.content not in shapes:
+                    shapes[job.content] = working_size(job.content, cfg.max_dim,
+                                                       args.max_pixels, "content image")
+                working_size(job.style, style_dim, args.max_pixels, "style image")
+            except JaxstyleError as exc:
+                if str(exc) not in self.failures:
+                    self.fail(str(exc))
+                continue
+            job.shape = shapes[job.content]
+            usable.append(job)
+        return usable
+
+    def load_job(self, job: FileJob):
+        """The engine's Job for a file job; a file that fails to decode now becomes a grey
+        stand-in of the planned shape (batches stay the same on every process) and a failure."""
+        import numpy as np
+
+        from jaxstyle.gatys.batch import Job
+        from jaxstyle.images import load_image
+
+        cfg, args = self.cfg, self.args
+        style_dim = cfg.style_max_dim or round(cfg.max_dim * cfg.style_scale)
+        try:
+            content = load_image(job.content, cfg.max_dim, args.max_pixels, "content image")
+            style = load_image(job.style, style_dim, args.max_pixels, "style image")
+            if content.shape[:2] != tuple(job.shape):
+                raise ImageError(f"content image {job.content}: changed while running")
+            return Job(content, (style,), job.settings), True
+        except JaxstyleError as exc:
+            self.fail(str(exc))
+            grey = np.full(tuple(job.shape) + (3,), 0.5, np.float32)
+            return Job(grey, (grey,), job.settings), False
+
+
+def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
+    """The many-image `stylize`; returns the exit code."""
+    import jax
+    import numpy as np
+
+    from jaxstyle.cli.common import load_params
+    from jaxstyle.gatys.batch import BatchRunner, fill_batch, plan_batches
+    from jaxstyle.gatys.loop import StylizeInterrupted, to_host
+    from jaxstyle.gatys.pipeline import finish_image, total_steps
+    from jaxstyle.images import save_image
+    from jaxstyle.mesh import process_slice
+
+    out_dir = Path(args.output)
+    lead = jax.process_index() == 0
+    prepare_output_dir(out_dir, [*contents, *styles])
+    run = ManyRun(args, cfg, sweep)
+    jobs = run.scan(plan_file_jobs(contents, styles, sweep, out_dir))
+    skipped = 0
+    if args.skip_existing:
+        skipped = sum(job.output.exists() for job in jobs)
+        jobs = [job for job in jobs if not job.output.exists()]
+    params = load_params(args.weights, args.quiet or not lead)
+    runner = BatchRunner(params, cfg, mesh, None if sweep is None else sweep[0])
+    steps = total_steps(cfg)
+    report = Reporter(len(jobs) * steps, args.quiet or not lead, unit="img-step")
+    report.line(f"{len(jobs)} jobs ({skipped} done before) on {jax.device_count()} devices, "
+                f"{jax.process_count()} processes; {steps} steps each")
+    done = 0
+    started = time.perf_counter()
+    for indices in plan_batches([job.shape for job in jobs], args.batch):
+        filled = fill_batch(indices, runner.multiple)
+        rows = process_slice(len(filled))
+        mine = filled[rows]
+        loaded = [run.load_job(jobs[i]) for i in mine]
+        # Rows past the real jobs are fill-up copies; a job whose file failed has no output.
+        real = [k for k in range(len(mine)) if rows.start + k < len(indices) and loaded[k][1]]
+
+        def progress(step, metrics, state, count=len(indices)):
+            report.advance(count, images=f"{done}/{len(jobs)}")
+
+        try:
+            images, finite = runner.run([job for job, _ in loaded], len(filled), progress)
+        except StylizeInterrupted as stop:
+            report.close()
+            partial = [np.asarray(finish_image(image, loaded[k][0].content, cfg))[0]
+                       for k, image in enumerate(to_host(stop.image))]
+            for k in real:
+                save_image(jobs[mine[k]].output, partial[k])
+            print(f"interrupted: kept {run.written + len(real)} finished or current images in "
+                  f"{out_dir}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        for k in real:
+            job = jobs[mine[k]]
+            save_image(job.output, images[k])
+            run.written += 1
+            if not finite[k]:
+                run.fail(f"{job.output.name}: loss became non-finite; saved the last finite image")
+        done += len(indices)
+    report.close()
+    return _summary(run, len(jobs), skipped, out_dir, time.perf_counter() - started, lead)
+
+
+def _summary(run: ManyRun, total: int, skipped: int, out_dir: Path, seconds: float,
+             lead: bool) -> int:
+    """Every process names its failures; process 0 prints the totals over all processes."""
+    import jax
+    import numpy as np
+
+    counts = np.array([run.written, len(run.failures)])
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        counts = np.asarray(multihost_utils.process_allgather(counts)).reshape(-1, 2).sum(0)
+    if run.failures:  # each was reported when it happened; name them once more together
+        names = ", ".join(sorted({f.split(":")[0].split()[-1] for f in run.failures}))
+        print(f"failed on process {jax.process_index()}: {len(run.failures)} ({names})",
+              file=sys.stderr)
+    if lead and not run.args.quiet:
+        print(f"wrote {int(counts[0])} images to {out_dir} in {seconds:.1f} s"
+              + (f"; {skipped} already there" if skipped else "")
+              + (f"; {int(counts[1])} failed" if counts[1] else ""), file=sys.stderr)
+    return EXIT_ERROR if counts[1] else 0

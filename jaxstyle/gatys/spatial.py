@@ -1,0 +1,60 @@
+"""One very large image split over devices: its height (and width) sharded over a mesh.
+
+XLA's SPMD partitioner does the halo exchange of every 3x3 convolution (collective-permutes of
+one row/column), and the Grams contract over the sharded axes into a replicated (C, C) with one
+all-reduce, so no activation is ever gathered on one device. VGG pools four times before
+block5, so the image is resized to a multiple of 16 x the shards per axis: every pooling
+window then lies inside one shard and every shard keeps a whole number of rows at each layer.
+The output is resized back to the content's size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxstyle.mesh import COLS, ROWS, replicated
+from jaxstyle.objective import Targets
+
+POOLING_FACTOR = 16  # four 2x2 poolings before block5
+
+
+def spatial_multiple(mesh: Mesh) -> tuple[int, int]:
+    """Height and width must be multiples of these on `mesh`."""
+    return POOLING_FACTOR * mesh.shape[ROWS], POOLING_FACTOR * mesh.shape[COLS]
+
+
+def round_up_size(size: tuple[int, int], mesh: Mesh) -> tuple[int, int]:
+    """`size` rounded up to the mesh's multiples (at most 16 x shards - 1 px more per axis)."""
+    multiple = spatial_multiple(mesh)
+    return tuple(math.ceil(s / m) * m for s, m in zip(size, multiple))
+
+
+def _spatial_spec(mesh: Mesh, ndim: int, channels_last: bool) -> NamedSharding:
+    """(..., H, W, C) or (..., H, W) split over rows and cols."""
+    spatial = (ROWS, COLS, None) if channels_last else (ROWS, COLS)
+    return NamedSharding(mesh, P(*([None] * (ndim - len(spatial))), *spatial))
+
+
+def spatial_shardings(mesh: Mesh, targets: Targets, state):
+    """(params, targets, state) shardings: images, features and masks split spatially;
+    Grams, weights and scalars replicated."""
+    rep = replicated(mesh)
+
+    def image_like(leaf):
+        return _spatial_spec(mesh, np.ndim(leaf), True) if np.ndim(leaf) >= 4 else rep
+
+    target_shardings = Targets(
+        content={k: _spatial_spec(mesh, v.ndim, True) for k, v in targets.content.items()},
+        style={k: rep for k in targets.style},
+        masks=None if targets.masks is None else
+        {k: _spatial_spec(mesh, v.ndim, False) for k, v in targets.masks.items()},
+        weights=None if targets.weights is None else {k: rep for k in targets.weights})
+    return rep, target_shardings, jax.tree.map(image_like, state)
+
+
+__all__ = ["POOLING_FACTOR", "round_up_size", "spatial_multiple", "spatial_shardings"]

@@ -187,12 +187,14 @@ def _summary(run: ManyRun, total: int, skipped: int, out_dir: Path, seconds: flo
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         counts = np.asarray(multihost_utils.process_allgather(counts)).reshape(-1, 2).sum(0)
-    if run.failures:  # each was reported when it happened; name them once more together
-        names = ", ".join(sorted({f.split(":")[0].split()[-1] for f in run.failures}))
-        print(f"failed on process {jax.process_index()}: {len(run.failures)} ({names})",
+    # Each failure was reported when it happened; the summary names them once more.
+    names = ", ".join(sorted({f.split(":")[0].split()[-1] for f in run.failures}))
+    if run.failures and not lead:
+        print(f"process {jax.process_index()} failed on {len(run.failures)}: {names}",
               file=sys.stderr)
-    if lead and not run.args.quiet:
+    if lead and not (run.args.quiet and not counts[1]):
         print(f"wrote {int(counts[0])} images to {out_dir} in {seconds:.1f} s"
               + (f"; {skipped} already there" if skipped else "")
-              + (f"; {int(counts[1])} failed" if counts[1] else ""), file=sys.stderr)
+              + (f"; {int(counts[1])} failed" if counts[1] else "")
+              + (f" ({names})" if names else ""), file=sys.stderr)
     return EXIT_ERROR if counts[1] else 0

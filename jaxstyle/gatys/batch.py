@@ -88,7 +88,7 @@ def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: Optional[int]) -
     buckets: dict[tuple[int, int], list[int]] = {}
     for index, shape in enumerate(shapes):
         buckets.setdefault(tuple(shape), []).append(index)
-    cap = batch_size or max(len(b) for b in buckets.values())
+    cap = batch_size or max((len(b) for b in buckets.values()), default=1)
     return [bucket[i:i + cap] for bucket in buckets.values() for i in range(0, len(bucket), cap)]
 
 

@@ -1,0 +1,60 @@
+"""Run in a subprocess with JAX_NUM_CPU_DEVICES=4: sharded runs against single-device runs.
+
+Prints one JSON line of measured differences; the test asserts on them.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conftest import random_image, random_params  # noqa: E402
+from jaxstyle import StyleConfig, init_state, make_targets, stylize  # noqa: E402
+from jaxstyle.gatys.batch import stylize_many  # noqa: E402
+from jaxstyle.gatys.spatial import spatial_shardings  # noqa: E402
+from jaxstyle.gatys.state import make_step  # noqa: E402
+from jaxstyle.mesh import data_mesh, spatial_mesh  # noqa: E402
+from jaxstyle.vgg import prepare_params  # noqa: E402
+
+assert jax.device_count() == 4, jax.devices()
+params = random_params(0)
+params["block1_conv1"]["kernel"] = params["block1_conv1"]["kernel"] / 64.0
+rng = np.random.default_rng(5)
+contents = [random_image(rng, 32, 40)[0] for _ in range(3)]
+style = random_image(rng, 36, 36)[0]
+result = {}
+
+# Data parallel: 3 jobs filled up to 4, one per device, 10 steps.
+cfg = StyleConfig(steps=10, steps_per_epoch=10)
+sharded = stylize_many(params, contents, [style], cfg, mesh=data_mesh())
+result["data_max_abs"] = max(
+    float(np.abs(np.asarray(stylize(params, c, style, cfg)[0])[0] - s).max())
+    for c, s in zip(contents, sharded))
+
+# Spatial: one 64x64 image split 4x1 and 2x2, 5 steps.
+cfg = StyleConfig(steps=5, steps_per_epoch=5)
+image = random_image(rng, 64, 64)
+reference, history = stylize(params, image, style, cfg)
+for rows, cols in ((4, 1), (2, 2)):
+    mesh = spatial_mesh(rows, cols)
+    out, sharded_history = stylize(params, image, style, cfg, mesh=mesh)
+    key = f"spatial_{rows}x{cols}"
+    result[key + "_max_abs"] = float(np.abs(np.asarray(out) - np.asarray(reference)).max())
+    # Step 1 scores the same image on both sides: the sharded loss itself. Later steps also
+    # carry the images' float32 drift, which the image comparison bounds.
+    result[key + "_loss_rel"] = abs(history[0]["loss"] - sharded_history[0]["loss"]) / \
+        abs(history[0]["loss"])
+    result[key + "_last_loss_rel"] = abs(history[-1]["loss"] - sharded_history[-1]["loss"]) / \
+        abs(history[-1]["loss"])
+    prepared = prepare_params(params)
+    targets, state = make_targets(prepared, image, style, cfg), init_state(image, cfg)
+    shardings = spatial_shardings(mesh, targets, state)
+    hlo = make_step(cfg, shardings=shardings).lower(prepared, targets, state).compile().as_text()
+    result[key + "_all_gathers"] = [line.strip()[:120] for line in hlo.splitlines()
+                                    if "all-gather" in line and "=" in line]
+    result[key + "_halo_exchanges"] = hlo.count("collective-permute")
+print(json.dumps(result))

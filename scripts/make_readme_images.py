@@ -1,14 +1,20 @@
-"""Regenerate the README's example images with the `jaxstyle` command (docs/*.png).
+"""Regenerate the README's example images with the `jaxstyle` command (docs/*.png), from the
+public-domain paintings and CC0 photos in ../shared/images (credited in the README).
 
-    python scripts/make_readme_images.py --size 192 --steps 200
+    python scripts/make_readme_images.py            # about 10 minutes on 2 CPU cores
+
+It prints the wall time and final loss of each run; the optimizer comparison's numbers go into
+the README caption.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +23,21 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jaxstyle.demo import demo_content, demo_style  # noqa: E402
 from jaxstyle.images import load_image, save_image  # noqa: E402
 
+IMAGES = ROOT.parent / "shared" / "images"
 
-def jaxstyle(*args) -> None:
-    subprocess.run([sys.executable, "-m", "jaxstyle", *map(str, args), "--quiet"], check=True)
+
+def jaxstyle(*args) -> tuple[float, str]:
+    """Run the command; returns (wall seconds, its final loss line)."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "jaxstyle", *map(str, args)], check=True,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    final = re.findall(r"final loss ([0-9.e+-]+)", result.stderr)
+    print(f"{seconds:6.1f} s  loss {final[-1] if final else '?'}  jaxstyle {' '.join(map(str, args))}",
+          flush=True)
+    return seconds, final[-1] if final else "?"
 
 
 def panel(paths, height: int) -> np.ndarray:
@@ -38,38 +53,43 @@ def panel(paths, height: int) -> np.ndarray:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
     out = Path(args.out)
+    cat, starry = IMAGES / "chelsea.jpg", IMAGES / "starry_night.jpg"
+    shipwreck, hat = IMAGES / "shipwreck.jpg", IMAGES / "woman_with_hat.jpg"
+    size = ["--max-dim", args.size]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        save_image(tmp / "content.png", demo_content())
-        save_image(tmp / "style.png", demo_style())
-        # A second, very different style: warm diagonal bands.
-        y, x = np.mgrid[0:256, 0:256] / 256
-        bands = 0.5 + 0.5 * np.sin(30 * (x + y))[..., None] * np.array([0.9, 0.5, -0.6])
-        save_image(tmp / "bands.png", np.clip(bands, 0, 1))
-        common = ["--max-dim", args.size, "--steps", args.steps]
-        jaxstyle("stylize", tmp / "content.png", tmp / "style.png", "-o", tmp / "plain.png",
-                 *common)
+        # The demo's settings (jaxstyle demo on a CPU).
+        jaxstyle("stylize", cat, starry, "-o", tmp / "demo.png", *size, "--optimizer", "lbfgs",
+                 "--steps", 120)
+        # Optimizers at about equal CPU time (BENCHMARKS.md has the loss curves).
+        adam = jaxstyle("stylize", cat, starry, "-o", tmp / "adam.png", *size, "--steps", 300)
+        lbfgs = jaxstyle("stylize", cat, starry, "-o", tmp / "lbfgs.png", *size, "--optimizer",
+                         "lbfgs", "--steps", 100)
+        print(f"optimizers: Adam 300 steps {adam[0]:.0f} s loss {adam[1]}; "
+              f"L-BFGS 100 iterations {lbfgs[0]:.0f} s loss {lbfgs[1]}")
         for mode in ("luminance", "histogram"):
-            jaxstyle("stylize", tmp / "content.png", tmp / "style.png", "-o", tmp / f"{mode}.png",
-                     "--preserve-color", mode, *common)
-        mask = np.zeros((256, 384), np.uint8)
-        mask[:, 192:] = 255  # left: first style, right: second
+            jaxstyle("stylize", cat, hat, "-o", tmp / f"{mode}.png", "--preserve-color", mode,
+                     *size, "--optimizer", "lbfgs", "--steps", 100)
+        jaxstyle("stylize", cat, hat, "-o", tmp / "hat.png", *size, "--optimizer", "lbfgs",
+                 "--steps", 100)
+        content = load_image(cat, args.size)
+        mask = np.zeros(content.shape[:2], np.uint8)
+        mask[:, content.shape[1] // 2:] = 255  # left: The Starry Night, right: The Shipwreck
         Image.fromarray(mask).save(tmp / "mask.png")
-        jaxstyle("stylize", tmp / "content.png", tmp / "style.png", tmp / "bands.png", "-o",
-                 tmp / "regional.png", "--mask", tmp / "mask.png", *common)
-        height = load_image(tmp / "plain.png", None).shape[0]
-        save_image(out / "demo.png", panel([tmp / "content.png", tmp / "style.png",
-                                            tmp / "plain.png"], height))
-        save_image(out / "color.png", panel([tmp / "content.png", tmp / "plain.png",
-                                             tmp / "luminance.png", tmp / "histogram.png"],
-                                            height))
-        save_image(out / "regional.png", panel([tmp / "style.png", tmp / "bands.png",
-                                                tmp / "mask.png", tmp / "regional.png"], height))
+        jaxstyle("stylize", cat, starry, shipwreck, "-o", tmp / "regional.png", "--mask",
+                 tmp / "mask.png", *size, "--optimizer", "lbfgs", "--steps", 100)
+        save_image(tmp / "content.png", content)
+        height = content.shape[0]
+        save_image(out / "demo.png", panel([cat, starry, tmp / "demo.png"], height))
+        save_image(out / "optimizers.png", panel([tmp / "adam.png", tmp / "lbfgs.png"], height))
+        save_image(out / "color.png", panel([hat, tmp / "hat.png", tmp / "luminance.png",
+                                             tmp / "histogram.png"], height))
+        save_image(out / "regional.png", panel([starry, shipwreck, tmp / "mask.png",
+                                                tmp / "regional.png"], height))
 
 
 if __name__ == "__main__":

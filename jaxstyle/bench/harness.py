@@ -99,6 +99,79 @@ class JaxRunner:
         return metrics["loss"].mean()
 
 
+class BatchedJaxRunner:
+    """The vmapped many-image step on a batch of `batch` copies of the job, sharded over every
+    device when there are several; one synchronised step at a time."""
+
+    def __init__(self, params, content, style, cfg: StyleConfig, batch: int):
+        import jax
+
+        from jaxstyle.gatys.batch import BatchRunner, job_state, job_targets, make_jobs
+        from jaxstyle.mesh import data_mesh
+        from jaxstyle.objective import stack_targets
+
+        mesh = data_mesh() if jax.device_count() > 1 else None
+        runner = BatchRunner(params, cfg, mesh)
+        jobs = make_jobs([content[0]], [style[0]]) * batch
+        size = content.shape[1:3]
+        self.name = f"jaxstyle x{batch}"
+        self.batch = batch
+        self.params, self.step_fn = runner.params, runner.step
+        self.targets = runner._place(stack_targets(
+            [job_targets(runner.params, job, cfg, size, False) for job in jobs]), batch)
+        self.state = runner._place(jax.tree.map(
+            lambda *leaves: np.stack(leaves),
+            *[jax.device_get(job_state(job, cfg, size)) for job in jobs]), batch)
+        started = time.perf_counter()
+        compiled = self.step_fn.lower(self.params, self.targets, self.state).compile()
+        memory = compiled.memory_analysis()
+        self.temp_bytes = int(getattr(memory, "temp_size_in_bytes", 0) or 0)
+        self.state, metrics = self.step_fn(self.params, self.targets, self.state)
+        self.first_loss = float(np.mean(metrics["loss"]))
+        self.compile_s = time.perf_counter() - started
+
+    def step(self) -> float:
+        import jax
+
+        self.state, metrics = self.step_fn(self.params, self.targets, self.state)
+        jax.block_until_ready(self.state.image)
+        return metrics["loss"]
+
+
+def bench_batches(params, size: int, cfg: StyleConfig, batches, steps: int, warmup: int,
+                  block: int) -> list[dict]:
+    """Rows per batch size: ms/step, images/s, and images/s over batch 1's (efficiency)."""
+    content, style = bench_images(size)
+    runners = [BatchedJaxRunner(params, content, style, cfg, b) for b in batches]
+    times = time_alternating(runners, steps, warmup, block)
+    rows = []
+    for runner in runners:
+        median = statistics.median(times[runner.name])
+        rows.append({"size": size, "impl": runner.name, "batch": runner.batch,
+                     "precision": cfg.precision, "remat": cfg.remat,
+                     "ms_per_step": 1e3 * median, "min_ms": 1e3 * min(times[runner.name]),
+                     "compile_s": runner.compile_s, "images_per_s": runner.batch / median,
+                     "gflops": runner.batch * flops_per_step(size, size) / median / 1e9,
+                     "temp_bytes": runner.temp_bytes, "first_loss": runner.first_loss})
+    single = next((r["images_per_s"] for r in rows if r["batch"] == 1), None)
+    for row in rows:
+        row["efficiency"] = None if single is None else row["images_per_s"] / single
+    rows[-1]["peak_memory_bytes"] = peak_memory_bytes()
+    return rows
+
+
+def format_batch_table(rows: list[dict]) -> str:
+    header = (f"{'size':>6} {'batch':>5} {'ms/step':>9} {'images/s':>9} {'vs batch 1':>10} "
+              f"{'GFLOP/s':>8} {'XLA temp MiB/device':>19} {'compile s':>9}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        efficiency = "" if row["efficiency"] is None else f"{row['efficiency']:.2f}x"
+        lines.append(f"{row['size']:>6} {row['batch']:>5} {row['ms_per_step']:>9.1f} "
+                     f"{row['images_per_s']:>9.2f} {efficiency:>10} {row['gflops']:>8.1f} "
+                     f"{row['temp_bytes'] / 2**20:>19.0f} {row['compile_s']:>9.2f}")
+    return "\n".join(lines)
+
+
 class PeerRunner:
     """A peer framework's step behind the same interface."""
 
@@ -188,13 +261,21 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run_bench(params, sizes, cfg: StyleConfig, peers=(), steps=20, warmup=3, block=5,
-              log=print) -> dict:
-    """Benchmark every size; returns {'machine': {...}, 'results': [...]}."""
+              log=print, batches=None) -> dict:
+    """Benchmark every size; returns {'machine': {...}, 'results': [...]}.
+
+    With `batches`, times the vmapped many-image step at each batch size instead (peers are
+    single-image only).
+    """
     results = []
     for size in sizes:
         if size < MIN_SIDE:
             raise ConfigError(f"--sizes: {size} px is below the {MIN_SIDE} px minimum")
-        results.extend(bench_size(params, size, cfg, peers, steps, warmup, block, log))
+        if batches:
+            results.extend(bench_batches(params, size, cfg, batches, steps, warmup, block))
+        else:
+            results.extend(bench_size(params, size, cfg, peers, steps, warmup, block, log))
     return {"machine": machine_info(), "config": {"precision": cfg.precision,
                                                   "remat": cfg.remat, "steps": steps,
-                                                  "warmup": warmup}, "results": results}
+                                                  "warmup": warmup, "batches": batches},
+            "results": results}

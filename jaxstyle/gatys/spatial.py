@@ -46,13 +46,14 @@ def spatial_shardings(mesh: Mesh, targets: Targets, state):
     rep = replicated(mesh)
 
     def image_like(leaf):
-        return _spatial_spec(mesh, np.ndim(leaf), True) if np.ndim(leaf) >= 4 else rep
+        rank = len(getattr(leaf, "shape", ()))  # arrays or abstract ShapeDtypeStructs
+        return _spatial_spec(mesh, rank, True) if rank >= 4 else rep
 
     target_shardings = Targets(
-        content={k: _spatial_spec(mesh, v.ndim, True) for k, v in targets.content.items()},
+        content={k: _spatial_spec(mesh, len(v.shape), True) for k, v in targets.content.items()},
         style={k: rep for k in targets.style},
         masks=None if targets.masks is None else
-        {k: _spatial_spec(mesh, v.ndim, False) for k, v in targets.masks.items()},
+        {k: _spatial_spec(mesh, len(v.shape), False) for k, v in targets.masks.items()},
         weights=None if targets.weights is None else {k: rep for k in targets.weights})
     return rep, target_shardings, jax.tree.map(image_like, state)
 

@@ -8,6 +8,7 @@
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
+from jaxstyle.gatys.batch import stylize_many
 from jaxstyle.gatys import (
     NonFiniteLossError,
     StyleState,
@@ -29,7 +30,14 @@ from jaxstyle.losses import (
     style_loss,
     total_variation,
 )
-from jaxstyle.objective import Targets, loss_fn, make_targets, per_image_loss, stack_targets
+from jaxstyle.objective import (
+    Targets,
+    loss_fn,
+    make_targets,
+    per_image_loss,
+    stack_targets,
+    with_loss_weights,
+)
 from jaxstyle.optim import keras_adam, make_optimizer, scale_by_keras_adam
 from jaxstyle.vgg import VGG19, prepare_params, preprocess, vgg19_features
 from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
@@ -44,5 +52,5 @@ __all__ = [
     "masked_gram_matrix", "mean_squared_error", "output_image", "per_image_loss", "per_image_mse",
     "prepare_params", "preprocess", "read_keras_weights", "save_image", "save_params",
     "save_state", "scale_by_keras_adam", "stack_targets", "style_loss", "stylize",
-    "total_variation", "vgg19_features",
+    "stylize_many", "total_variation", "vgg19_features", "with_loss_weights",
 ]

@@ -70,3 +70,17 @@ def test_bench_rejects_tiny_sizes(tiny_params):
 
     with pytest.raises(ConfigError, match="32 px minimum"):
         run_bench(tiny_params, [16], StyleConfig(), steps=1)
+
+
+def test_batched_bench_reports_images_per_second_and_efficiency(tiny_params):
+    report = run_bench(tiny_params, [32], StyleConfig(), steps=2, warmup=1, block=1,
+                       batches=[1, 2])
+    rows = report["results"]
+    assert [row["batch"] for row in rows] == [1, 2]
+    for row in rows:
+        assert row["images_per_s"] == pytest.approx(row["batch"] * 1e3 / row["ms_per_step"])
+        assert row["temp_bytes"] > 0  # XLA's compiled memory analysis, per device
+    assert rows[0]["efficiency"] == pytest.approx(1.0)
+    assert rows[1]["efficiency"] == pytest.approx(rows[1]["images_per_s"] / rows[0]["images_per_s"])
+    from jaxstyle.bench.harness import format_batch_table
+    assert "vs batch 1" in format_batch_table(rows)

@@ -1,0 +1,136 @@
+"""`jaxstyle video`: stylize a clip frame by frame with a trained model (fast), or by
+optimisation from the previous stylized frame (slow; the quality reference)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from jaxstyle.cli.common import (
+    EXIT_INTERRUPTED,
+    Reporter,
+    UsageError,
+    add_weights_option,
+    config_from_args,
+    config_options,
+    finite_float,
+    load_params,
+    log,
+    positive_int,
+)
+
+EXAMPLES = [
+    "jaxstyle video clip.mp4 -o out.mp4 --model starry_night",
+    "jaxstyle video clip.mp4 -o out.mp4 --model my.jxs --style 2 --max-dim 720 --batch 8",
+    "jaxstyle video clip.mp4 -o out.mp4 --model starry_night --smooth 0.3",
+    "jaxstyle video clip.mp4 -o out.mp4 --style-image art.jpg --steps 300 --frame-steps 50",
+]
+
+
+def add_parser(commands, add_command) -> None:
+    p = add_command(commands, "video", "stylize a video (audio, frame rate and rotation kept)",
+                    EXAMPLES)
+    p.add_argument("input", help="video file (anything FFmpeg reads)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--model", help="a trained model file, or a built-in style name")
+    mode.add_argument("--style-image", metavar="PATH",
+                      help="optimise every frame towards this painting (slow), starting from "
+                           "the previous stylized frame (Ruder et al. 2016, without flow)")
+    p.add_argument("--style", help="style name or index inside the model")
+    p.add_argument("--max-dim", type=positive_int, help="longer side of the output, px")
+    p.add_argument("--batch", type=positive_int, default=8, help="frames per network call")
+    p.add_argument("--crf", type=int, default=18, help="x264/x265 quality (lower is better)")
+    p.add_argument("--codec", default="libx264")
+    p.add_argument("--start", type=finite_float, metavar="SECONDS")
+    p.add_argument("--duration", type=finite_float, metavar="SECONDS")
+    p.add_argument("--smooth", type=finite_float, default=0.0,
+                   help="blend each output with the previous one (0 = off, e.g. 0.3)")
+    p.add_argument("--frame-steps", type=positive_int, default=50,
+                   help="optimisation steps per frame after the first (--style-image)")
+    config_options(p, skip=("max_dim",))
+    add_weights_option(p)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=cmd_video)
+
+
+def model_frame_stylizer(model: str, style):
+    """(N, H, W, 3) uint8 -> float frames with a trained feed-forward model."""
+    import numpy as np
+
+    from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for
+    from jaxstyle.feedforward.modelfile import load_model
+
+    path, builtin_style = resolve_model(model)
+    params, header = load_model(path)
+    weights = np.asarray(style_weights_for(header, style if style is not None else builtin_style))
+    stylizer = make_stylizer(params, header)
+
+    def stylize_frames(frames):
+        images = np.asarray(frames, np.float32) / 255.0
+        return np.asarray(stylizer(images, np.broadcast_to(weights, (len(images), len(weights)))))
+
+    return stylize_frames
+
+
+def optimisation_frame_stylizer(args, cfg):
+    """Frames one at a time by optimisation, each starting from the previous result."""
+    import numpy as np
+
+    from jaxstyle.gatys import stylize
+    from jaxstyle.images import load_image
+
+    params = load_params(args.weights, args.quiet)
+    style = load_image(args.style_image, cfg.max_dim, what="style image")
+    previous = [None]
+
+    def stylize_frames(frames):
+        outputs = []
+        for frame in np.asarray(frames, np.float32) / 255.0:
+            first = previous[0] is None
+            run_cfg = cfg if first else cfg.replace(steps=args.frame_steps, scales=1,
+                                                    scale_steps=None)
+            image, _ = stylize(params, frame, style, run_cfg, init_image=previous[0])
+            previous[0] = np.asarray(image)[0]
+            outputs.append(previous[0])
+        return np.stack(outputs)
+
+    return stylize_frames
+
+
+def cmd_video(args) -> int:
+    from jaxstyle.video import VideoInterrupted, probe_video, stylize_video
+
+    if args.style_image and args.style is not None:
+        raise UsageError("--style picks a style inside --model; with --style-image leave it out")
+    info = probe_video(args.input)  # a bad input fails here, before any weights are loaded
+    max_dim = args.max_dim or max(info.width, info.height)
+    if args.model:
+        stylize_frames = model_frame_stylizer(args.model, args.style)
+        batch = args.batch
+    else:
+        cfg = config_from_args(args, max_dim=max_dim)
+        stylize_frames = optimisation_frame_stylizer(args, cfg)
+        batch = 1  # each frame starts from the one before
+    report = Reporter(info.frames, args.quiet, unit="frame")
+
+    def progress(done, total):
+        report.advance(done - (report.bar.n if report.bar is not None else 0))
+
+    try:
+        result = stylize_video(args.input, args.output, stylize_frames, batch_size=batch,
+                               max_dim=args.max_dim, crf=args.crf, codec=args.codec,
+                               start=args.start, duration=args.duration, smooth=args.smooth,
+                               pad_last_batch=args.model is not None, progress=progress)
+    except VideoInterrupted as stop:
+        report.close()
+        where = f"kept {stop.frames_done} frames in {stop.partial_path}" if stop.partial_path \
+            else "no frame was finished, nothing written"
+        print(f"interrupted: {where}; {Path(args.output).name} was not written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    report.close()
+    log(f"saved {result.path} ({result.frames} frames, {result.width}x{result.height}, "
+        f"{float(result.frame_rate):.3g} fps) in {result.wall_seconds:.1f} s; "
+        f"{result.timing_summary()}", args.quiet)
+    return 0

@@ -8,7 +8,6 @@
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
-from jaxstyle.gatys.batch import stylize_many
 from jaxstyle.gatys import (
     NonFiniteLossError,
     StyleState,
@@ -20,6 +19,7 @@ from jaxstyle.gatys import (
     save_state,
     stylize,
 )
+from jaxstyle.gatys.batch import stylize_many
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (
     content_loss,

@@ -83,7 +83,7 @@ def masked_gram_matrix(features: jax.Array, masks: jax.Array) -> jax.Array:
 
 
 def per_image_mse(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Mean squared difference per image, b broadcast over a's batch: (N, ...), (N|1, ...) -> (N,)."""
+    """Mean squared difference per image, b broadcast over a's batch: (N,...), (N|1,...) -> (N,)."""
     if a.shape[1:] != b.shape[1:] or b.shape[0] not in (1, a.shape[0]):
         raise ValueError(f"shapes do not broadcast per image: {a.shape} vs {b.shape}")
     diff = a.astype(jnp.float32) - b.astype(jnp.float32)

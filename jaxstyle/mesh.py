@@ -27,7 +27,8 @@ ROWS, COLS = "rows", "cols"  # the image axes of a spatial mesh
 AUTO = AxisType.Auto
 
 # Environment variables by which a launcher names a coordinator (jax.distributed detects them).
-_CLUSTER_HINTS = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+_CLUSTER_HINTS = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
+                  "MEGASCALE_COORDINATOR_ADDRESS")
 
 
 def cluster_in_environment() -> bool:

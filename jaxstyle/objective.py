@@ -16,8 +16,13 @@ import numpy as np
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.losses import gram_matrix, masked_gram_matrix, per_image_mse, total_variation, \
-    weighted_mean
+from jaxstyle.losses import (
+    gram_matrix,
+    masked_gram_matrix,
+    per_image_mse,
+    total_variation,
+    weighted_mean,
+)
 from jaxstyle.vgg import MIN_SIDE, layer_block, pool2x2, vgg19_features
 
 Array = jax.Array

@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxstyle import StyleConfig, load_image, loss_fn, make_targets  # noqa: E402
 from jaxstyle.demo import demo_content, demo_style  # noqa: E402
-from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
+from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 
 
 def params():

@@ -35,8 +35,8 @@ def jaxstyle(*args) -> tuple[float, str]:
                             capture_output=True, text=True)
     seconds = time.perf_counter() - started
     final = re.findall(r"final loss ([0-9.e+-]+)", result.stderr)
-    print(f"{seconds:6.1f} s  loss {final[-1] if final else '?'}  jaxstyle {' '.join(map(str, args))}",
-          flush=True)
+    command = " ".join(map(str, args))
+    print(f"{seconds:6.1f} s  loss {final[-1] if final else '?'}  jaxstyle {command}", flush=True)
     return seconds, final[-1] if final else "?"
 
 

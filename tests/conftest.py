@@ -50,8 +50,8 @@ def random_image(rng, height: int, width: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def real_params():
     """The real VGG19 weights, fetched once (through the fallback where needed) and cached."""
-    from jaxstyle.weights.fetch import fetch_weights
     from jaxstyle.weights import load_vgg19
+    from jaxstyle.weights.fetch import fetch_weights
 
     return load_vgg19(fetch_weights(progress=False, log=lambda message: None))
 

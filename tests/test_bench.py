@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from jaxstyle import StyleConfig
-from jaxstyle.bench.harness import format_table, run_bench
-from jaxstyle.bench.harness import flops_per_step
+from jaxstyle.bench.harness import flops_per_step, format_table, run_bench
 from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
 
 

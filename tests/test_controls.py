@@ -6,11 +6,11 @@ import pytest
 
 from conftest import random_image
 from jaxstyle import StyleConfig, color
-from jaxstyle.gatys import pipeline
 from jaxstyle.errors import ConfigError
+from jaxstyle.gatys import pipeline
+from jaxstyle.gatys.pipeline import normalise_masks, scale_sizes, style_size, stylize
 from jaxstyle.losses import gram_matrix, masked_gram_matrix
 from jaxstyle.objective import downsample_masks
-from jaxstyle.gatys.pipeline import normalise_masks, scale_sizes, style_size, stylize
 from jaxstyle.vgg import vgg19_features
 
 # eps=1e-8 makes every step move pixels by about lr, so tiny random weights show effects fast.

@@ -20,11 +20,10 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from jaxstyle.weights import fetch
 from jaxstyle.errors import WeightsError
-from jaxstyle.weights.torch_legacy import LEGACY_MAGIC, LEGACY_PROTOCOL_VERSION
 from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
-from jaxstyle.weights import expected_shapes, write_keras_h5
+from jaxstyle.weights import expected_shapes, fetch, write_keras_h5
+from jaxstyle.weights.torch_legacy import LEGACY_MAGIC, LEGACY_PROTOCOL_VERSION
 
 UNREACHABLE_URL = "http://127.0.0.1:9/x.h5"  # the discard port: nothing listens, refused at once
 

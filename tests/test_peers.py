@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from jaxstyle.bench.peers import PEERS, PeerUnavailable, build, normalised_weights
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.bench.peers import PEERS, PeerUnavailable, build, normalised_weights
 from jaxstyle.vgg import LAYER_NAMES, VGG19_CONV_LAYERS
 from reference import np_vgg
 

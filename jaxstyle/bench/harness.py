@@ -10,12 +10,10 @@ a shared machine hit both sides alike.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import resource
 import statistics
-import sys
 import time
 
 import numpy as np

@@ -142,8 +142,13 @@ def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
     report = Reporter(len(jobs) * steps, args.quiet or not lead, unit="img-step")
     report.line(f"{len(jobs)} jobs ({skipped} done before) on {jax.device_count()} devices, "
                 f"{jax.process_count()} processes; {steps} steps each")
-    done = 0
+    done = [0]  # jobs finished, read by the progress callback
     started = time.perf_counter()
+    batch_jobs = [0]  # real jobs in the running batch (the bar counts image-steps)
+
+    def progress(step, metrics, state):
+        report.advance(batch_jobs[0], images=f"{done[0]}/{len(jobs)}")
+
     for indices in plan_batches([job.shape for job in jobs], args.batch):
         filled = fill_batch(indices, runner.multiple)
         rows = process_slice(len(filled))
@@ -151,10 +156,7 @@ def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
         loaded = [run.load_job(jobs[i]) for i in mine]
         # Rows past the real jobs are fill-up copies; a job whose file failed has no output.
         real = [k for k in range(len(mine)) if rows.start + k < len(indices) and loaded[k][1]]
-
-        def progress(step, metrics, state, count=len(indices)):
-            report.advance(count, images=f"{done}/{len(jobs)}")
-
+        batch_jobs[0] = len(indices)
         try:
             images, finite = runner.run([job for job, _ in loaded], len(filled), progress)
         except StylizeInterrupted as stop:
@@ -172,7 +174,7 @@ def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
             run.written += 1
             if not finite[k]:
                 run.fail(f"{job.output.name}: loss became non-finite; saved the last finite image")
-        done += len(indices)
+        done[0] += len(indices)
     report.close()
     return _summary(run, len(jobs), skipped, out_dir, time.perf_counter() - started, lead)
 

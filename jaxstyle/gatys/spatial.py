@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 

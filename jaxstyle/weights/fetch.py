@@ -41,7 +41,6 @@ from tqdm import tqdm
 
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import atomic_write
-from jaxstyle.weights.torch_legacy import load_legacy_torch
 from jaxstyle.weights.keras import (
     LAYER_NAMES,
     Params,
@@ -50,6 +49,7 @@ from jaxstyle.weights.keras import (
     save_params,
     write_keras_h5,
 )
+from jaxstyle.weights.torch_legacy import load_legacy_torch
 
 KERAS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
              "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.vgg import BGR_MEAN, LAYER_NAMES, MIN_SIDE
+from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE
 from jaxstyle.weights import Params, validate_params
 
 PEERS = ("tf", "torch", "torch-compile")

@@ -15,15 +15,15 @@ import os
 
 import numpy as np
 
-from jaxstyle.config import StyleConfig
 from jaxstyle.bench.peers import (
-    BGR_MEAN,
     check_config,
     check_images,
     missing_framework,
     needed_params,
     normalised_weights,
 )
+from jaxstyle.config import StyleConfig
+from jaxstyle.vgg import BGR_MEAN
 from jaxstyle.weights import Params
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxstyle.config import StyleConfig
 from jaxstyle.bench.peers import (
-    BGR_MEAN,
     PeerUnavailable,
     check_config,
     check_images,
@@ -27,6 +25,8 @@ from jaxstyle.bench.peers import (
     needed_params,
     normalised_weights,
 )
+from jaxstyle.config import StyleConfig
+from jaxstyle.vgg import BGR_MEAN
 from jaxstyle.weights import Params
 
 

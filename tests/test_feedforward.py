@@ -136,8 +136,10 @@ def test_flops_match_xla_cost_analysis():
         {"params": params}, jnp.zeros((1, size, size, 3)), jnp.ones((1, 1))).compile()
     cost = compiled.cost_analysis()
     xla_flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
-    # XLA also counts norms and activations, a few percent on top of the convs.
-    assert xla_flops == pytest.approx(flops_per_pixel(WIDTH) * size * size, rel=0.1)
+    # XLA also counts norms and activations, a few percent on top of the convs, and the 9x9
+    # convs run as 5x5 convs over 2x2 blocks (fastconv), which multiply-add about 23% more.
+    model = flops_per_pixel(WIDTH) * size * size
+    assert 0.95 * model <= xla_flops <= 1.35 * model
     # Width 1 by hand: 9x9 3->32 full size, 3x3 32->64 at 1/4 of the pixels, 64->128 at 1/16,
     # ten 128->128 at 1/16, 128->64 at 1/4, 64->32 full size, 9x9 32->3 full size.
     by_hand = 2 * (81 * 3 * 32 + 9 * 32 * 64 / 4 + 9 * 64 * 128 / 16 + 10 * 9 * 128 * 128 / 16

@@ -72,7 +72,7 @@ def _folder_images(folder: Path) -> list[Path]:
 
 def plan_jobs(inputs: list[str], output: Optional[str]) -> list[Job]:
     """Where each input goes; UsageError for combinations that cannot work, before any work."""
-    from jaxstyle.images import SAVE_FORMATS, save_format
+    from jaxstyle.images import save_format
 
     if STDIO in inputs:
         if len(inputs) > 1:
@@ -87,7 +87,8 @@ def plan_jobs(inputs: list[str], output: Optional[str]) -> list[Job]:
         raise UsageError("-o - (stdout) needs - (stdin) as the input")
     out = Path(output)
     single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    if single_file and not out.is_dir() and out.suffix.lower() in SAVE_FORMATS:
+    if single_file and not out.is_dir() and out.suffix:
+        save_format(out)  # an unknown image type is an error, not a folder name
         return [Job(Path(inputs[0]), out)]
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} is a file; several outputs need a folder")

@@ -82,9 +82,10 @@ def add_parser(commands, add_command) -> None:
                        help="weight of total variation (smoothness)")
     terms.add_argument("--content-layers", type=layer_list, default=",".join(loss.content_layers),
                        metavar="L,L,...", help="comma-separated VGG19 layer names")
-    terms.add_argument("--content-layer-weights", type=float_list,
-                       default=",".join(map(str, loss.content_layer_weights)), metavar="W,W,...",
-                       help="weight of each content layer (normalised by their sum)")
+    default_weights = ",".join(f"{w:g}" for w in loss.content_layer_weights)
+    terms.add_argument("--content-layer-weights", type=float_list, metavar="W,W,...",
+                       help="weight of each content layer, normalised by their sum (None: "
+                            f"{default_weights} for the default layers, else equal)")
     terms.add_argument("--style-layers", type=layer_list, default=",".join(loss.style_layers),
                        metavar="L,L,...", help="comma-separated VGG19 layer names")
     terms.add_argument("--stability-weight", type=finite_float, default=d.stability_weight,
@@ -118,9 +119,8 @@ def config_from_args(args):
 
     d = _defaults()
     layer_weights = args.content_layer_weights
-    if args.content_layers != d.loss.content_layers and \
-            layer_weights == d.loss.content_layer_weights:
-        layer_weights = None  # the default weights belong to the default layers
+    if layer_weights is None and args.content_layers == d.loss.content_layers:
+        layer_weights = d.loss.content_layer_weights  # they belong to the default layers
     loss = d.loss.replace(content_weight=args.content_weight, style_weight=args.style_weight,
                           tv_weight=args.tv_weight, content_layers=args.content_layers,
                           content_layer_weights=layer_weights, style_layers=args.style_layers,
@@ -184,7 +184,7 @@ class _Progress:
             "loss": f"{last['loss']:.4g}", "content": f"{last['content']:.3g}",
             "style": f"{last['style']:.3g}", "tv": f"{last['tv']:.3g}",
             **({"stability": f"{last['stability']:.3g}"} if last.get("stability") else {}),
-            "img/s": f"{last['images_per_s']:.1f}"})
+            **({"img/s": f"{last['images_per_s']:.1f}"} if last["images_per_s"] else {})})
         self.last_step = last["step"]
 
     def close(self) -> None:

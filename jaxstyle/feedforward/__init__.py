@@ -4,41 +4,40 @@ conditional instance norm (many styles in one net), its single-file model format
 inference."""
 
 from jaxstyle.feedforward.apply import (
-                                        apply_model,
-                                        builtin_models,
-                                        make_stylizer,
-                                        resolve_model,
-                                        style_weights_for,
+    apply_model,
+    builtin_models,
+    make_stylizer,
+    resolve_model,
+    style_weights_for,
 )
 from jaxstyle.feedforward.modelfile import (
-                                            ModelError,
-                                            describe,
-                                            load_model,
-                                            save_model,
-                                            style_index,
-                                            style_record,
+    ModelError,
+    describe,
+    load_model,
+    save_model,
+    style_index,
+    style_record,
 )
 from jaxstyle.feedforward.network import (
-                                          TransformerNet,
-                                          channel_counts,
-                                          count_params,
-                                          flops_per_pixel,
-                                          init_params,
-                                          instance_norm,
-                                          param_shapes,
-                                          select_styles,
-                                          style_params_paths,
+    TransformerNet,
+    channel_counts,
+    count_params,
+    flops_per_pixel,
+    init_params,
+    instance_norm,
+    param_shapes,
+    select_styles,
+    style_params_paths,
 )
-
 from jaxstyle.feedforward.train import (
-                                        FeedForwardConfig,
-                                        StyleImage,
-                                        TrainingInterrupted,
-                                        TrainState,
-                                        init_train_state,
-                                        make_train_step,
-                                        stability_loss,
-                                        style_grams,
+    FeedForwardConfig,
+    StyleImage,
+    TrainingInterrupted,
+    TrainState,
+    init_train_state,
+    make_train_step,
+    stability_loss,
+    style_grams,
 )
 
 __all__ = [

@@ -262,8 +262,8 @@ def stability_loss(apply_fn: Callable, params, images: Array, style_weights: Arr
                    max_shift: int = 2, noise_std: float = 0.02) -> Array:
     """How much the output moves more than the input: (N,H,W,3), (N,S) -> (N,).
 
-    For each image a random shift T of 1..max_shift px along each axis that moves (mirrored
-    at the edges) and gaussian noise n of std `noise_std`, both drawn from `key`:
+    For each image a random shift T of up to `max_shift` px along each axis, never zero
+    (mirrored at the edges), and gaussian noise n of std `noise_std`, both drawn from `key`:
     mean |f(clip(T x + n)) - T f(x)|^2 over the pixels T keeps inside the image. Exactly
     zero for a constant network, and for a translation-equivariant one when noise_std is 0;
     positive for one whose output depends on position or amplifies noise, the two causes of
@@ -526,10 +526,17 @@ def _stop_on_sigint():
 
 
 class _Log:
-    """The JSON-lines loss log (process 0 only); a resume drops lines after its step."""
+    """Per-step metrics, fetched from the device every few steps (so steps run back to back),
+    written as JSON lines by process 0 and passed to `on_log`. A resume drops the lines after
+    its step; many non-finite steps in a row raise TrainingDiverged."""
 
-    def __init__(self, path: Optional[Path], resumed_step: Optional[int], enabled: bool):
-        self.path = path if enabled else None
+    def __init__(self, path: Path, resumed_step: Optional[int], leader: bool, batch: int,
+                 on_log: Optional[Callable[[list[dict]], None]]):
+        self.path = path if leader else None
+        self.batch, self.on_log = batch, on_log
+        self.pending: list[tuple[int, Metrics]] = []
+        self.skipped = self.consecutive_skipped = 0
+        self.window_started, self.window_steps = time.perf_counter(), 0
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -543,10 +550,41 @@ class _Log:
                     continue
         self.path.write_text("".join(line + "\n" for line in kept))
 
-    def write(self, records: list[dict]) -> None:
-        if self.path is not None and records:
+    def add(self, step: int, metrics: Metrics, first: bool = False) -> None:
+        self.pending.append((step, metrics))
+        if first:
+            # The first step of a session includes compiling: time the throughput after it.
+            jax.block_until_ready(metrics)
+            self.window_started = time.perf_counter()
+        else:
+            self.window_steps += 1
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        values = host_copy([metrics for _, metrics in self.pending])
+        now = time.perf_counter()
+        # None when the window held only the compiling first step.
+        rate = round(self.window_steps * self.batch / max(now - self.window_started, 1e-9),
+                     3) if self.window_steps else None
+        self.window_started, self.window_steps = now, 0
+        records = []
+        for (step, _), metrics in zip(self.pending, values):
+            finite = bool(metrics.pop("finite"))
+            self.skipped += not finite
+            self.consecutive_skipped = 0 if finite else self.consecutive_skipped + 1
+            records.append({"step": step, **{k: float(v) for k, v in metrics.items()},
+                            "images_per_s": rate,
+                            **({} if finite else {"skipped": True})})
+        self.pending.clear()
+        if self.path is not None:
             with open(self.path, "a") as file:
                 file.writelines(json.dumps(record) + "\n" for record in records)
+        if self.on_log is not None:
+            self.on_log(records)
+        if self.consecutive_skipped >= MAX_NONFINITE_STEPS:
+            raise TrainingDiverged(f"the loss was non-finite for {self.consecutive_skipped} "
+                                   "steps in a row; try a smaller --lr or loss weights")
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -632,9 +670,10 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     `default_checkpoint_dir(output)`; `resume` continues from its latest checkpoint, data
     position included, so the losses equal those of an uninterrupted run. preview: a photo
     (H, W, 3) rendered in every style every `cfg.preview_every` steps to
-    `preview_path(output)`. log_path: JSON lines of step, loss, content, style, tv, stability
-    and images/s (default `log_path_for(output)`). mesh: data-parallel over its 'data' axis
-    (default: all devices). on_log: called with each batch of log records (a progress bar).
+    `preview_path(output)`. log_path: JSON lines of step, loss, content, style, tv,
+    stability, grad_norm and images/s (default `log_path_for(output)`). mesh: data-parallel
+    over its 'data' axis (default: all devices). on_log: called with each batch of log
+    records (a progress bar).
 
     Every process loads its own shard of the photos; the global batch is assembled from them.
     Ctrl-C saves a checkpoint and the model, then raises `TrainingInterrupted`.
@@ -644,7 +683,6 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
 
     output = Path(output)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output)
-    log_path = Path(log_path) if log_path else log_path_for(output)
     if len(styles) != cfg.num_styles:
         raise ConfigError(f"{len(styles)} styles given for num_styles={cfg.num_styles}")
     processes = jax.process_count()
@@ -659,98 +697,60 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     record = _run_record(cfg, styles, len(paths), 0.0)
 
     manager = _checkpoint_manager(checkpoint_dir, cfg)
-    loader = make_loader(paths, cfg.size, cfg.batch // processes, cfg.seed, worker_count)
-    iterator = iter(loader)
-    previous_seconds = 0.0
+    iterator = iter(make_loader(paths, cfg.size, cfg.batch // processes, cfg.seed, worker_count))
     try:
+        previous_seconds = 0.0
         if resume:
             state, saved = _restore_checkpoint(manager, checkpoint_dir, state, iterator, record)
             previous_seconds = float(saved.get("seconds", 0.0))
         elif manager.latest_step() is not None:
             raise ConfigError(f"{checkpoint_dir} holds checkpoints of an earlier run; continue "
                               "it with --resume, or give another --checkpoint-dir")
-        start = int(host_copy(state.step))
-        log = _Log(log_path, start if resume else None, leader)
-        result = _run(train_step, vgg_params, grams, state, iterator, manager, cfg, styles,
-                      paths, output, checkpoint_dir, preview, log, on_log, leader, split,
-                      global_batch, start, previous_seconds, record)
+        start = step = int(host_copy(state.step))
+        log = _Log(Path(log_path) if log_path else log_path_for(output),
+                   start if resume else None, leader, cfg.batch, on_log)
+        started = time.perf_counter()
+
+        def seconds() -> float:
+            return previous_seconds + time.perf_counter() - started
+
+        def checkpoint() -> None:
+            _save_checkpoint(manager, step, state, iterator, {**record, "seconds": seconds()})
+
+        def save_model_file(interrupted: bool = False) -> dict:
+            header = model_header(cfg, styles, len(paths), step, seconds(), interrupted)
+            if leader:
+                save_model(output, host_copy(state.params), header)
+            return header
+
+        with _stop_on_sigint() as stop:
+            while step < cfg.steps and not stop.requested:
+                batch = global_batch(next(iterator)["image"], split, cfg.batch)
+                state, metrics = train_step(vgg_params, grams, state, batch)
+                step += 1
+                log.add(step, metrics, first=step == start + 1)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    log.flush()
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    checkpoint()
+                if leader and preview is not None and cfg.preview_every and \
+                        step % cfg.preview_every == 0:
+                    from jaxstyle.images import save_image
+
+                    save_image(preview_path(output),
+                               render_preview(host_copy(state.params), preview, cfg))
+            log.flush()
+            checkpoint()
+            if stop.requested:
+                save_model_file(interrupted=True)
+                manager.wait_until_finished()
+                raise TrainingInterrupted(step, output, checkpoint_dir)
+        header = save_model_file()
     finally:
         manager.wait_until_finished()
         manager.close()
         close_iterator(iterator)
-    return result
-
-
-def _run(train_step, vgg_params, grams, state, iterator, manager, cfg, styles, paths, output,
-         checkpoint_dir, preview, log, on_log, leader, split, global_batch, start,
-         previous_seconds, record) -> TrainResult:
-    """The loop of `train`, from step `start` to `cfg.steps`."""
-    step = start
-    pending: list[tuple[int, Metrics]] = []
-    skipped = consecutive_skipped = 0
-    started = window_started = time.perf_counter()
-
-    def seconds() -> float:
-        return previous_seconds + time.perf_counter() - started
-
-    def flush() -> None:
-        nonlocal window_started, skipped, consecutive_skipped
-        if not pending:
-            return
-        values = host_copy([metrics for _, metrics in pending])
-        now = time.perf_counter()
-        rate = len(pending) * cfg.batch / max(now - window_started, 1e-9)
-        window_started = now
-        records = []
-        for (at, _), metrics in zip(pending, values):
-            finite = bool(metrics.pop("finite"))
-            skipped += not finite
-            consecutive_skipped = 0 if finite else consecutive_skipped + 1
-            records.append({"step": at, **{k: float(v) for k, v in metrics.items()},
-                            "images_per_s": round(rate, 3), **({} if finite else
-                                                               {"skipped": True})})
-        pending.clear()
-        log.write(records)
-        if on_log is not None:
-            on_log(records)
-        if consecutive_skipped >= MAX_NONFINITE_STEPS:
-            raise TrainingDiverged(f"the loss was non-finite for {consecutive_skipped} steps in "
-                                   "a row; try a smaller --lr or loss weights")
-
-    def save_model_file(interrupted: bool = False) -> dict:
-        header = model_header(cfg, styles, len(paths), step, seconds(), interrupted)
-        if leader:
-            save_model(output, host_copy(state.params), header)
-        return header
-
-    def checkpoint() -> None:
-        _save_checkpoint(manager, step, state, iterator, {**record, "seconds": seconds()})
-
-    with _stop_on_sigint() as stop:
-        while step < cfg.steps and not stop.requested:
-            batch = next(iterator)["image"]
-            batch = global_batch(batch, split, cfg.batch)
-            state, metrics = train_step(vgg_params, grams, state, batch)
-            step += 1
-            pending.append((step, metrics))
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                flush()
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint()
-            if leader and preview is not None and cfg.preview_every and \
-                    step % cfg.preview_every == 0:
-                from jaxstyle.images import save_image
-
-                save_image(preview_path(output),
-                           render_preview(host_copy(state.params), preview, cfg))
-        flush()
-        checkpoint()
-        if stop.requested:
-            save_model_file(interrupted=True)
-            manager.wait_until_finished()
-            raise TrainingInterrupted(step, output, checkpoint_dir)
-    header = save_model_file()
-    return TrainResult(host_copy(state.params), header, step, seconds(), skipped)
+    return TrainResult(host_copy(state.params), header, step, seconds(), log.skipped)
 
 
 __all__ = ["DEFAULT_CONTENT_LAYERS", "DEFAULT_CONTENT_LAYER_WEIGHTS", "DEFAULT_LOSS",

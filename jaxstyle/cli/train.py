@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +36,6 @@ def _defaults():
 
 
 def _nonnegative_int(text: str) -> int:
-    import argparse
-
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
@@ -220,8 +219,10 @@ def cmd_train(args) -> int:
         from jaxstyle.demo import demo_content
         from jaxstyle.images import load_image
 
-        preview = (load_image(args.preview, cfg.size, what="preview photo") if args.preview
-                   else demo_content(cfg.size))
+        # At least 128 px, so the preview stays legible (and valid) for tiny training sizes.
+        side = max(cfg.size, 128)
+        preview = (load_image(args.preview, side, what="preview photo") if args.preview
+                   else demo_content(side))
     vgg_params = prepare_params(load_params(args.weights, quiet))
     log(f"training {len(styles)} style(s) ({', '.join(s.name for s in styles)}) at "
         f"{cfg.size} px, batch {cfg.batch}, {cfg.steps} steps on {jax.device_count()} "
@@ -232,11 +233,13 @@ def cmd_train(args) -> int:
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
                        worker_count=args.workers, on_log=progress)
     except TrainingInterrupted as stop:
-        progress.close()
+        progress.close()  # so the message is the last line, not under the bar
         print(str(stop), file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
+    except BaseException:
         progress.close()
+        raise
+    progress.close()
     final = progress.last
     summary = (f"; final loss {final['loss']:.4g} (content {final['content']:.4g}, style "
                f"{final['style']:.4g}, tv {final['tv']:.4g})" if final else "")

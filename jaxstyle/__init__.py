@@ -8,6 +8,16 @@
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
+from jaxstyle.feedforward import (
+    FeedForwardConfig,
+    ModelError,
+    TrainingInterrupted,
+    apply_model,
+    load_model,
+    make_stylizer,
+    resolve_model,
+    save_model,
+)
 from jaxstyle.gatys import (
     NonFiniteLossError,
     StyleState,
@@ -45,12 +55,14 @@ from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "ImageError", "JaxstyleError", "NonFiniteLossError", "StyleConfig",
-    "StyleState", "StylizeInterrupted", "Targets", "VGG19", "WeightsError", "__version__",
-    "content_loss", "gram_matrix", "init_state", "keras_adam", "load_image", "load_state",
-    "load_vgg19", "loss_fn", "make_optimizer", "make_step", "make_targets",
-    "masked_gram_matrix", "mean_squared_error", "output_image", "per_image_loss", "per_image_mse",
-    "prepare_params", "preprocess", "read_keras_weights", "save_image", "save_params",
-    "save_state", "scale_by_keras_adam", "stack_targets", "style_loss", "stylize",
-    "stylize_many", "total_variation", "vgg19_features", "with_loss_weights",
+    "ConfigError", "FeedForwardConfig", "ImageError", "JaxstyleError", "ModelError",
+    "NonFiniteLossError", "StyleConfig", "StyleState", "StylizeInterrupted", "Targets",
+    "TrainingInterrupted", "VGG19", "WeightsError", "__version__", "apply_model",
+    "content_loss", "gram_matrix", "init_state", "keras_adam", "load_image", "load_model",
+    "load_state", "load_vgg19", "loss_fn", "make_optimizer", "make_step", "make_stylizer",
+    "make_targets", "masked_gram_matrix", "mean_squared_error", "output_image",
+    "per_image_loss", "per_image_mse", "prepare_params", "preprocess", "read_keras_weights",
+    "resolve_model", "save_image", "save_model", "save_params", "save_state",
+    "scale_by_keras_adam", "stack_targets", "style_loss", "stylize", "stylize_many",
+    "total_variation", "vgg19_features", "with_loss_weights",
 ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from jaxstyle.cli import bench, demo, stylize, weights
+from jaxstyle.cli import apply, bench, demo, stylize, train, weights
 from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
 from jaxstyle.errors import JaxstyleError
 
-COMMANDS = (stylize, demo, weights, bench)
+COMMANDS = (stylize, demo, weights, bench, train, apply)
 
 
 def build_parser() -> Parser:
@@ -23,7 +23,9 @@ def build_parser() -> Parser:
         prog="jaxstyle", formatter_class=Formatter,
         description="Neural style transfer (Gatys et al. 2015) in JAX.",
         epilog="examples:\n  jaxstyle demo\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
-               "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256")
+               "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256\n"
+               "  jaxstyle train starry.jpg --data photos/ -o starry.jxs\n"
+               "  jaxstyle apply starry.jxs photo.jpg -o out.png")
     parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

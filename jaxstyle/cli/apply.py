@@ -1,0 +1,239 @@
+"""`jaxstyle apply`: stylise photos with a trained feed-forward model (engine 2), in one pass."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
+
+from jaxstyle.cli.common import (
+    EXIT_ERROR,
+    Reporter,
+    UsageError,
+    add_max_pixels_option,
+    finite_float,
+    log,
+    positive_int,
+    same_file,
+)
+
+STDIO = "-"
+EXAMPLES = [
+    "jaxstyle apply starry.jxs photo.jpg -o out.png",
+    "jaxstyle apply starry_night photos/ -o stylised/ --max-dim 1024",
+    "jaxstyle apply three.jxs photo.jpg -o out.png --style-blend 0.5 0.5 0",
+    "jaxstyle apply three.jxs photo.jpg -o out.jpg --style scream --strength 0.7",
+    "cat photo.jpg | jaxstyle apply starry.jxs - > out.png",
+    "jaxstyle apply three.jxs --list",
+]
+
+
+def add_parser(commands, add_command) -> None:
+    p = add_command(commands, "apply", "stylise photos with a trained model in one pass",
+                    EXAMPLES)
+    p.add_argument("model", metavar="MODEL",
+                   help="model file (.jxs), or the name of a built-in model or style")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="image files, folders (searched recursively), or - for stdin")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output image for one input, else a folder (<name>.png inside); "
+                        "default for -: stdout (PNG)")
+    p.add_argument("--style", metavar="NAME|INDEX", help="the model's style to use "
+                   "(default: the first, or the built-in style named)")
+    p.add_argument("--style-blend", type=finite_float, nargs="+", metavar="W",
+                   help="blend all the model's styles with these weights (one per style)")
+    p.add_argument("--strength", type=finite_float, default=1.0,
+                   help="1: fully stylised, 0: the photo")
+    p.add_argument("--preserve-color", choices=("luminance",),
+                   help="keep the photo's colours (stylised luminance, photo's chroma)")
+    p.add_argument("--max-dim", type=positive_int,
+                   help="shrink inputs so the longer side is at most this (default: full size)")
+    p.add_argument("--batch", type=positive_int, default=4,
+                   help="images of the same size stylised per call")
+    p.add_argument("--list", action="store_true", help="describe the model and its styles")
+    add_max_pixels_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(handler=cmd_apply)
+
+
+class Job(NamedTuple):
+    source: Union[Path, str]   # a file, or STDIO
+    target: Union[Path, str]   # a file, or STDIO
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    from jaxstyle.data import list_images
+
+    return list_images(folder)
+
+
+def plan_jobs(inputs: list[str], output: Optional[str]) -> list[Job]:
+    """Where each input goes; UsageError for combinations that cannot work, before any work."""
+    from jaxstyle.images import save_format
+
+    if STDIO in inputs:
+        if len(inputs) > 1:
+            raise UsageError("- (stdin) must be the only input")
+        if output in (None, STDIO):
+            return [Job(STDIO, STDIO)]
+        save_format(output)
+        return [Job(STDIO, Path(output))]
+    if output is None:
+        raise UsageError("give -o OUT (an image file for one input, else a folder)")
+    if output == STDIO:
+        raise UsageError("-o - (stdout) needs - (stdin) as the input")
+    out = Path(output)
+    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    if single_file and not out.is_dir() and out.suffix:
+        save_format(out)  # an unknown image type is an error, not a folder name
+        return [Job(Path(inputs[0]), out)]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} is a file; several outputs need a folder")
+    jobs = []
+    for text in inputs:
+        source = Path(text)
+        if source.is_dir():
+            jobs.extend(Job(path, out / path.relative_to(source).with_suffix(".png"))
+                        for path in _folder_images(source))
+        else:
+            jobs.append(Job(source, out / (source.stem + ".png")))
+    targets: dict[Path, Path] = {}
+    for job in jobs:
+        if job.target in targets:
+            raise UsageError(f"{targets[job.target]} and {job.source} would both be written "
+                             f"to {job.target}")
+        if same_file(job.target, job.source):
+            raise UsageError(f"output {job.target} is also an input")
+        targets[job.target] = job.source
+    return jobs
+
+
+def _expected_shape(path: Path, max_dim: Optional[int]) -> Optional[tuple[int, int]]:
+    """(H, W) the image will have after loading, from its header; None if unreadable."""
+    from PIL import Image
+
+    from jaxstyle.images import fit_size
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except Exception:  # noqa: BLE001 - the load reports the real error
+        return None
+    return fit_size(height, width, max_dim)
+
+
+def _read_stdin_image(max_dim, max_pixels):
+    from jaxstyle.images import load_image
+
+    data = sys.stdin.buffer.read()
+    with tempfile.NamedTemporaryFile(suffix=".img") as file:
+        file.write(data)
+        file.flush()
+        return load_image(file.name, max_dim, max_pixels, what="stdin image")
+
+
+def _write(target, image) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from jaxstyle.images import save_image, to_uint8
+
+    if target == STDIO:
+        buffer = io.BytesIO()
+        Image.fromarray(to_uint8(np.asarray(image)), mode="RGB").save(buffer, format="PNG")
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+    else:
+        save_image(target, image)
+
+
+def cmd_apply(args) -> int:
+    import numpy as np
+
+    from jaxstyle.errors import JaxstyleError
+    from jaxstyle.feedforward.apply import (
+        apply_model,
+        load_resolved,
+        make_stylizer,
+        style_weights_for,
+    )
+    from jaxstyle.feedforward.modelfile import describe
+    from jaxstyle.images import load_image
+
+    params, header, builtin_style = load_resolved(args.model)
+    if args.list:
+        print(describe(header))
+        return 0
+    if not args.inputs:
+        raise UsageError("give at least one INPUT (a file, a folder or -), or --list")
+    if args.style is not None and args.style_blend is not None:
+        raise UsageError("give --style or --style-blend, not both")
+    style = args.style if args.style is not None else (
+        None if args.style_blend is not None else builtin_style)
+    style_weights_for(header, style, args.style_blend)  # a bad choice fails before any work
+    if not 0 <= args.strength <= 1:
+        raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+    jobs = plan_jobs(args.inputs, args.output)
+    if not jobs:
+        raise UsageError(f"no images found in {', '.join(args.inputs)}")
+    quiet = args.quiet
+    stylizer = make_stylizer(params, header)
+    options = dict(style=style, blend=args.style_blend, strength=args.strength,
+                   preserve_color=args.preserve_color, stylizer=stylizer)
+    report = Reporter(len(jobs), quiet, unit="image")
+    failures = 0
+
+    def fail(job: Job, error: Exception) -> None:
+        nonlocal failures
+        failures += 1
+        report.line(f"error: {error}")
+        report.advance(1)
+
+    def run(group: list[tuple[Job, np.ndarray]]) -> None:
+        images = np.stack([image for _, image in group])
+        out = apply_model(params, header, images, **options)
+        for (job, _), image in zip(group, out):
+            try:
+                _write(job.target, image)
+            except JaxstyleError as error:
+                fail(job, error)
+                continue
+            report.advance(1)
+
+    try:
+        if jobs[0].source == STDIO:
+            image = _read_stdin_image(args.max_dim, args.max_pixels)
+            run([(jobs[0], image)])
+        else:
+            groups: dict[Optional[tuple[int, int]], list[Job]] = defaultdict(list)
+            for job in jobs:
+                groups[_expected_shape(job.source, args.max_dim)].append(job)
+            for jobs_of_shape in groups.values():
+                for start in range(0, len(jobs_of_shape), args.batch):
+                    loaded: dict[tuple, list] = defaultdict(list)
+                    for job in jobs_of_shape[start:start + args.batch]:
+                        try:
+                            image = load_image(job.source, args.max_dim, args.max_pixels,
+                                               what="input")
+                        except JaxstyleError as error:
+                            fail(job, error)
+                            continue
+                        loaded[image.shape].append((job, image))
+                    for group in loaded.values():  # headers can mislead (odd EXIF, say)
+                        run(group)
+    finally:
+        report.close()
+    done = len(jobs) - failures
+    if jobs[0].target != STDIO:
+        where = jobs[0].target if len(jobs) == 1 else args.output
+        log(f"stylised {done} of {len(jobs)} image(s) into {where}", quiet)
+    if failures:
+        print(f"error: {failures} of {len(jobs)} image(s) failed", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+

@@ -1,0 +1,249 @@
+"""`jaxstyle train`: train a feed-forward network on a folder of photos (engine 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from jaxstyle.cli.common import (
+    EXIT_INTERRUPTED,
+    Reporter,
+    UsageError,
+    add_weights_option,
+    finite_float,
+    float_list,
+    layer_list,
+    load_params,
+    log,
+    positive_int,
+)
+from jaxstyle.config import POOLINGS, PRECISIONS
+
+EXAMPLES = [
+    "jaxstyle train starry_night.jpg --data photos/ -o starry.jxs",
+    "jaxstyle train starry.jpg scream.jpg wave.jpg --data photos/ -o three.jxs --steps 60000",
+    "jaxstyle train starry.jpg --data photos/ -o starry.jxs --resume",
+    "jaxstyle train starry.jpg --data photos/ -o small.jxs --width 0.5 --precision bf16",
+]
+
+
+def _defaults():
+    from jaxstyle.feedforward.train import FeedForwardConfig
+
+    return FeedForwardConfig()
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_parser(commands, add_command) -> None:
+    d = _defaults()
+    loss = d.loss
+    p = add_command(commands, "train", "train a fast feed-forward network for one or more "
+                    "styles (Johnson et al. 2016)", EXAMPLES)
+    p.add_argument("styles", nargs="+", metavar="STYLE",
+                   help="style image file(s); several train one network with a style each "
+                        "(named after the files)")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="folder of training photos (searched recursively; unreadable files "
+                        "are skipped)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.jxs)")
+    size = p.add_argument_group("training")
+    size.add_argument("--size", type=positive_int, default=d.size,
+                      help="side of the square training crops, px")
+    size.add_argument("--batch", type=positive_int, default=d.batch,
+                      help="photos per step (over all devices)")
+    size.add_argument("--steps", type=positive_int, default=d.steps, help="training steps")
+    size.add_argument("--lr", type=finite_float, default=d.learning_rate,
+                      help="Adam learning rate")
+    size.add_argument("--width", type=finite_float, default=d.width,
+                      help="network channel multiplier (0.5: 4x fewer FLOPs)")
+    size.add_argument("--style-size", type=positive_int, default=d.style_size,
+                      help="longer side of the style images, px: larger paints larger "
+                           "strokes (None: --size)")
+    size.add_argument("--seed", type=int, default=d.seed,
+                      help="network init, data order and augmentation")
+    size.add_argument("--workers", type=_nonnegative_int, default=None,
+                      help="image decoding processes (0: decode in this process; "
+                           "None: min(4, CPUs))")
+    terms = p.add_argument_group("loss")
+    terms.add_argument("--content-weight", type=finite_float, default=loss.content_weight,
+                       help="weight of the content term")
+    terms.add_argument("--style-weight", type=finite_float, default=loss.style_weight,
+                       help="weight of the style term")
+    terms.add_argument("--tv-weight", type=finite_float, default=loss.tv_weight,
+                       help="weight of total variation (smoothness)")
+    terms.add_argument("--content-layers", type=layer_list, default=",".join(loss.content_layers),
+                       metavar="L,L,...", help="comma-separated VGG19 layer names")
+    default_weights = ",".join(f"{w:g}" for w in loss.content_layer_weights)
+    terms.add_argument("--content-layer-weights", type=float_list, metavar="W,W,...",
+                       help="weight of each content layer, normalised by their sum (None: "
+                            f"{default_weights} for the default layers, else equal)")
+    terms.add_argument("--style-layers", type=layer_list, default=",".join(loss.style_layers),
+                       metavar="L,L,...", help="comma-separated VGG19 layer names")
+    terms.add_argument("--stability-weight", type=finite_float, default=d.stability_weight,
+                       help="penalise output changes under 1-2 px shifts and noise (steadier "
+                            "video; 0: off)")
+    terms.add_argument("--pooling", choices=POOLINGS, default=loss.pooling,
+                       help="VGG pooling")
+    terms.add_argument("--precision", choices=PRECISIONS, default=loss.precision,
+                       help="bf16: convolutions in bfloat16, losses and Adam in fp32")
+    run = p.add_argument_group("checkpoints and progress")
+    run.add_argument("--checkpoint-dir", metavar="DIR",
+                     help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
+    run.add_argument("--checkpoint-every", type=_nonnegative_int, default=d.checkpoint_every,
+                     metavar="N", help="steps between checkpoints (0: only at the end)")
+    run.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the latest checkpoint (same styles and settings)")
+    run.add_argument("--preview-every", type=_nonnegative_int, default=d.preview_every,
+                     metavar="N", help="render the preview photo every N steps into "
+                                       "MODEL's name + .preview.png (0: never)")
+    run.add_argument("--preview", metavar="PHOTO",
+                     help="photo for the previews (None: the packaged demo photo)")
+    add_weights_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(handler=cmd_train)
+
+
+def config_from_args(args):
+    """The FeedForwardConfig the options describe; ConfigError names a bad one."""
+    from jaxstyle.feedforward.train import FeedForwardConfig
+
+    d = _defaults()
+    layer_weights = args.content_layer_weights
+    if layer_weights is None and args.content_layers == d.loss.content_layers:
+        layer_weights = d.loss.content_layer_weights  # they belong to the default layers
+    loss = d.loss.replace(content_weight=args.content_weight, style_weight=args.style_weight,
+                          tv_weight=args.tv_weight, content_layers=args.content_layers,
+                          content_layer_weights=layer_weights, style_layers=args.style_layers,
+                          pooling=args.pooling, precision=args.precision)
+    return FeedForwardConfig(loss=loss, size=args.size, batch=args.batch, steps=args.steps,
+                             learning_rate=args.lr, width=args.width,
+                             num_styles=len(args.styles), style_size=args.style_size,
+                             stability_weight=args.stability_weight, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, keep=args.keep,
+                             preview_every=args.preview_every)
+
+
+def check_model_output(output: Path) -> None:
+    """Fail before any work if the model file cannot be written."""
+    if output.is_dir():
+        raise UsageError(f"output {output}: is a folder; give a model file name")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass
+    except OSError as exc:
+        raise UsageError(f"output {output}: cannot write in {output.parent} "
+                         f"({exc.strerror or exc})") from None
+
+
+def style_names_of(paths) -> list[str]:
+    """Each style's name: its file's stem, made unique with -2, -3, ..."""
+    names, seen = [], {}
+    for path in paths:
+        stem = Path(path).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return names
+
+
+def load_styles(paths, side: int):
+    from jaxstyle.feedforward.train import StyleImage
+    from jaxstyle.images import load_image
+
+    return [StyleImage(name, load_image(path, side, what="style image"), Path(path))
+            for name, path in zip(style_names_of(paths), paths)]
+
+
+class _Progress:
+    """The bar, created at the first log records (after compiling, at the resumed step)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.report = None
+        self.last_step = None
+        self.last = None
+
+    def __call__(self, records: list[dict]) -> None:
+        if self.report is None:
+            self.report = Reporter(self.total, self.quiet, start=records[0]["step"] - 1,
+                                   unit="step")
+            self.last_step = records[0]["step"] - 1
+        last = records[-1]
+        self.last = last
+        self.report.advance(last["step"] - self.last_step, **{
+            "loss": f"{last['loss']:.4g}", "content": f"{last['content']:.3g}",
+            "style": f"{last['style']:.3g}", "tv": f"{last['tv']:.3g}",
+            **({"stability": f"{last['stability']:.3g}"} if last.get("stability") else {}),
+            **({"img/s": f"{last['images_per_s']:.1f}"} if last["images_per_s"] else {})})
+        self.last_step = last["step"]
+
+    def close(self) -> None:
+        if self.report is not None:
+            self.report.close()
+
+
+def cmd_train(args) -> int:
+    from jaxstyle.mesh import initialize_distributed
+
+    initialize_distributed()  # only when the environment names a cluster
+    import jax
+
+    from jaxstyle.data import describe, find_training_images
+    from jaxstyle.feedforward.train import TrainingInterrupted, default_checkpoint_dir, train
+    from jaxstyle.vgg import prepare_params
+
+    quiet = args.quiet or jax.process_index() != 0
+    cfg = config_from_args(args)
+    output = Path(args.output)
+    check_model_output(output)
+    if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
+        raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+    styles = load_styles(args.styles, cfg.style_side)
+    scan = find_training_images(args.data, cfg.batch)
+    log(describe(scan, args.data), quiet)
+    for path, reason in scan.skipped[:5]:
+        log(f"  skipped {path}: {reason}", quiet)
+    if len(scan.skipped) > 5:
+        log(f"  ... and {len(scan.skipped) - 5} more", quiet)
+    preview = None
+    if cfg.preview_every:
+        from jaxstyle.demo import demo_content
+        from jaxstyle.images import load_image
+
+        # At least 128 px, so the preview stays legible (and valid) for tiny training sizes.
+        side = max(cfg.size, 128)
+        preview = (load_image(args.preview, side, what="preview photo") if args.preview
+                   else demo_content(side))
+    vgg_params = prepare_params(load_params(args.weights, quiet))
+    log(f"training {len(styles)} style(s) ({', '.join(s.name for s in styles)}) at "
+        f"{cfg.size} px, batch {cfg.batch}, {cfg.steps} steps on {jax.device_count()} "
+        f"{jax.default_backend()} device(s); compiling...", quiet)
+    progress = _Progress(cfg.steps, quiet)
+    try:
+        result = train(vgg_params, styles, scan.usable, output, cfg,
+                       checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
+                       worker_count=args.workers, on_log=progress)
+    except TrainingInterrupted as stop:
+        progress.close()  # so the message is the last line, not under the bar
+        print(str(stop), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        progress.close()
+        raise
+    progress.close()
+    final = progress.last
+    summary = (f"; final loss {final['loss']:.4g} (content {final['content']:.4g}, style "
+               f"{final['style']:.4g}, tv {final['tv']:.4g})" if final else "")
+    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s{summary}", quiet)
+    if result.skipped_steps:
+        log(f"warning: {result.skipped_steps} updates were skipped for a non-finite loss", quiet)
+    return 0

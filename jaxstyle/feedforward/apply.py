@@ -1,0 +1,186 @@
+"""Engine 2's inference: a trained model file stylises photos in one forward pass.
+
+    params, header = load_model("starry.jxs")        # or resolve_model("starry_night")
+    out = apply_model(params, header, photos, style="starry_night", strength=0.8)
+
+`make_stylizer` compiles the network once per image shape; `apply_model` adds the style
+choice or blend, the strength and colour preservation on top.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.color import recombine_luminance
+from jaxstyle.errors import ConfigError
+from jaxstyle.feedforward.modelfile import (
+    _LENGTH,
+    _PREFIX_BYTES,
+    MAGIC,
+    ModelError,
+    _read_header,
+    load_model,
+    style_index,
+    style_names,
+)
+from jaxstyle.feedforward.network import TransformerNet
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # shipped .jxs files
+MODEL_SUFFIX = ".jxs"
+PRESERVE_COLOR = ("luminance",)
+
+
+class Stylizer:
+    """`(images (N,H,W,3) in [0,1], style_weights (N,S)) -> (N,H,W,3)`, jitted with the
+    params as an argument (not baked-in constants); compiles once per shape (`trace_count`)."""
+
+    def __init__(self, params: dict, header: dict):
+        self.num_styles = int(header["num_styles"])
+        net = TransformerNet(num_styles=self.num_styles, width=float(header["width"]))
+        self.params = jax.device_put(params)
+        self.trace_count = 0
+
+        def run(params, images, style_weights):
+            self.trace_count += 1  # runs only while tracing
+            return net.apply({"params": params}, images, style_weights)
+
+        self._jitted = jax.jit(run)
+
+    def __call__(self, images, style_weights) -> jax.Array:
+        images = jnp.asarray(images, jnp.float32)
+        style_weights = jnp.asarray(style_weights, jnp.float32)
+        return self._jitted(self.params, images, style_weights)
+
+
+def make_stylizer(params: dict, header: dict) -> Stylizer:
+    """The model as a compiled function `(images, style_weights) -> images` (see `Stylizer`)."""
+    return Stylizer(params, header)
+
+
+def style_weights_for(header: dict, style: str | int | None = None,
+                      blend: Optional[Sequence[float]] = None) -> np.ndarray:
+    """One model's style weights (S,): a one-hot row for `style` (name or index; default 0), or
+    `blend` (one weight >= 0 per style) normalised to sum 1."""
+    num_styles = int(header["num_styles"])
+    if blend is None:
+        index = 0 if style is None else style_index(header, style)
+        return np.eye(num_styles, dtype=np.float32)[index]
+    if style is not None:
+        raise ConfigError("give a style or blend weights, not both")
+    weights = np.asarray(blend, np.float64)
+    if weights.shape != (num_styles,):
+        raise ConfigError(f"the model has {num_styles} styles; got {weights.size} blend weights")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ConfigError(f"blend weights must be >= 0 and not all zero, got {list(blend)}")
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def apply_model(params: dict, header: dict, images, style: str | int | None = None,
+                blend: Optional[Sequence[float]] = None, strength: float = 1.0,
+                preserve_color: Optional[str] = None,
+                stylizer: Optional[Stylizer] = None) -> np.ndarray:
+    """Stylise (H, W, 3) or (N, H, W, 3) images in [0, 1]; returns the same shape, float32.
+
+    strength blends with the photo: strength * stylised + (1 - strength) * photo.
+    preserve_color 'luminance' keeps the stylised luminance and the photo's chroma (Gatys et
+    al. 2016). Pass a `stylizer` to reuse its compiled programs across calls.
+    """
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength)
+            and 0 <= strength <= 1):
+        raise ConfigError(f"strength must be in [0, 1], got {strength!r}")
+    if preserve_color not in (None, *PRESERVE_COLOR):
+        raise ConfigError(f"preserve_color must be one of {PRESERVE_COLOR}, got "
+                          f"{preserve_color!r}")
+    images = np.asarray(images, np.float32)
+    single = images.ndim == 3
+    batch = images[None] if single else images
+    weights = style_weights_for(header, style, blend)
+    stylizer = stylizer or make_stylizer(params, header)
+    out = stylizer(batch, np.repeat(weights[None], batch.shape[0], axis=0))
+    if preserve_color == "luminance":
+        out = recombine_luminance(out, batch)
+    if strength != 1:
+        out = strength * out + (1 - strength) * batch
+    out = np.clip(np.asarray(out, np.float32), 0.0, 1.0)
+    return out[0] if single else out
+
+
+# --- Built-in models ------------------------------------------------------------------------------
+
+def read_header(path: str | os.PathLike) -> dict:
+    """A model file's header alone (the params are not read)."""
+    path = Path(path)
+    where = f"model file {path}"
+    try:
+        with open(path, "rb") as file:
+            prefix = file.read(_PREFIX_BYTES)
+            length = _LENGTH.unpack_from(prefix, len(MAGIC))[0] \
+                if len(prefix) == _PREFIX_BYTES and prefix.startswith(MAGIC) else 0
+            data = prefix + file.read(length)
+    except OSError as exc:
+        raise ModelError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    header, _ = _read_header(data, where)
+    return header
+
+
+class BuiltinModel(NamedTuple):
+    name: str             # what to type: a style name, or the file's stem
+    path: Path
+    style: Optional[str]  # the style inside the file, None for a file's stem
+
+
+def builtin_models(models_dir: str | os.PathLike | None = None) -> list[BuiltinModel]:
+    """The shipped models: each file by its stem, and each style in it by its name."""
+    folder = Path(models_dir) if models_dir is not None else MODELS_DIR
+    found = []
+    for path in sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []:
+        found.append(BuiltinModel(path.stem, path, None))
+        try:
+            names = style_names(read_header(path))
+        except ModelError:
+            continue  # a damaged file still resolves by stem and fails loudly on load
+        found.extend(BuiltinModel(name, path, name) for name in names if name)
+    return found
+
+
+def resolve_model(name_or_path: str | os.PathLike,
+                  models_dir: str | os.PathLike | None = None) -> tuple[Path, Optional[str]]:
+    """(model file, style within it or None) for a path or a built-in model or style name.
+
+    An existing file wins; otherwise a built-in style name (case-insensitive, e.g.
+    'starry_night') or model stem. ModelError lists the built-in names when nothing matches.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path, None
+    wanted = str(name_or_path).strip().casefold()
+    builtins = builtin_models(models_dir)
+    for model in builtins:
+        if model.name.casefold() == wanted:
+            return model.path, model.style
+    names = sorted({model.name for model in builtins})
+    available = (f"built-in models: {', '.join(names)}" if names
+                 else "no built-in models are installed")
+    raise ModelError(f"model {name_or_path}: no such file, and not a built-in model "
+                     f"({available})")
+
+
+def load_resolved(name_or_path: str | os.PathLike,
+                  models_dir: str | os.PathLike | None = None) -> tuple[dict, dict, Optional[str]]:
+    """(params, header, style or None) for a path or a built-in name (see `resolve_model`)."""
+    path, style = resolve_model(name_or_path, models_dir)
+    params, header = load_model(path)
+    return params, header, style
+
+
+__all__ = ["MODELS_DIR", "PRESERVE_COLOR", "BuiltinModel", "Stylizer", "apply_model",
+           "builtin_models", "load_resolved", "make_stylizer", "read_header", "resolve_model",
+           "style_weights_for"]

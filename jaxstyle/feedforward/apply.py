@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxstyle.color import recombine_luminance
 from jaxstyle.errors import ConfigError
+from jaxstyle.feedforward.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import (
     _LENGTH,
     _PREFIX_BYTES,
@@ -52,7 +53,9 @@ class Stylizer:
             self.trace_count += 1  # runs only while tracing
             return net.apply({"params": params}, images, style_weights)
 
-        self._jitted = jax.jit(run)
+        # XLA CPU's default conv library is slow for this network's thin layers
+        # (BENCHMARKS.md, "Feed-forward speed"); the option changes nothing on GPU/TPU.
+        self._jitted = jax.jit(run, compiler_options=cpu_conv_compiler_options())
 
     def __call__(self, images, style_weights) -> jax.Array:
         images = jnp.asarray(images, jnp.float32)

@@ -36,6 +36,7 @@ import optax
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
+from jaxstyle.feedforward.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import save_model, style_record
 from jaxstyle.feedforward.network import TransformerNet, init_params
 from jaxstyle.losses import gram_matrix
@@ -370,7 +371,8 @@ class TrainStep:
 
         if mesh is None:
             self.mesh = self.replicated = self.batch_sharding = None
-            self._jitted = jax.jit(counted, donate_argnums=(2,))
+            self._jitted = jax.jit(counted, donate_argnums=(2,),
+                                   compiler_options=cpu_conv_compiler_options())
             return
         if cfg.batch % mesh.devices.size:
             raise ConfigError(f"batch {cfg.batch} does not split evenly over "
@@ -379,7 +381,8 @@ class TrainStep:
         self.replicated, self.batch_sharding = replicated(self.mesh), batch_sharding(self.mesh)
         whole, split = self.replicated, self.batch_sharding
         self._jitted = jax.jit(counted, in_shardings=(whole, whole, whole, split),
-                               out_shardings=(whole, whole), donate_argnums=(2,))
+                               out_shardings=(whole, whole), donate_argnums=(2,),
+                               compiler_options=cpu_conv_compiler_options())
 
     def __call__(self, vgg_params, grams, state: TrainState, batch):
         return self._jitted(vgg_params, grams, state, batch)

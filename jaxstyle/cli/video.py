@@ -123,13 +123,14 @@ def cmd_video(args) -> int:
                                start=args.start, duration=args.duration, smooth=args.smooth,
                                pad_last_batch=args.model is not None, progress=progress)
     except VideoInterrupted as stop:
-        report.close()
+        report.close()  # so the message is the last line, not under the bar
         where = f"kept {stop.frames_done} frames in {stop.partial_path}" if stop.partial_path \
             else "no frame was finished, nothing written"
         print(f"interrupted: {where}; {Path(args.output).name} was not written",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    report.close()
+    finally:
+        report.close()
     log(f"saved {result.path} ({result.frames} frames, {result.width}x{result.height}, "
         f"{float(result.frame_rate):.3g} fps) in {result.wall_seconds:.1f} s; "
         f"{result.timing_summary()}", args.quiet)

@@ -332,10 +332,10 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
 def auto_axes(mesh):
     """The same mesh (devices, axis names) with Auto axis types.
 
-    `jax.make_mesh`, hence `jaxstyle.mesh.data_mesh`, makes Explicit axes in this JAX: array
-    types then carry their sharding, and the network's nearest-neighbour upsampling (a reshape
-    of a batch-sharded array) fails to trace. With Auto axes XLA's partitioner propagates the
-    batch sharding through the step instead, as in the JAX training cookbook.
+    `jax.make_mesh` makes Explicit axes by default in this JAX: array types then carry their
+    sharding, and the network's nearest-neighbour upsampling (a reshape of a batch-sharded
+    array) fails to trace. `jaxstyle.mesh` builds Auto meshes already; this also accepts a
+    caller's own mesh. With Auto axes XLA's partitioner propagates the batch sharding.
     """
     from jax.sharding import AxisType, Mesh
 

@@ -385,8 +385,8 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
         if path[0].startswith("residual") and path[1:] == ("second", "norm", "shift"):
             continue
         # Adam's first steps are about lr * sign(g): where a gradient is near zero, float
-        # rounding of a different summation order flips the sign, so allow 2% of one step.
-        np.testing.assert_allclose(params_four[path], value, rtol=1e-5, atol=0.02 * 1e-2,
+        # rounding of a different summation order flips the sign, so allow 10% of one step.
+        np.testing.assert_allclose(params_four[path], value, rtol=1e-5, atol=0.1 * 1e-2,
                                    err_msg="/".join(path))
     print("same", one[-1]["loss"], four[-1]["loss"])
 """)

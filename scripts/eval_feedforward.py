@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--photos", nargs="+", default=["coffee.jpg"])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--styles", nargs="+", help="only these styles of the model")
     parser.add_argument("--out", help="picture: photo | style | network | Gatys, per style")
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
@@ -52,7 +53,8 @@ def main():
     net_params, header = load_model(path)
     stylizer = make_stylizer(net_params, header)
     cfg = StyleConfig(steps=args.steps, steps_per_epoch=args.steps, max_dim=args.size)
-    styles = {s["name"]: s for s in header["styles"]}
+    styles = {s["name"]: s for s in header["styles"]
+              if not args.styles or s["name"] in args.styles}
     rows, panels = [], []
     print("| photo | style | network | Gatys 100 | Gatys " + str(args.steps) +
           " | content image | network ms | Gatys s to network's loss |")

@@ -23,6 +23,7 @@ from jaxstyle.feedforward import (
     ModelError,
     apply_model,
     init_params,
+    load_model,
     make_stylizer,
     resolve_model,
     save_model,
@@ -254,3 +255,14 @@ def test_apply_command_lists_styles_and_checks_options(model, tmp_path, capsys):
         assert main(["apply", str(path), *map(str, argv)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_shipped_model_works_offline_by_style_name():
+    path, style = resolve_model("starry_night")  # a style inside jaxstyle/models/paintings.jxs
+    assert path.name == "paintings.jxs" and style == "starry_night"
+    params, header = load_model(path)
+    assert [s["name"] for s in header["styles"]] == ["starry_night", "shipwreck", "woman_with_hat"]
+    photo = np.random.default_rng(0).uniform(size=(1, 40, 52, 3)).astype(np.float32)
+    out = np.asarray(apply_model(params, header, photo, style="shipwreck"))
+    assert out.shape == photo.shape and np.isfinite(out).all()
+    assert np.abs(out - photo).mean() > 0.05  # it repainted the photo

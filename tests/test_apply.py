@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flax import traverse_util
 from PIL import Image
+from test_feedforward import randomize_style_params as distinct_styles  # noqa: E402
 
 from conftest import random_image
 from jaxstyle.cli import main
@@ -27,7 +27,6 @@ from jaxstyle.feedforward import (
     make_stylizer,
     resolve_model,
     save_model,
-    style_params_paths,
     style_record,
     style_weights_for,
 )
@@ -35,16 +34,6 @@ from jaxstyle.feedforward.apply import builtin_models, read_header
 
 REPO = Path(__file__).resolve().parent.parent
 WIDTH = 0.125
-
-
-def distinct_styles(params, seed=0):
-    """Every norm's scale and shift randomised, so the styles of the model differ."""
-    rng = np.random.default_rng(seed)
-    flat = traverse_util.flatten_dict(params)
-    for path in style_params_paths(params):
-        center = 1.0 if path[-1] == "scale" else 0.0
-        flat[path] = (center + 0.5 * rng.standard_normal(flat[path].shape)).astype(np.float32)
-    return traverse_util.unflatten_dict(flat)
 
 
 @pytest.fixture(scope="module")

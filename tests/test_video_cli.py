@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from test_video_io import make_clip
 
 from jaxstyle.feedforward.modelfile import save_model, style_record
 from jaxstyle.feedforward.network import init_params
 from jaxstyle.video import probe_video, read_frames
-from test_video_io import make_clip
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXSTYLE_NO_DOWNLOAD": "1"}
 

@@ -134,7 +134,7 @@ def test_ctrl_c_saves_image_and_exits_130(inputs, tmp_path, tiny_weights_file):
     while not (steps.is_dir() and any(steps.iterdir())) and time.time() < deadline:
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=300)  # generous: CI machines are shared
     assert process.returncode == 130, stderr
     assert "interrupted at step" in stderr and "Traceback" not in stderr
     assert Image.open(out).size == (48, 40)

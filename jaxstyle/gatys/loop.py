@@ -4,6 +4,8 @@ state checkpoints. It reads metrics as per-image arrays and synchronises only ev
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Optional
 
 import jax
@@ -46,6 +48,40 @@ class StylizeInterrupted(JaxstyleError):
         self.state, self.image, self.history = state, image, history
 
 
+class InterruptBetweenSteps:
+    """Ctrl-C takes effect between two steps, never in the middle of one.
+
+    A plain KeyboardInterrupt can land inside JAX's or XLA's own code (a finaliser, a callback)
+    where it is swallowed, and the run would go on. Here the first SIGINT only sets a flag
+    that the loop checks after each step; a second one raises at once, so a stuck run can
+    still be stopped. Only the main thread can install signal handlers; elsewhere this does
+    nothing and Ctrl-C behaves as usual.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 def metrics_to_host(metrics: Metrics) -> dict:
     """One step's metrics as Python numbers: a float per metric for one image, else a list."""
     host = {}
@@ -74,20 +110,22 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     pending: list[Metrics] = []
     metrics: Optional[Metrics] = None
     try:
-        for i in range(num_steps):
-            state, metrics = step(params, targets, state)
-            pending.append(metrics)
-            if callback is not None:
-                callback(start + i + 1, metrics, state)
-            if len(pending) == sync_every or i == num_steps - 1:
-                finite = _all_finite_flags(pending) if stop_on_nonfinite else []
-                if not all(finite):
-                    bad = finite.index(False)
-                    history.extend(metrics_to_host(m) for m in pending[:bad])
-                    raise NonFiniteLossError(start + i + 2 - len(pending) + bad,
-                                             output_image(state, cfg), history)
-                history.extend(metrics_to_host(m) for m in pending)
-                pending = []
+        with InterruptBetweenSteps() as interrupt:
+            for i in range(num_steps):
+                state, metrics = step(params, targets, state)
+                pending.append(metrics)
+                if callback is not None:
+                    callback(start + i + 1, metrics, state)
+                interrupt.check()
+                if len(pending) == sync_every or i == num_steps - 1:
+                    finite = _all_finite_flags(pending) if stop_on_nonfinite else []
+                    if not all(finite):
+                        bad = finite.index(False)
+                        history.extend(metrics_to_host(m) for m in pending[:bad])
+                        raise NonFiniteLossError(start + i + 2 - len(pending) + bad,
+                                                 output_image(state, cfg), history)
+                    history.extend(metrics_to_host(m) for m in pending)
+                    pending = []
     except KeyboardInterrupt:
         history.extend(metrics_to_host(m) for m in pending)
         raise StylizeInterrupted(state, output_image(state, cfg), history) from None

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from jaxstyle.feedforward import fastconv  # noqa: E402
+from jaxstyle import fastconv  # noqa: E402
 from jaxstyle.feedforward.network import NUM_RESIDUAL_BLOCKS, channel_counts  # noqa: E402
 
 

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxstyle import fastconv
 from jaxstyle.bench.model_bench import flops_per_call, format_model_table, run_model_bench
 from jaxstyle.errors import ConfigError
-from jaxstyle.feedforward import fastconv
 from jaxstyle.feedforward.network import TransformerNet, flops_per_pixel, init_params
 
 NUM_STYLES, WIDTH = 3, 0.25

@@ -50,7 +50,7 @@ def bench_inputs(batch: int, size: int, num_styles: int,
 
 def xla_compiler_options(conv_path: str) -> dict:
     """Compiler options of an XLA conv path ("default": none; "no-ynn": off YNNPACK on CPU)."""
-    from jaxstyle.feedforward.fastconv import cpu_conv_compiler_options
+    from jaxstyle.fastconv import cpu_conv_compiler_options
 
     if conv_path not in XLA_CONV_PATHS:
         raise ConfigError(f"unknown XLA conv path {conv_path!r}; choose from "

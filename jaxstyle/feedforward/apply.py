@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxstyle.color import recombine_luminance
 from jaxstyle.errors import ConfigError
-from jaxstyle.feedforward.fastconv import cpu_conv_compiler_options
+from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import (
     _LENGTH,
     _PREFIX_BYTES,

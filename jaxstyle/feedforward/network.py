@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jaxstyle.feedforward import fastconv
+from jaxstyle.layers import ReflectConv, padding_to_multiple, reflect_pad, upsample_nearest
 from jaxstyle.vgg import MIN_SIDE
 
 BASE_CHANNELS = (32, 64, 128)  # C1, C2, C3 at width 1
@@ -54,24 +54,6 @@ def channel_counts(width: float) -> tuple[int, int, int]:
     return tuple(scaled_channels(base, width) for base in BASE_CHANNELS)
 
 
-def reflect_pad(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
-    """Mirror-pad H and W (edge pixel not repeated): (N,H,W,C) -> (N,H+sum(rows),W+sum(cols),C)."""
-    return jnp.pad(x, ((0, 0), rows, cols, (0, 0)), mode="reflect")
-
-
-def padding_to_multiple(size: int, multiple: int) -> tuple[int, int]:
-    """(before, after) padding that brings `size` up to a multiple, split as evenly as possible."""
-    extra = -size % multiple
-    return extra // 2, extra - extra // 2
-
-
-def upsample_nearest(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour x2 as one broadcast + reshape: (N,H,W,C) -> (N,2H,2W,C)."""
-    n, h, w, c = x.shape
-    return jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c)).reshape(
-        n, 2 * h, 2 * w, c)
-
-
 def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array,
                   eps: float = INSTANCE_NORM_EPS) -> jax.Array:
     """Per image and channel normalise over H, W: (N,H,W,C), (N,C), (N,C) -> (N,H,W,C) in x.dtype.
@@ -85,32 +67,6 @@ def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array,
     variance = jnp.square(centered).mean(axis=(1, 2), keepdims=True)
     gain = scale[:, None, None, :] * jax.lax.rsqrt(variance + eps)
     return (centered * gain + shift[:, None, None, :]).astype(x.dtype)
-
-
-class ReflectConv(nn.Module):
-    """Square conv with reflection padding that keeps the size (divided by the stride)."""
-
-    features: int
-    kernel_size: int
-    stride: int = 1
-    use_bias: bool = True
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """(N,H,W,Cin) -> (N,ceil(H/stride),ceil(W/stride),features) in self.dtype."""
-        k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (k, k, x.shape[-1], self.features), jnp.float32)
-        pad = (k // 2, k // 2)
-        x = reflect_pad(x.astype(self.dtype), pad, pad)
-        # fastconv: the thin 9x9 convs run over 2x2 blocks as 5x5 convs (measured faster on
-        # XLA CPU, same numbers to float rounding); every other conv is a plain VALID conv.
-        y = fastconv.conv(x, kernel.astype(self.dtype), self.stride)
-        if self.use_bias:
-            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-            y = y + bias.astype(self.dtype)
-        return y
 
 
 class ConditionalInstanceNorm(nn.Module):

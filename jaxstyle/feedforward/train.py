@@ -16,15 +16,10 @@ Checkpoints (orbax `CheckpointManager`, one folder per saved step):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import json
 import math
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -35,12 +30,27 @@ import numpy as np
 import optax
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.feedforward.fastconv import cpu_conv_compiler_options
+from jaxstyle.errors import ConfigError
+from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import save_model, style_record
 from jaxstyle.feedforward.network import TransformerNet, init_params
 from jaxstyle.losses import gram_matrix
 from jaxstyle.objective import Targets, as_image_batch, network_options, per_image_loss
+from jaxstyle.training import (  # noqa: F401  (re-exported: this module's API before the split)
+    LoopSettings,
+    TrainingDiverged,
+    TrainingInterrupted,
+    all_finite,
+    auto_axes,
+    default_checkpoint_dir,
+    host_copy,
+    keep_if_finite,
+    log_path_for,
+    preview_path,
+    read_log,
+    run_training,
+    training_mesh,
+)
 from jaxstyle.vgg import MIN_SIDE, vgg19_features
 
 Array = jax.Array
@@ -61,7 +71,6 @@ DEFAULT_CONTENT_LAYERS = ("block3_conv3", "block5_conv2")
 DEFAULT_CONTENT_LAYER_WEIGHTS = (0.004, 1.0)
 DEFAULT_LOSS = StyleConfig(content_layers=DEFAULT_CONTENT_LAYERS,
                            content_layer_weights=DEFAULT_CONTENT_LAYER_WEIGHTS)
-MAX_NONFINITE_STEPS = 100  # that many skipped updates in a row: training has diverged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,20 +148,6 @@ class TrainState(NamedTuple):
     opt_state: Any
     step: Array
     key: Array
-
-
-class TrainingInterrupted(JaxstyleError):
-    """Ctrl-C during training; a checkpoint and the model file were saved first."""
-
-    def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path]):
-        where = f" and a checkpoint in {checkpoint_dir} (continue with --resume)" \
-            if checkpoint_dir is not None else ""
-        super().__init__(f"interrupted at step {step}: saved {model}{where}")
-        self.step, self.model, self.checkpoint_dir = step, model, checkpoint_dir
-
-
-class TrainingDiverged(JaxstyleError):
-    """The loss stayed non-finite for many steps in a row."""
 
 
 # --- Pure pieces --------------------------------------------------------------------------------
@@ -277,10 +272,6 @@ def stability_loss(apply_fn: Callable, params, images: Array, style_weights: Arr
                                 max_shift, noise_std)
 
 
-def _all_finite(tree) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
     """The pure, uncompiled step(vgg_params, grams, state, batch_uint8) -> (state, metrics)."""
     net = network(cfg)
@@ -318,35 +309,15 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss or update skips this batch (params and Adam state stay), so one
         # bad batch cannot poison the network; the host stops after many in a row.
-        finite = jnp.isfinite(loss) & _all_finite((params, opt_state))
-        params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
-                                         (params, opt_state), (state.params, state.opt_state))
+        finite = jnp.isfinite(loss) & all_finite((params, opt_state))
+        params, opt_state = keep_if_finite(finite, (params, opt_state),
+                                           (state.params, state.opt_state))
         new = TrainState(params, opt_state, state.step + 1, jax.random.key_data(key))
         metrics = {"loss": loss, **{name: value.mean() for name, value in parts.items()},
                    "grad_norm": optax.tree.norm(grads), "finite": finite}
         return new, metrics
 
     return step
-
-
-def auto_axes(mesh):
-    """The same mesh (devices, axis names) with Auto axis types.
-
-    `jax.make_mesh` makes Explicit axes by default in this JAX: array types then carry their
-    sharding, and the network's nearest-neighbour upsampling (a reshape of a batch-sharded
-    array) fails to trace. `jaxstyle.mesh` builds Auto meshes already; this also accepts a
-    caller's own mesh. With Auto axes XLA's partitioner propagates the batch sharding.
-    """
-    from jax.sharding import AxisType, Mesh
-
-    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim)
-
-
-def training_mesh(devices=None):
-    """A 1-D data-parallel mesh over all devices (or `devices`), Auto axes (see `auto_axes`)."""
-    from jaxstyle.mesh import data_mesh
-
-    return auto_axes(data_mesh(devices))
 
 
 class TrainStep:
@@ -438,31 +409,6 @@ class TrainResult(NamedTuple):
     skipped_steps: int  # updates skipped for a non-finite loss in this session
 
 
-def host_copy(tree):
-    """A replicated (or local) pytree of arrays as numpy, on any number of processes."""
-    def one(leaf):
-        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-            return np.asarray(leaf.addressable_data(0))
-        return np.asarray(leaf)
-    return jax.tree.map(one, tree)
-
-
-def default_checkpoint_dir(model: str | os.PathLike) -> Path:
-    """`starry.jxs` -> `starry.checkpoints/` next to it."""
-    model = Path(model)
-    return model.with_name(model.stem + ".checkpoints")
-
-
-def preview_path(model: str | os.PathLike) -> Path:
-    model = Path(model)
-    return model.with_name(model.stem + ".preview.png")
-
-
-def log_path_for(model: str | os.PathLike) -> Path:
-    model = Path(model)
-    return model.with_name(model.stem + ".log.jsonl")
-
-
 def training_settings(cfg: FeedForwardConfig) -> dict:
     """The settings a model header records (JSON-ready)."""
     loss = cfg.loss
@@ -499,102 +445,6 @@ def _run_record(cfg: FeedForwardConfig, styles: Sequence[StyleImage], data_count
             "data_count": data_count, "seconds": seconds}
 
 
-class _StopRequest:
-    """Ctrl-C sets a flag the loop reads between steps (a second one stops at once).
-
-    Stopping only between steps keeps the donated state intact: an exception raised in the
-    middle of dispatching a step could lose both the old state and the new one.
-    """
-
-    def __init__(self):
-        self.requested = False
-
-    def handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-
-@contextlib.contextmanager
-def _stop_on_sigint():
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request  # signals only reach the main thread; nothing to install
-        return
-    previous = signal.signal(signal.SIGINT, request.handler)
-    try:
-        yield request
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _Log:
-    """Per-step metrics, fetched from the device every few steps (so steps run back to back),
-    written as JSON lines by process 0 and passed to `on_log`. A resume drops the lines after
-    its step; many non-finite steps in a row raise TrainingDiverged."""
-
-    def __init__(self, path: Path, resumed_step: Optional[int], leader: bool, batch: int,
-                 on_log: Optional[Callable[[list[dict]], None]]):
-        self.path = path if leader else None
-        self.batch, self.on_log = batch, on_log
-        self.pending: list[tuple[int, Metrics]] = []
-        self.skipped = self.consecutive_skipped = 0
-        self.window_started, self.window_steps = time.perf_counter(), 0
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
-        if resumed_step is not None and self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    if json.loads(line)["step"] <= resumed_step:
-                        kept.append(line)
-                except (ValueError, KeyError, TypeError):
-                    continue
-        self.path.write_text("".join(line + "\n" for line in kept))
-
-    def add(self, step: int, metrics: Metrics, first: bool = False) -> None:
-        self.pending.append((step, metrics))
-        if first:
-            # The first step of a session includes compiling: time the throughput after it.
-            jax.block_until_ready(metrics)
-            self.window_started = time.perf_counter()
-        else:
-            self.window_steps += 1
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        values = host_copy([metrics for _, metrics in self.pending])
-        now = time.perf_counter()
-        # None when the window held only the compiling first step.
-        rate = round(self.window_steps * self.batch / max(now - self.window_started, 1e-9),
-                     3) if self.window_steps else None
-        self.window_started, self.window_steps = now, 0
-        records = []
-        for (step, _), metrics in zip(self.pending, values):
-            finite = bool(metrics.pop("finite"))
-            self.skipped += not finite
-            self.consecutive_skipped = 0 if finite else self.consecutive_skipped + 1
-            records.append({"step": step, **{k: float(v) for k, v in metrics.items()},
-                            "images_per_s": rate,
-                            **({} if finite else {"skipped": True})})
-        self.pending.clear()
-        if self.path is not None:
-            with open(self.path, "a") as file:
-                file.writelines(json.dumps(record) + "\n" for record in records)
-        if self.on_log is not None:
-            self.on_log(records)
-        if self.consecutive_skipped >= MAX_NONFINITE_STEPS:
-            raise TrainingDiverged(f"the loss was non-finite for {self.consecutive_skipped} "
-                                   "steps in a row; try a smaller --lr or loss weights")
-
-
-def read_log(path: str | os.PathLike) -> list[dict]:
-    """The records of a training log, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 @functools.lru_cache(maxsize=4)
 def _preview_fn(cfg: FeedForwardConfig) -> Callable:
     net = network(cfg)
@@ -607,57 +457,6 @@ def render_preview(params, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndar
     weights = np.eye(cfg.num_styles, dtype=np.float32)
     out = np.asarray(_preview_fn(cfg)(params, images, weights))
     return np.concatenate(list(out), axis=1)
-
-
-def _checkpoint_manager(directory: Path, cfg: FeedForwardConfig):
-    import orbax.checkpoint as ocp
-
-    options = ocp.CheckpointManagerOptions(max_to_keep=cfg.keep, enable_async_checkpointing=True,
-                                           create=True)
-    return ocp.CheckpointManager(directory.absolute(), options=options)
-
-
-def _save_checkpoint(manager, step: int, state: TrainState, iterator, record: dict) -> None:
-    import orbax.checkpoint as ocp
-
-    from jaxstyle.data import iterator_checkpoint_args
-
-    if manager.latest_step() == step:
-        return
-    # The save copies the state to the host before returning, so the next step may donate it.
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        dataset=iterator_checkpoint_args(iterator),
-        run=ocp.args.JsonSave(record)), force=True)
-
-
-def _restore_checkpoint(manager, directory: Path, state: TrainState, iterator,
-                        record: dict) -> tuple[TrainState, dict]:
-    """The latest checkpoint's state (and the iterator's position, in place) and run record."""
-    import orbax.checkpoint as ocp
-
-    from jaxstyle.data import DataError, iterator_checkpoint_args
-
-    step = manager.latest_step()
-    if step is None:
-        raise ConfigError(f"nothing to resume: no checkpoint in {directory}")
-    saved = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))["run"]
-    for name, what in (("width", "network width"), ("num_styles", "number of styles"),
-                       ("styles", "style images")):
-        if saved.get(name) != record[name]:
-            raise ConfigError(f"checkpoint {directory}/{step} was trained with other "
-                              f"{what} ({saved.get(name)} vs {record[name]}); resume with the "
-                              "same styles and --width, or start afresh")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    try:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract),
-            dataset=iterator_checkpoint_args(iterator, restore=True)))
-    except ValueError as error:
-        raise DataError(f"checkpoint {directory}/{step} does not fit this data pipeline "
-                        f"(same --data, --batch, --size, --seed and --workers are needed): "
-                        f"{str(error).splitlines()[0]}") from error
-    return restored["state"], saved
 
 
 def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.PathLike],
@@ -685,75 +484,48 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     from jaxstyle.mesh import global_batch
 
     output = Path(output)
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output)
     if len(styles) != cfg.num_styles:
         raise ConfigError(f"{len(styles)} styles given for num_styles={cfg.num_styles}")
     processes = jax.process_count()
     if cfg.batch % processes:
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
-    leader = jax.process_index() == 0
     train_step = cached_train_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = train_step.replicated, train_step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
     grams = jax.device_put(style_grams(vgg_params, [s.image for s in styles], cfg), whole)
     state = jax.device_put(init_train_state(cfg), whole)
     record = _run_record(cfg, styles, len(paths), 0.0)
+    header = {}
 
-    manager = _checkpoint_manager(checkpoint_dir, cfg)
+    def save_model_file(state, step, seconds, interrupted):
+        header.update(model_header(cfg, styles, len(paths), step, seconds, interrupted))
+        if jax.process_index() == 0:
+            save_model(output, host_copy(state.params), header)
+
     iterator = iter(make_loader(paths, cfg.size, cfg.batch // processes, cfg.seed, worker_count))
     try:
-        previous_seconds = 0.0
-        if resume:
-            state, saved = _restore_checkpoint(manager, checkpoint_dir, state, iterator, record)
-            previous_seconds = float(saved.get("seconds", 0.0))
-        elif manager.latest_step() is not None:
-            raise ConfigError(f"{checkpoint_dir} holds checkpoints of an earlier run; continue "
-                              "it with --resume, or give another --checkpoint-dir")
-        start = step = int(host_copy(state.step))
-        log = _Log(Path(log_path) if log_path else log_path_for(output),
-                   start if resume else None, leader, cfg.batch, on_log)
-        started = time.perf_counter()
-
-        def seconds() -> float:
-            return previous_seconds + time.perf_counter() - started
-
-        def checkpoint() -> None:
-            _save_checkpoint(manager, step, state, iterator, {**record, "seconds": seconds()})
-
-        def save_model_file(interrupted: bool = False) -> dict:
-            header = model_header(cfg, styles, len(paths), step, seconds(), interrupted)
-            if leader:
-                save_model(output, host_copy(state.params), header)
-            return header
-
-        with _stop_on_sigint() as stop:
-            while step < cfg.steps and not stop.requested:
-                batch = global_batch(next(iterator)["image"], split, cfg.batch)
-                state, metrics = train_step(vgg_params, grams, state, batch)
-                step += 1
-                log.add(step, metrics, first=step == start + 1)
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    log.flush()
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    checkpoint()
-                if leader and preview is not None and cfg.preview_every and \
-                        step % cfg.preview_every == 0:
-                    from jaxstyle.images import save_image
-
-                    save_image(preview_path(output),
-                               render_preview(host_copy(state.params), preview, cfg))
-            log.flush()
-            checkpoint()
-            if stop.requested:
-                save_model_file(interrupted=True)
-                manager.wait_until_finished()
-                raise TrainingInterrupted(step, output, checkpoint_dir)
-        header = save_model_file()
+        result = run_training(
+            lambda state, batch: train_step(vgg_params, grams, state, batch), state,
+            lambda: global_batch(next(iterator)["image"], split, cfg.batch),
+            {"dataset": iterator}, _loop_settings(cfg), output, record=record,
+            must_match=_MUST_MATCH, save_model_file=save_model_file,
+            render_preview=None if preview is None
+            else lambda params: render_preview(params, preview, cfg),
+            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
+            log_path=Path(log_path) if log_path else None, on_log=on_log)
     finally:
-        manager.wait_until_finished()
-        manager.close()
         close_iterator(iterator)
-    return TrainResult(host_copy(state.params), header, step, seconds(), log.skipped)
+    return TrainResult(host_copy(result.state.params), header, result.steps, result.seconds,
+                       result.skipped_steps)
+
+
+def _loop_settings(cfg: FeedForwardConfig) -> LoopSettings:
+    return LoopSettings(cfg.steps, cfg.batch, cfg.checkpoint_every, cfg.keep, cfg.preview_every,
+                        cfg.log_every)
+
+
+_MUST_MATCH = {"width": "network width", "num_styles": "number of styles",
+               "styles": "style images"}
 
 
 __all__ = ["DEFAULT_CONTENT_LAYERS", "DEFAULT_CONTENT_LAYER_WEIGHTS", "DEFAULT_LOSS",

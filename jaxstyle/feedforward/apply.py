@@ -22,17 +22,9 @@ import numpy as np
 from jaxstyle.color import recombine_luminance
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
-from jaxstyle.feedforward.modelfile import (
-    _LENGTH,
-    _PREFIX_BYTES,
-    MAGIC,
-    ModelError,
-    _read_header,
-    load_model,
-    style_index,
-    style_names,
-)
+from jaxstyle.feedforward.modelfile import ModelError, load_model, style_index, style_names
 from jaxstyle.feedforward.network import TransformerNet
+from jaxstyle.paramfile import read_header
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # shipped .jxs files
 MODEL_SUFFIX = ".jxs"
@@ -117,22 +109,6 @@ def apply_model(params: dict, header: dict, images, style: str | int | None = No
 
 
 # --- Built-in models ------------------------------------------------------------------------------
-
-def read_header(path: str | os.PathLike) -> dict:
-    """A model file's header alone (the params are not read)."""
-    path = Path(path)
-    where = f"model file {path}"
-    try:
-        with open(path, "rb") as file:
-            prefix = file.read(_PREFIX_BYTES)
-            length = _LENGTH.unpack_from(prefix, len(MAGIC))[0] \
-                if len(prefix) == _PREFIX_BYTES and prefix.startswith(MAGIC) else 0
-            data = prefix + file.read(length)
-    except OSError as exc:
-        raise ModelError(f"{where} cannot be read: {exc.strerror or exc}") from None
-    header, _ = _read_header(data, where)
-    return header
-
 
 class BuiltinModel(NamedTuple):
     name: str             # what to type: a style name, or the file's stem

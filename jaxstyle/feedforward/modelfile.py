@@ -1,52 +1,37 @@
-"""One-file feed-forward model format, read without pickle.
+"""Engine 2's model file: the shared params container (`jaxstyle.paramfile`, read without
+pickle) with a Johnson/Dumoulin network inside.
 
-    magic     8 bytes   b"JXSTYLE\\x01" (the last byte is the layout generation)
-    length    uint32    little-endian byte length of the header
-    header    JSON      UTF-8: format, architecture, width, num_styles, styles, training,
-                        data_count, jaxstyle_version, params_sha256, params_bytes
-    params    msgpack   flax.serialization.msgpack_serialize of the params dict (numpy arrays)
-
-The header's checksum and length of the params payload catch truncation and corruption; the
-params' shapes are checked against the architecture the header names.
+Header fields of this architecture: architecture "johnson2016-cin", width, num_styles, styles
+(name, sha256, size), training, data_count; the params' shapes are checked against them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from flax import serialization, traverse_util
+from flax import traverse_util
 
-from jaxstyle.errors import JaxstyleError
 from jaxstyle.feedforward.network import num_styles_of, param_shapes
-from jaxstyle.files import atomic_write
+from jaxstyle.paramfile import (  # noqa: F401  (MAGIC, ModelError: this module's API before)
+    MAGIC,
+    ModelError,
+    read_param_file,
+    sha256_hex,
+    write_param_file,
+)
 
-MAGIC = b"JXSTYLE\x01"
-FORMAT_VERSION = 1
 ARCHITECTURE = "johnson2016-cin"
-_LENGTH = struct.Struct("<I")
-_PREFIX_BYTES = len(MAGIC) + _LENGTH.size
-
-
-class ModelError(JaxstyleError):
-    """A model file is missing, not a model, damaged, or does not fit its own header."""
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def style_record(name: str, image: np.ndarray, file: str | os.PathLike | None = None) -> dict:
     """Header entry for a style: name, sha256 of the file's bytes (else the image's), [H, W]."""
     image = np.asarray(image)
-    digest = (_sha256(Path(file).read_bytes()) if file is not None
-              else _sha256(np.ascontiguousarray(image, np.float32).tobytes()))
+    digest = (sha256_hex(Path(file).read_bytes()) if file is not None
+              else sha256_hex(np.ascontiguousarray(image, np.float32).tobytes()))
     height, width = image.shape[-3:-1]
     return {"name": name, "sha256": digest, "size": [int(height), int(width)]}
 
@@ -85,25 +70,17 @@ def _architecture_of(header: dict) -> tuple[int, float]:
 
 def save_model(path: str | os.PathLike, params: dict, header: dict) -> Path:
     """Write params and header (needs `width`; fills format, checksum, defaults) atomically."""
-    from jaxstyle import __version__  # here, not at import: jaxstyle/__init__ may import us
-
     path = Path(path)
     params = jax.tree.map(lambda leaf: np.asarray(leaf, np.float32), params)
     header = {"architecture": ARCHITECTURE, "styles": [], "training": {}, "data_count": None,
-              "jaxstyle_version": __version__, **header, "format": FORMAT_VERSION}
+              **header}
     if "num_styles" not in header:
         try:
             header["num_styles"] = num_styles_of(params)
         except ValueError as exc:
             raise ModelError(f"cannot save model {path.name}: {exc}") from None
     _check_header(header, params, f"cannot save model {path.name}")
-    payload = serialization.msgpack_serialize(params)
-    header["params_sha256"] = _sha256(payload)
-    header["params_bytes"] = len(payload)
-    header_bytes = json.dumps(header, sort_keys=True, allow_nan=False).encode("utf-8")
-    with atomic_write(path) as file:
-        file.write(MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes + payload)
-    return path
+    return write_param_file(path, params, header)
 
 
 def _check_header(header: dict, params: Any, context: str) -> None:
@@ -125,66 +102,9 @@ def _check_header(header: dict, params: Any, context: str) -> None:
                          f"style(s): {mismatch}")
 
 
-def _read_header(data: bytes, where: str) -> tuple[dict, bytes]:
-    """Split a model file's bytes into (header, params payload), checking magic and length."""
-    if not data.startswith(MAGIC):
-        if len(data) < len(MAGIC) and MAGIC.startswith(data):
-            raise ModelError(f"{where}: file is truncated")
-        if data[:len(MAGIC) - 1] == MAGIC[:-1]:
-            raise ModelError(f"{where}: unsupported model layout {data[len(MAGIC) - 1]} "
-                             f"(made by a newer jaxstyle?)")
-        raise ModelError(f"{where}: not a jaxstyle model file")
-    if len(data) < _PREFIX_BYTES:
-        raise ModelError(f"{where}: file is truncated")
-    (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
-    header_end = _PREFIX_BYTES + header_length
-    if len(data) < header_end:
-        raise ModelError(f"{where}: file is truncated")
-    try:
-        header = json.loads(data[_PREFIX_BYTES:header_end].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelError(f"{where}: header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise ModelError(f"{where}: header is not a JSON object")
-    return header, data[header_end:]
-
-
-def _check_payload(header: dict, payload: bytes, where: str) -> None:
-    """ModelError unless the payload has the header's length and checksum."""
-    expected_bytes, expected_sha = header.get("params_bytes"), header.get("params_sha256")
-    if not isinstance(expected_bytes, int) or not isinstance(expected_sha, str):
-        raise ModelError(f"{where}: header lacks params_bytes/params_sha256")
-    if len(payload) < expected_bytes:
-        raise ModelError(f"{where}: file is truncated ({len(payload)} of {expected_bytes} "
-                         f"params bytes)")
-    if len(payload) > expected_bytes:
-        raise ModelError(f"{where}: {len(payload) - expected_bytes} unexpected bytes after the "
-                         f"params")
-    if _sha256(payload) != expected_sha:
-        raise ModelError(f"{where}: params checksum mismatch, the file is corrupted")
-
-
 def load_model(path: str | os.PathLike) -> tuple[dict, dict]:
     """(params as a nested dict of float32 numpy arrays, header) from a model file."""
-    path = Path(path)
-    where = f"model file {path}"
-    if path.is_dir():
-        raise ModelError(f"{where} is a folder, not a model file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{where} not found") from None
-    except OSError as exc:
-        raise ModelError(f"{where} cannot be read: {exc.strerror}") from None
-    header, payload = _read_header(data, where)
-    if header.get("format") != FORMAT_VERSION:
-        raise ModelError(f"{where}: unsupported format version {header.get('format')!r} "
-                         f"(this jaxstyle reads {FORMAT_VERSION})")
-    _check_payload(header, payload, where)
-    try:
-        params = serialization.msgpack_restore(payload)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise ModelError(f"{where}: params cannot be decoded ({type(exc).__name__})") from None
+    params, header, where = read_param_file(path)
     _check_header(header, params, where)
     return params, header
 

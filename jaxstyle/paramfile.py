@@ -26,6 +26,7 @@ from flax import serialization
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write
 
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # the model files shipped in the package
 MAGIC = b"JXSTYLE\x01"
 FORMAT_VERSION = 1
 _LENGTH = struct.Struct("<I")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from jaxstyle.cli import apply, bench, demo, stylize, train, video, weights
+from jaxstyle.cli import apply, bench, demo, stylize, train, train_decoder, video, weights
 from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
 from jaxstyle.errors import JaxstyleError
 
-COMMANDS = (stylize, demo, weights, bench, train, apply, video)
+COMMANDS = (stylize, demo, weights, bench, train, train_decoder, apply, video)
 
 
 def build_parser() -> Parser:

@@ -1,4 +1,6 @@
-"""`jaxstyle apply`: stylise photos with a trained feed-forward model (engine 2), in one pass."""
+"""`jaxstyle apply`: stylise photos in one pass with a trained model: a feed-forward network
+(engine 2), or the arbitrary-style decoder (engine 3: `jaxstyle apply any ... --style-image
+PAINTING`). The model file's header says which."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from jaxstyle.cli.common import (
     Reporter,
     UsageError,
     add_max_pixels_option,
+    add_weights_option,
     finite_float,
+    load_params,
     log,
     positive_int,
     same_file,
@@ -28,6 +32,9 @@ EXAMPLES = [
     "jaxstyle apply three.jxs photo.jpg -o out.jpg --style scream --strength 0.7",
     "cat photo.jpg | jaxstyle apply starry.jxs - > out.png",
     "jaxstyle apply three.jxs --list",
+    "jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png --alpha 0.8",
+    "jaxstyle apply any photos/ --style-image a.jpg b.jpg --style-blend 0.7 0.3 -o out/",
+    "jaxstyle apply any photo.jpg --style-image sky.jpg land.jpg --mask sky_mask.png -o out.png",
 ]
 
 
@@ -54,6 +61,19 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("--batch", type=positive_int, default=4,
                    help="images of the same size stylised per call")
     p.add_argument("--list", action="store_true", help="describe the model and its styles")
+    any_style = p.add_argument_group("any style (model `any` or another decoder file)")
+    any_style.add_argument("--style-image", nargs="+", metavar="PATH",
+                           help="painting(s) to use as the style; several are blended "
+                                "(--style-blend) or placed by --mask")
+    any_style.add_argument("--alpha", type=finite_float, default=1.0,
+                           help="style strength in feature space: 1 full, 0 the photo")
+    any_style.add_argument("--style-size", type=positive_int, default=512,
+                           help="longer side the style images are resized to, px: larger "
+                                "paints smaller strokes relative to the photo")
+    any_style.add_argument("--mask", action="append", metavar="PATH",
+                           help="greyscale mask per style image (white = that style here), "
+                                "or one mask for two style images")
+    add_weights_option(p)
     add_max_pixels_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_apply)
@@ -152,20 +172,96 @@ def _write(target, image) -> None:
         save_image(target, image)
 
 
+def _check_any_options(args) -> None:
+    """UsageError for options of the other kind of model, before any work."""
+    decoder = args.style_image is not None
+    if not decoder:
+        for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask)):
+            if given:
+                raise UsageError(f"{option} works with an arbitrary-style decoder "
+                                 "(jaxstyle apply any ... --style-image PAINTING)")
+    elif args.style is not None:
+        raise UsageError("--style picks a style inside a trained model; with any style give "
+                         "--style-image")
+    if not 0 <= args.alpha <= 1:
+        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if not 0 <= args.strength <= 1:
+        raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+
+
 def cmd_apply(args) -> int:
+    from jaxstyle.arbitrary.decoderfile import is_decoder_header
+    from jaxstyle.feedforward.apply import resolve_model
+    from jaxstyle.paramfile import read_header
+
+    path, builtin_style = resolve_model(args.model)
+    _check_any_options(args)
+    if is_decoder_header(read_header(path)):
+        return _apply_any(args, path)
+    if args.style_image is not None:
+        raise UsageError(f"--style-image needs an arbitrary-style decoder (e.g. `any`); "
+                         f"{args.model} is a model trained for its own styles")
+    return _apply_trained(args, path, builtin_style)
+
+
+def _apply_any(args, path: Path) -> int:
+    """Engine 3: any style image(s), one pass."""
     import numpy as np
 
-    from jaxstyle.errors import JaxstyleError
-    from jaxstyle.feedforward.apply import (
-        apply_model,
-        load_resolved,
-        make_stylizer,
-        style_weights_for,
-    )
-    from jaxstyle.feedforward.modelfile import describe
-    from jaxstyle.images import load_image
+    from jaxstyle.arbitrary.apply import apply_any, region_masks
+    from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder
+    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, normalised_blend
+    from jaxstyle.images import load_image, resize
 
-    params, header, builtin_style = load_resolved(args.model)
+    params, header = load_decoder(path)
+    if args.list:
+        print(describe_decoder(header))
+        return 0
+    if not args.style_image:
+        raise UsageError(f"{args.model} is an arbitrary-style decoder: give --style-image "
+                         "PAINTING")
+    if not args.inputs:
+        raise UsageError("give at least one INPUT (a file, a folder or -), or --list")
+    count = len(args.style_image)
+    if args.style_blend is not None and args.mask:
+        raise UsageError("give --style-blend or --mask, not both: masks say where each style "
+                         "goes")
+    if args.style_blend is not None:
+        try:
+            normalised_blend(args.style_blend, count)
+        except ValueError as exc:
+            raise UsageError(f"--style-blend: {exc}") from None
+    jobs = plan_jobs(args.inputs, args.output)
+    if not jobs:
+        raise UsageError(f"no images found in {', '.join(args.inputs)}")
+    styles = [load_image(p, args.style_size, args.max_pixels, what="style image")
+              for p in args.style_image]
+    mask_images = [load_image(p, None, args.max_pixels, what="mask")[..., 0]
+                   for p in args.mask or []]
+    if mask_images:
+        region_masks(np.stack([resize(m[..., None], (8, 8))[..., 0] for m in mask_images]),
+                     count)  # a wrong count fails before any work
+    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"])
+
+    def stylize_batch(images):
+        masks = None
+        if mask_images:
+            masks = np.stack([resize(m[..., None], images.shape[1:3])[..., 0]
+                              for m in mask_images])
+        return apply_any(None, params, header, images, styles, alpha=args.alpha,
+                         blend=args.style_blend, masks=masks,
+                         preserve_color=args.preserve_color, strength=args.strength,
+                         stylizer=stylizer)
+
+    return _run_jobs(jobs, args, stylize_batch)
+
+
+def _apply_trained(args, path: Path, builtin_style) -> int:
+    """Engine 2: a network trained for its styles."""
+    from jaxstyle.feedforward.apply import apply_model, make_stylizer, style_weights_for
+    from jaxstyle.feedforward.modelfile import describe, load_model
+
+    params, header = load_model(path)
     if args.list:
         print(describe(header))
         return 0
@@ -176,15 +272,24 @@ def cmd_apply(args) -> int:
     style = args.style if args.style is not None else (
         None if args.style_blend is not None else builtin_style)
     style_weights_for(header, style, args.style_blend)  # a bad choice fails before any work
-    if not 0 <= args.strength <= 1:
-        raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
     jobs = plan_jobs(args.inputs, args.output)
     if not jobs:
         raise UsageError(f"no images found in {', '.join(args.inputs)}")
-    quiet = args.quiet
     stylizer = make_stylizer(params, header)
     options = dict(style=style, blend=args.style_blend, strength=args.strength,
                    preserve_color=args.preserve_color, stylizer=stylizer)
+    return _run_jobs(jobs, args, lambda images: apply_model(params, header, images, **options))
+
+
+def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
+    """Load, stylise (batched by shape) and write every job; a failed image is counted, not
+    fatal. stylize_batch: (N, H, W, 3) floats in [0, 1] -> the same."""
+    import numpy as np
+
+    from jaxstyle.errors import JaxstyleError
+    from jaxstyle.images import load_image
+
+    quiet = args.quiet
     report = Reporter(len(jobs), quiet, unit="image")
     failures = 0
 
@@ -195,8 +300,7 @@ def cmd_apply(args) -> int:
         report.advance(1)
 
     def run(group: list[tuple[Job, np.ndarray]]) -> None:
-        images = np.stack([image for _, image in group])
-        out = apply_model(params, header, images, **options)
+        out = stylize_batch(np.stack([image for _, image in group]))
         for (job, _), image in zip(group, out):
             try:
                 _write(job.target, image)
@@ -204,7 +308,6 @@ def cmd_apply(args) -> int:
                 fail(job, error)
                 continue
             report.advance(1)
-
     try:
         if jobs[0].source == STDIO:
             image = _read_stdin_image(args.max_dim, args.max_pixels)

@@ -35,7 +35,7 @@ def _defaults():
     return FeedForwardConfig()
 
 
-def _nonnegative_int(text: str) -> int:
+def nonnegative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
@@ -69,7 +69,7 @@ def add_parser(commands, add_command) -> None:
                            "strokes (None: --size)")
     size.add_argument("--seed", type=int, default=d.seed,
                       help="network init, data order and augmentation")
-    size.add_argument("--workers", type=_nonnegative_int, default=None,
+    size.add_argument("--workers", type=nonnegative_int, default=None,
                       help="image decoding processes (0: decode in this process; "
                            "None: min(4, CPUs))")
     terms = p.add_argument_group("loss")
@@ -97,12 +97,12 @@ def add_parser(commands, add_command) -> None:
     run = p.add_argument_group("checkpoints and progress")
     run.add_argument("--checkpoint-dir", metavar="DIR",
                      help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
-    run.add_argument("--checkpoint-every", type=_nonnegative_int, default=d.checkpoint_every,
+    run.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
                      metavar="N", help="steps between checkpoints (0: only at the end)")
     run.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
     run.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint (same styles and settings)")
-    run.add_argument("--preview-every", type=_nonnegative_int, default=d.preview_every,
+    run.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
                      metavar="N", help="render the preview photo every N steps into "
                                        "MODEL's name + .preview.png (0: never)")
     run.add_argument("--preview", metavar="PHOTO",

@@ -24,9 +24,8 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import ModelError, load_model, style_index, style_names
 from jaxstyle.feedforward.network import TransformerNet
-from jaxstyle.paramfile import read_header
+from jaxstyle.paramfile import MODELS_DIR, read_header
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # shipped .jxs files
 MODEL_SUFFIX = ".jxs"
 PRESERVE_COLOR = ("luminance",)
 

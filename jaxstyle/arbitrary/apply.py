@@ -1,0 +1,102 @@
+"""Engine 3 for callers: arrays in, arrays out, with every control the CLI has.
+
+    params, header = load_builtin_decoder()               # or load_decoder("my.jxs")
+    out = apply_any(vgg_params, params, header, photos, [painting], alpha=0.8)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.arbitrary.decoderfile import load_decoder
+from jaxstyle.arbitrary.transfer import ArbitraryStylizer, normalised_blend
+from jaxstyle.color import recombine_luminance
+from jaxstyle.errors import ConfigError
+from jaxstyle.paramfile import MODELS_DIR
+
+BUILTIN_DECODER = "any"  # jaxstyle/models/any.jxs: `jaxstyle apply any ...`
+PRESERVE_COLOR = ("luminance",)
+
+
+def load_builtin_decoder() -> tuple[dict, dict]:
+    """The decoder shipped with the package (see jaxstyle/models/README.md)."""
+    return load_decoder(MODELS_DIR / f"{BUILTIN_DECODER}.jxs")
+
+
+def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
+    """Masks (M, H, W) in [0, 1] -> per-style weights (H, W, count) summing to 1.
+
+    One mask per style (white = that style here), or one mask for two styles (black = the
+    first, white = the second), as the optimiser's --mask. Where no mask is white, the styles
+    share equally.
+    """
+    masks = np.asarray(masks, np.float32)
+    if masks.ndim != 3:
+        raise ConfigError(f"masks must be (M, H, W), got {masks.shape}")
+    if masks.shape[0] == 1 and count == 2:
+        masks = np.concatenate([1.0 - masks, masks])
+    if masks.shape[0] != count:
+        raise ConfigError(f"{masks.shape[0]} masks for {count} style images: give one mask "
+                          "per style image, or one mask for exactly two")
+    weights = np.moveaxis(np.clip(masks, 0.0, 1.0), 0, -1) + 1e-6  # no 0/0 where none is set
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Sequence,
+              *, alpha: float = 1.0, blend: Optional[Sequence[float]] = None,
+              masks: Optional[np.ndarray] = None, preserve_color: Optional[str] = None,
+              strength: float = 1.0,
+              stylizer: Optional[ArbitraryStylizer] = None) -> np.ndarray:
+    """Stylise (H,W,3) or (N,H,W,3) photos in [0, 1] with any style image(s); same shape out.
+
+    style_images: K images (H_k, W_k, 3) in [0, 1], each at the size that sets its strokes.
+    alpha in [0, 1]: style strength in feature space (0: the decoder's reconstruction).
+    blend: K weights (normalised) to mix the styles; masks (M, H, W) at photo size: style k
+    where mask k is white (see `region_masks`); neither with K > 1: equal blend.
+    preserve_color 'luminance': the photo's colours. strength: blend with the photo in pixels.
+    Pass a `stylizer` to reuse its compiled programs across calls.
+    """
+    for name, value in (("alpha", alpha), ("strength", strength)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
+            raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+    if preserve_color not in (None, *PRESERVE_COLOR):
+        raise ConfigError(f"preserve_color must be one of {PRESERVE_COLOR}, got "
+                          f"{preserve_color!r}")
+    count = len(style_images)
+    if count == 0:
+        raise ConfigError("give at least one style image")
+    if blend is not None and masks is not None:
+        raise ConfigError("give blend weights or masks, not both: masks say where each style "
+                          "goes")
+    images = np.asarray(images, np.float32)
+    single = images.ndim == 3
+    batch = images[None] if single else images
+    n = batch.shape[0]
+    stylizer = stylizer or ArbitraryStylizer(vgg_params, decoder_params, header["width"])
+    stats = stylizer.style_stats(style_images)
+    weights = region = None
+    if masks is not None:
+        region = np.broadcast_to(region_masks(masks, count), (n, *batch.shape[1:3], count))
+    else:
+        try:
+            row = normalised_blend(np.ones(count) if blend is None else blend, count)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        weights = np.broadcast_to(row, (n, count))
+    out = stylizer(batch, stats, weights=weights, masks=region, alpha=alpha)
+    if preserve_color == "luminance":
+        out = recombine_luminance(out, jnp.asarray(batch))
+    out = np.asarray(out, np.float32)
+    if strength != 1:
+        out = strength * out + (1 - strength) * batch
+    out = np.clip(out, 0.0, 1.0)
+    return out[0] if single else out
+
+
+__all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "load_builtin_decoder",
+           "region_masks"]

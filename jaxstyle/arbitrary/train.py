@@ -1,0 +1,300 @@
+"""Training engine 3's decoder (Huang & Belongie 2017): photos and style images, no per-style
+network. Each step pairs every photo of the batch with a style image, sets the photo's relu4_1
+features to the style's statistics (AdaIN) and asks the decoder for an image whose
+
+- relu4_1 features equal that target (content loss), and whose
+- relu1_1 .. relu4_1 channel means and standard deviations equal the style's (style loss).
+
+The encoder is the shared VGG19, frozen. The host loop (checkpoints, resume, log, previews,
+Ctrl-C) is the shared one in `jaxstyle.training`; data comes from two grain loaders (`--data`
+photos, `--style-data` style images) with the same crops and flips as engine 2's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats
+from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, Decoder, init_decoder
+from jaxstyle.arbitrary.decoderfile import save_decoder
+from jaxstyle.arbitrary.transfer import STATS_LAYERS, encode, stylize_arrays
+from jaxstyle.errors import ConfigError
+from jaxstyle.training import (
+    LoopSettings,
+    all_finite,
+    auto_axes,
+    host_copy,
+    keep_if_finite,
+    run_training,
+    training_mesh,
+)
+from jaxstyle.vgg import MIN_SIDE
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Settings of one decoder training run. Frozen and hashable (bound into the step)."""
+
+    size: int = 256               # side of the square crops of photos and style images, px
+    batch: int = 8                # photo/style pairs per step, over all devices and hosts
+    steps: int = 160_000          # Huang & Belongie: 160k steps of batch 8 (MS-COCO, WikiArt)
+    learning_rate: float = 1e-4   # Adam, as Huang & Belongie
+    lr_decay: float = 5e-5        # their inverse-time decay: lr / (1 + decay * step)
+    width: float = 1.0            # channel multiplier of the decoder (1.0: 256/128/64)
+    content_weight: float = 1.0
+    style_weight: float = 10.0    # Huang & Belongie's lambda
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep: int = 3
+    preview_every: int = 500
+    log_every: int = 10
+
+    def __post_init__(self):
+        for name in ("batch", "steps", "keep", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
+            raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
+                              f"{self.size!r}")
+        for name in ("checkpoint_every", "preview_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("learning_rate", "width"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("lr_decay", "content_weight", "style_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def replace(self, **changes) -> DecoderConfig:
+        return dataclasses.replace(self, **changes)
+
+
+class DecoderState(NamedTuple):
+    """Everything a step changes: params, Adam's state, steps taken (int32)."""
+
+    params: Any
+    opt_state: Any
+    step: Array
+
+
+def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
+    schedule = lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step)  # noqa: E731
+    return optax.adam(schedule)
+
+
+def init_decoder_state(cfg: DecoderConfig) -> DecoderState:
+    params = init_decoder(cfg.seed, cfg.width)
+    state = DecoderState(params, make_optimizer(cfg).init(params), jnp.zeros([], jnp.int32))
+    # The step donates the state, so no two leaves may share a buffer.
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+
+
+def stats_loss(features: dict[str, Array], targets: dict[str, tuple[Array, Array]]) -> Array:
+    """Per image: sum over layers of the mean squared difference of channel means and stds."""
+    total = 0.0
+    for layer, (mean, std) in targets.items():
+        got_mean, got_std = channel_stats(features[layer])
+        total = total + jnp.square(got_mean - mean).mean(-1) + jnp.square(got_std - std).mean(-1)
+    return total
+
+
+def normalised(features: dict[str, Array]) -> dict[str, Array]:
+    """Each layer divided by its mean activation over photos (see `FEATURE_MEANS`)."""
+    return {layer: f / FEATURE_MEANS[layer] for layer, f in features.items()}
+
+
+def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderConfig):
+    """(mean total loss, parts per image) for photos and style images (N, size, size, 3)."""
+    n = photos.shape[0]
+    # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
+    content = jax.lax.stop_gradient(encode(vgg_params, photos)[ENCODER_LAYER])
+    style_features = jax.lax.stop_gradient(normalised(encode(vgg_params, styles, STATS_LAYERS)))
+    style_targets = {layer: channel_stats(f) for layer, f in style_features.items()}
+    mean, std = style_targets[ENCODER_LAYER]
+    # Image i takes style i: K = N styles and identity blend weights.
+    scale = FEATURE_MEANS[ENCODER_LAYER]
+    target = adain_target(content / scale, StyleStats(mean, std),
+                          weights=jnp.eye(n, dtype=jnp.float32))
+    target = jax.lax.stop_gradient(target)
+    out = Decoder(width=cfg.width).apply({"params": params}, target * scale)
+    out_features = normalised(encode(vgg_params, out, STATS_LAYERS))
+    content_loss = jnp.square(out_features[ENCODER_LAYER] - target).mean(axis=(1, 2, 3))
+    style_loss = stats_loss(out_features, style_targets)
+    totals = cfg.content_weight * content_loss + cfg.style_weight * style_loss
+    return totals.mean(), {"content": cfg.content_weight * content_loss,
+                           "style": cfg.style_weight * style_loss}
+
+
+def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
+    """The pure step(vgg_params, state, (photos_uint8, styles_uint8)) -> (state, metrics)."""
+    tx = make_optimizer(cfg)
+
+    def step(vgg_params, state: DecoderState, batch):
+        photos, styles = (x.astype(jnp.float32) / 255.0 for x in batch)
+        (loss, parts), grads = jax.value_and_grad(decoder_loss, has_aux=True)(
+            state.params, vgg_params, photos, styles, cfg)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        # A non-finite loss skips the batch; the host stops after many in a row.
+        finite = jnp.isfinite(loss) & all_finite((params, opt_state))
+        params, opt_state = keep_if_finite(finite, (params, opt_state),
+                                           (state.params, state.opt_state))
+        metrics = {"loss": loss, **{k: v.mean() for k, v in parts.items()},
+                   "grad_norm": optax.tree.norm(grads), "finite": finite}
+        return DecoderState(params, opt_state, state.step + 1), metrics
+
+    return step
+
+
+class DecoderStep:
+    """`jax.jit` of the decoder step, state donated; data-parallel over a mesh's 'data' axis
+    (batch split, params replicated; XLA adds the gradient all-reduce)."""
+
+    def __init__(self, cfg: DecoderConfig, mesh=None):
+        from jaxstyle.mesh import batch_sharding, replicated
+
+        self.trace_count = 0
+        step_fn = make_decoder_step_fn(cfg)
+
+        def counted(vgg_params, state, batch):
+            self.trace_count += 1  # runs only while tracing
+            return step_fn(vgg_params, state, batch)
+
+        if mesh is None:
+            self.replicated = self.batch_sharding = None
+            self._jitted = jax.jit(counted, donate_argnums=(1,))
+            return
+        if cfg.batch % mesh.devices.size:
+            raise ConfigError(f"batch {cfg.batch} does not split evenly over "
+                              f"{mesh.devices.size} devices")
+        mesh = auto_axes(mesh)
+        self.replicated, self.batch_sharding = replicated(mesh), batch_sharding(mesh)
+        whole, split = self.replicated, self.batch_sharding
+        self._jitted = jax.jit(counted, in_shardings=(whole, whole, (split, split)),
+                               out_shardings=(whole, whole), donate_argnums=(1,))
+
+    def __call__(self, vgg_params, state: DecoderState, batch):
+        return self._jitted(vgg_params, state, batch)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_decoder_step(cfg: DecoderConfig, mesh=None) -> DecoderStep:
+    return DecoderStep(cfg, mesh)
+
+
+class DecoderTrainResult(NamedTuple):
+    params: dict
+    header: dict
+    steps: int
+    seconds: float
+    skipped_steps: int
+
+
+def training_settings(cfg: DecoderConfig) -> dict:
+    return {"size": cfg.size, "batch": cfg.batch, "steps_planned": cfg.steps,
+            "learning_rate": cfg.learning_rate, "lr_decay": cfg.lr_decay,
+            "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
+            "seed": cfg.seed}
+
+
+def _render_preview(vgg_params, params, photo: np.ndarray, style: np.ndarray,
+                    cfg: DecoderConfig) -> np.ndarray:
+    """photo | style image | result, side by side (H, 3W, 3)."""
+    from jaxstyle.arbitrary.transfer import style_statistics
+
+    stats = style_statistics(vgg_params, style)
+    out = _preview_fn(cfg.width)(vgg_params, params, jnp.asarray(photo)[None], stats)
+    return np.concatenate([photo, style, np.asarray(out[0])], axis=1)
+
+
+@functools.lru_cache(maxsize=2)
+def _preview_fn(width: float):
+    return jax.jit(lambda vgg, params, photos, stats: stylize_arrays(vgg, params, width, photos,
+                                                                      stats))
+
+
+def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
+                  style_paths: Sequence[str | os.PathLike], output: str | os.PathLike,
+                  cfg: DecoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
+                  resume: bool = False, preview: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                  log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
+                  mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None
+                  ) -> DecoderTrainResult:
+    """Train a decoder on photos and style images and save it to `output`.
+
+    preview: (photo, style image), both (S, S, 3) in [0, 1], rendered every
+    `cfg.preview_every` steps. Checkpoints, resume (exact: the data positions are saved),
+    the JSON-lines log and Ctrl-C work as for `jaxstyle.feedforward.train.train`.
+    """
+    from jaxstyle.data import close_iterator, make_loader
+    from jaxstyle.mesh import global_batch
+
+    output = Path(output)
+    processes = jax.process_count()
+    if cfg.batch % processes:
+        raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
+    step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
+    whole, split = step.replicated, step.batch_sharding
+    vgg_params = jax.device_put(vgg_params, whole)
+    state = jax.device_put(init_decoder_state(cfg), whole)
+    record = {"width": cfg.width, "data_count": len(photo_paths),
+              "style_count": len(style_paths), "seconds": 0.0}
+    header = {}
+
+    def save_model_file(state, steps, seconds, interrupted):
+        training = {**training_settings(cfg), "steps": steps, "seconds": round(seconds, 1),
+                    "devices": jax.device_count(), "backend": jax.default_backend(),
+                    **({"interrupted": True} if interrupted else {})}
+        header.update({"width": cfg.width, "training": training,
+                       "data_count": len(photo_paths), "style_count": len(style_paths)})
+        if jax.process_index() == 0:
+            save_decoder(output, host_copy(state.params), header)
+
+    local = cfg.batch // processes
+    photos = iter(make_loader(photo_paths, cfg.size, local, cfg.seed, worker_count))
+    # Another seed, so photo i and style i are not drawn in lockstep when the folders match.
+    styles = iter(make_loader(style_paths, cfg.size, local, cfg.seed + 1, worker_count))
+
+    def next_batch():
+        return (global_batch(next(photos)["image"], split, cfg.batch),
+                global_batch(next(styles)["image"], split, cfg.batch))
+
+    try:
+        result = run_training(
+            lambda state, batch: step(vgg_params, state, batch), state, next_batch,
+            {"dataset": photos, "style_dataset": styles},
+            LoopSettings(cfg.steps, cfg.batch, cfg.checkpoint_every, cfg.keep,
+                         cfg.preview_every, cfg.log_every), output, record=record,
+            must_match={"width": "decoder width"}, save_model_file=save_model_file,
+            render_preview=None if preview is None
+            else lambda params: _render_preview(vgg_params, params, *preview, cfg),
+            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
+            log_path=Path(log_path) if log_path else None, on_log=on_log)
+    finally:
+        close_iterator(photos)
+        close_iterator(styles)
+    return DecoderTrainResult(host_copy(result.state.params), header, result.steps,
+                              result.seconds, result.skipped_steps)
+
+
+__all__ = ["DecoderConfig", "DecoderState", "DecoderStep", "DecoderTrainResult",
+           "cached_decoder_step", "decoder_loss", "init_decoder_state", "make_decoder_step_fn",
+           "stats_loss", "train_decoder"]

@@ -1,0 +1,139 @@
+"""Engine 3's forward pass: any painting as the style, one pass, no training per style.
+
+    encoder (VGG19 to relu4_1, shared) -> AdaIN to the style's statistics -> decoder
+
+    stats = style_statistics(vgg_params, painting)              # once per painting
+    out = stylize_arrays(vgg_params, decoder_params, width, photos, stats, alpha=0.8)
+
+Photos of any size >= 32 px run at full resolution: each is reflection-padded to a multiple of
+8 (three poolings to relu4_1, three doublings back) and the output cropped to its size. All
+functions take and return arrays and are pure, so they jit, vmap and shard like the other
+engines; `ArbitraryStylizer` caches one compiled program per shape.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, stack_stats
+from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
+from jaxstyle.layers import padding_to_multiple, reflect_pad
+from jaxstyle.vgg import MIN_SIDE, vgg19_features
+
+# Huang & Belongie's style layers: relu1_1 .. relu4_1, whose statistics the decoder's training
+# matches; relu4_1 is also the content layer and where AdaIN happens.
+STATS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+
+
+def pad_for_encoder(images: jax.Array) -> tuple[jax.Array, tuple[int, int], tuple[int, int]]:
+    """Reflection-pad (N,H,W,C) so H and W are multiples of 8; returns (padded, rows, cols)."""
+    rows = padding_to_multiple(images.shape[1], ENCODER_DOWNSAMPLING)
+    cols = padding_to_multiple(images.shape[2], ENCODER_DOWNSAMPLING)
+    return reflect_pad(images, rows, cols), rows, cols
+
+
+def encode(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,),
+           dtype=jnp.float32) -> dict[str, jax.Array]:
+    """VGG19 features (post-ReLU) of images (N,H,W,3) in [0,1], H and W multiples of 8."""
+    return vgg19_features(vgg_params, images, tuple(layers), dtype=dtype)
+
+
+def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
+    """The relu4_1 channel statistics of one style image (H,W,3) or (1,H,W,3): (1, 512) rows.
+
+    The style image keeps its own size; that size, relative to the photo's, sets the size of
+    the brush strokes (`--style-size`).
+    """
+    image = jnp.asarray(style_image, jnp.float32)
+    image = image[None] if image.ndim == 3 else image
+    padded, _, _ = pad_for_encoder(image)
+    mean, std = channel_stats(_encode_once(vgg_params, padded)[ENCODER_LAYER])
+    return StyleStats(mean, std)
+
+
+_encode_once = jax.jit(encode, static_argnames=("layers", "dtype"))
+
+
+def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
+    """Masks (N,H,W,K) at photo size -> (N,H/8,W/8,K) at relu4_1 size (8x8 area means, after
+    the same reflection padding as the photo), renormalised to sum 1 at each position."""
+    padded = reflect_pad(masks.astype(jnp.float32), rows, cols)
+    n, h, w, k = padded.shape
+    f = ENCODER_DOWNSAMPLING
+    small = padded.reshape(n, h // f, f, w // f, f, k).mean(axis=(2, 4))
+    return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
+
+
+def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
+                   stats: StyleStats, *, weights: Optional[jax.Array] = None,
+                   masks: Optional[jax.Array] = None, alpha: float | jax.Array = 1.0,
+                   dtype=jnp.float32) -> jax.Array:
+    """Photos (N,H,W,3) in [0,1] painted with K styles' statistics: (N,H,W,3) in (0,1).
+
+    weights (N,K): blend the styles; masks (N,H,W,K) at photo size: style k where mask k is;
+    neither: one style. alpha in [0, 1] (scalar or (N,)): style strength in feature space (0
+    gives the decoder's reconstruction of the photo). Pure; jit it (see ArbitraryStylizer).
+    """
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    height, width_px = images.shape[1:3]
+    padded, rows, cols = pad_for_encoder(images.astype(jnp.float32))
+    content = encode(vgg_params, padded, dtype=dtype)[ENCODER_LAYER]
+    small_masks = None if masks is None else mask_features(masks, rows, cols)
+    target = adain_target(content, stats, weights=weights, masks=small_masks, alpha=alpha)
+    out = Decoder(width=width, dtype=dtype).apply({"params": decoder_params}, target)
+    return out[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px, :]
+
+
+class ArbitraryStylizer:
+    """A decoder's compiled forward pass: `(images, stats, weights=None, masks=None, alpha)`.
+
+    The VGG and decoder params are arguments of the compiled program (not baked-in
+    constants); it compiles once per input shape (`trace_count` counts). `style_stats` gives
+    the statistics of several style images at once.
+    """
+
+    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32):
+        self.vgg_params = jax.device_put(vgg_params)
+        self.decoder_params = jax.device_put(decoder_params)
+        self.width, self.dtype = float(width), dtype
+        self.trace_count = 0
+
+        def run(vgg_params, decoder_params, images, stats, weights, masks, alpha):
+            self.trace_count += 1  # runs only while tracing
+            return stylize_arrays(vgg_params, decoder_params, self.width, images, stats,
+                                  weights=weights, masks=masks, alpha=alpha, dtype=dtype)
+
+        self._jitted = jax.jit(run)
+
+    def style_stats(self, style_images) -> StyleStats:
+        """StyleStats of K style images (a list of (H,W,3), each at its own size): (K, 512)."""
+        return stack_stats([style_statistics(self.vgg_params, image) for image in style_images])
+
+    def __call__(self, images, stats: StyleStats, weights=None, masks=None,
+                 alpha: float = 1.0) -> jax.Array:
+        images = jnp.asarray(images, jnp.float32)
+        alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), (images.shape[0],))
+        return self._jitted(self.vgg_params, self.decoder_params, images, stats,
+                            None if weights is None else jnp.asarray(weights, jnp.float32),
+                            None if masks is None else jnp.asarray(masks, jnp.float32), alpha)
+
+
+def normalised_blend(weights, count: int) -> np.ndarray:
+    """Blend weights (count,) >= 0, not all zero, scaled to sum 1."""
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (count,):
+        raise ValueError(f"{count} style images need {count} blend weights, got {weights.size}")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"blend weights must be >= 0 and not all zero, got {list(weights)}")
+    return (weights / weights.sum()).astype(np.float32)
+
+
+__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "encode", "mask_features", "normalised_blend",
+           "pad_for_encoder", "style_statistics", "stylize_arrays"]

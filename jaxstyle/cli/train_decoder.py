@@ -1,0 +1,167 @@
+"""`jaxstyle train-decoder`: train the decoder that `jaxstyle apply any` uses (engine 3)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from jaxstyle.cli.common import (
+    EXIT_INTERRUPTED,
+    Reporter,
+    UsageError,
+    add_weights_option,
+    finite_float,
+    load_params,
+    log,
+    positive_int,
+)
+from jaxstyle.cli.train import check_model_output, nonnegative_int
+
+EXAMPLES = [
+    "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs",
+    "jaxstyle train-decoder --data photos/ --style-data art/ -o small.jxs --width 0.5 "
+    "--size 128 --steps 4000",
+    "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs --resume",
+]
+
+
+def add_parser(commands, add_command) -> None:
+    from jaxstyle.arbitrary.train import DecoderConfig
+
+    d = DecoderConfig()
+    p = add_command(commands, "train-decoder", "train the arbitrary-style decoder (AdaIN, "
+                    "Huang & Belongie 2017) that `jaxstyle apply any` uses", EXAMPLES)
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="folder of photos (searched recursively; unreadable files skipped)")
+    p.add_argument("--style-data", required=True, metavar="DIR",
+                   help="folder of paintings or other style images (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="decoder file (.jxs)")
+    run = p.add_argument_group("training")
+    run.add_argument("--size", type=positive_int, default=d.size,
+                     help="side of the square crops, px (a multiple of 8)")
+    run.add_argument("--batch", type=positive_int, default=d.batch,
+                     help="photo/style pairs per step (over all devices)")
+    run.add_argument("--steps", type=positive_int, default=d.steps, help="training steps")
+    run.add_argument("--lr", type=finite_float, default=d.learning_rate,
+                     help="Adam learning rate")
+    run.add_argument("--lr-decay", type=finite_float, default=d.lr_decay,
+                     help="inverse-time decay: lr / (1 + decay * step)")
+    run.add_argument("--width", type=finite_float, default=d.width,
+                     help="decoder channel multiplier (0.5: about 4x fewer decoder FLOPs)")
+    run.add_argument("--content-weight", type=finite_float, default=d.content_weight)
+    run.add_argument("--style-weight", type=finite_float, default=d.style_weight,
+                     help="weight of the channel mean/std losses (Huang & Belongie's lambda)")
+    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--workers", type=nonnegative_int, default=None,
+                     help="image decoding processes per loader (0: in this process; None: "
+                          "min(4, CPUs))")
+    out = p.add_argument_group("checkpoints and progress")
+    out.add_argument("--checkpoint-dir", metavar="DIR",
+                     help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
+    out.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
+                     metavar="N")
+    out.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
+    out.add_argument("--resume", action="store_true",
+                     help="continue from the latest checkpoint (same settings and data)")
+    out.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
+                     metavar="N", help="render photo | style | result every N steps into "
+                                       "MODEL's name + .preview.png (0: never)")
+    out.add_argument("--preview", nargs=2, metavar=("PHOTO", "STYLE"),
+                     help="images for the previews (None: the packaged photo and painting)")
+    add_weights_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(handler=cmd_train_decoder)
+
+
+def config_from_args(args):
+    from jaxstyle.arbitrary.train import DecoderConfig
+
+    return DecoderConfig(size=args.size, batch=args.batch, steps=args.steps,
+                         learning_rate=args.lr, lr_decay=args.lr_decay, width=args.width,
+                         content_weight=args.content_weight, style_weight=args.style_weight,
+                         seed=args.seed, checkpoint_every=args.checkpoint_every, keep=args.keep,
+                         preview_every=args.preview_every)
+
+
+def _preview_images(args, side: int):
+    from jaxstyle.demo import demo_content, demo_style
+    from jaxstyle.images import load_image
+
+    if args.preview:
+        photo = load_image(args.preview[0], side, what="preview photo")
+        style = load_image(args.preview[1], side, what="preview style image")
+    else:
+        photo, style = demo_content(side), demo_style(side)
+    # Square crops, so photo | style | result line up; the decoder needs multiples of 8.
+    crop = min(photo.shape[0], photo.shape[1], style.shape[0], style.shape[1]) // 8 * 8
+    return photo[:crop, :crop], style[:crop, :crop]
+
+
+class _Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.report = self.last_step = self.last = None
+
+    def __call__(self, records: list[dict]) -> None:
+        if self.report is None:
+            self.report = Reporter(self.total, self.quiet, start=records[0]["step"] - 1,
+                                   unit="step")
+            self.last_step = records[0]["step"] - 1
+        self.last = last = records[-1]
+        self.report.advance(last["step"] - self.last_step, loss=f"{last['loss']:.4g}",
+                            content=f"{last['content']:.3g}", style=f"{last['style']:.3g}",
+                            **({"img/s": f"{last['images_per_s']:.1f}"}
+                               if last["images_per_s"] else {}))
+        self.last_step = last["step"]
+
+    def close(self) -> None:
+        if self.report is not None:
+            self.report.close()
+
+
+def cmd_train_decoder(args) -> int:
+    from jaxstyle.mesh import initialize_distributed
+
+    initialize_distributed()  # only when the environment names a cluster
+    import jax
+
+    from jaxstyle.arbitrary.train import train_decoder
+    from jaxstyle.data import describe, find_training_images
+    from jaxstyle.errors import ConfigError
+    from jaxstyle.training import TrainingInterrupted, default_checkpoint_dir
+    from jaxstyle.vgg import prepare_params
+
+    quiet = args.quiet or jax.process_index() != 0
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    output = Path(args.output)
+    check_model_output(output)
+    if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
+        raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+    photos = find_training_images(args.data, cfg.batch)
+    log(describe(photos, args.data), quiet)
+    styles = find_training_images(args.style_data, cfg.batch)
+    log(describe(styles, args.style_data), quiet)
+    preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
+    vgg_params = prepare_params(load_params(args.weights, quiet))
+    log(f"training a width {cfg.width:g} decoder at {cfg.size} px, batch {cfg.batch}, "
+        f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
+        "compiling...", quiet)
+    progress = _Progress(cfg.steps, quiet)
+    try:
+        result = train_decoder(vgg_params, photos.usable, styles.usable, output, cfg,
+                               checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                               preview=preview, worker_count=args.workers, on_log=progress)
+    except TrainingInterrupted as stop:
+        progress.close()
+        print(str(stop), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    final = progress.last
+    summary = (f"; final loss {final['loss']:.4g} (content {final['content']:.4g}, style "
+               f"{final['style']:.4g})" if final else "")
+    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s{summary}", quiet)
+    return 0

@@ -34,6 +34,13 @@ def test_four_devices_equal_one(four_device_results):
     assert four_device_results["data_max_abs"] <= 1e-5
 
 
+def test_arbitrary_style_shards_over_four_devices(four_device_results):
+    r = four_device_results
+    assert r["arbitrary_devices"] == 4 and r["arbitrary_shape"] == [3, 40, 48, 3]
+    assert r["arbitrary_spread"] > 1e-3
+    assert r["arbitrary_max_abs"] <= 1e-5
+
+
 @pytest.mark.parametrize("mesh", ["4x1", "2x2"])
 def test_spatial_sharding_matches_unsharded_without_gathering(four_device_results, mesh):
     r = four_device_results

@@ -63,3 +63,27 @@ def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, case):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr
     assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(folder))) == before
+
+
+def test_any_style_video_and_mode_errors(inputs, tmp_path, tiny_weights_file):
+    from jaxstyle.arbitrary.decoder import init_decoder
+    from jaxstyle.arbitrary.decoderfile import save_decoder
+    from jaxstyle.images import save_image
+
+    folder, model, clip = inputs
+    decoder = save_decoder(tmp_path / "any.jxs", init_decoder(0, 0.125), {"width": 0.125})
+    painting = tmp_path / "painting.png"
+    save_image(painting, np.random.default_rng(0).uniform(size=(40, 40, 3)).astype(np.float32))
+    out = tmp_path / "out.mp4"
+    result = jaxstyle("video", clip, "-o", out, "--model", decoder, "--style-image", painting,
+                      "--weights", tiny_weights_file, "--batch", 8, "-q")
+    assert result.returncode == 0, result.stderr
+    assert probe_video(out).frames == probe_video(clip).frames
+    for args, message in (([], "give --style-image"),
+                          (["--style-image", painting, "--style", "0"], "--style picks")):
+        result = jaxstyle("video", clip, "-o", tmp_path / "x.mp4", "--model", decoder, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = jaxstyle("video", clip, "-o", tmp_path / "x.mp4", "--model", model,
+                      "--style-image", painting)
+    assert result.returncode == 2 and "needs an arbitrary-style decoder" in result.stderr
+    assert not (tmp_path / "x.mp4").exists()

@@ -96,12 +96,19 @@ class ArbitraryStylizer:
 
     The VGG and decoder params are arguments of the compiled program (not baked-in
     constants); it compiles once per input shape (`trace_count` counts). `style_stats` gives
-    the statistics of several style images at once.
+    the statistics of several style images at once. With a mesh (`jaxstyle.mesh.data_mesh`)
+    the batch is split over its devices (filled up to a multiple of their count with copies of
+    the last image, which are dropped again) and the params replicated.
     """
 
-    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32):
-        self.vgg_params = jax.device_put(vgg_params)
-        self.decoder_params = jax.device_put(decoder_params)
+    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32, mesh=None):
+        from jaxstyle.mesh import batch_sharding, replicated
+
+        self.mesh = mesh
+        self.whole = whole = None if mesh is None else replicated(mesh)
+        self.split = None if mesh is None else batch_sharding(mesh)
+        self.vgg_params = jax.device_put(vgg_params, whole)
+        self.decoder_params = jax.device_put(decoder_params, whole)
         self.width, self.dtype = float(width), dtype
         self.trace_count = 0
 
@@ -118,11 +125,22 @@ class ArbitraryStylizer:
 
     def __call__(self, images, stats: StyleStats, weights=None, masks=None,
                  alpha: float = 1.0) -> jax.Array:
-        images = jnp.asarray(images, jnp.float32)
-        alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), (images.shape[0],))
-        return self._jitted(self.vgg_params, self.decoder_params, images, stats,
-                            None if weights is None else jnp.asarray(weights, jnp.float32),
-                            None if masks is None else jnp.asarray(masks, jnp.float32), alpha)
+        n = np.shape(images)[0]
+        per_image = {"images": images, "weights": weights, "masks": masks,
+                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
+        per_image = {k: None if v is None else np.asarray(v, np.float32)
+                     for k, v in per_image.items()}
+        if self.mesh is not None:
+            from jaxstyle.mesh import padded_size
+
+            total = padded_size(n, self.mesh.devices.size)
+            per_image = {k: None if v is None else jax.device_put(
+                np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)]), self.split)
+                for k, v in per_image.items()}
+            stats = jax.device_put(stats, self.whole)
+        out = self._jitted(self.vgg_params, self.decoder_params, per_image["images"], stats,
+                           per_image["weights"], per_image["masks"], per_image["alpha"])
+        return out[:n]
 
 
 def normalised_blend(weights, count: int) -> np.ndarray:

@@ -24,6 +24,7 @@ EXAMPLES = [
     "jaxstyle video clip.mp4 -o out.mp4 --model my.jxs --style 2 --max-dim 720 --batch 8",
     "jaxstyle video clip.mp4 -o out.mp4 --model starry_night --smooth 0.3",
     "jaxstyle video clip.mp4 -o out.mp4 --style-image art.jpg --steps 300 --frame-steps 50",
+    "jaxstyle video clip.mp4 -o out.mp4 --model any --style-image art.jpg --alpha 0.8",
 ]
 
 
@@ -32,11 +33,17 @@ def add_parser(commands, add_command) -> None:
                     EXAMPLES)
     p.add_argument("input", help="video file (anything FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv)")
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--model", help="a trained model file, or a built-in style name")
-    mode.add_argument("--style-image", metavar="PATH",
-                      help="optimise every frame towards this painting (slow), starting from "
-                           "the previous stylized frame (Ruder et al. 2016, without flow)")
+    p.add_argument("--model", help="a trained model file, a built-in style name, or `any` (an "
+                                   "arbitrary-style decoder, with --style-image)")
+    p.add_argument("--style-image", metavar="PATH",
+                   help="with --model any (or another decoder): the painting, one pass per "
+                        "frame; without --model: optimise every frame towards it (slow), "
+                        "starting from the previous stylized frame (Ruder et al. 2016, "
+                        "without flow)")
+    p.add_argument("--alpha", type=finite_float, default=1.0,
+                   help="style strength of an arbitrary-style decoder, 0..1")
+    p.add_argument("--style-size", type=positive_int, default=512,
+                   help="longer side of --style-image for a decoder, px")
     p.add_argument("--style", help="style name or index inside the model")
     p.add_argument("--max-dim", type=positive_int, help="longer side of the output, px")
     p.add_argument("--batch", type=positive_int, default=8, help="frames per network call")
@@ -73,6 +80,56 @@ def model_frame_stylizer(model: str, style):
     return stylize_frames
 
 
+def decoder_frame_stylizer(path, args):
+    """(N, H, W, 3) uint8 -> float frames with an arbitrary-style decoder and one painting."""
+    import numpy as np
+
+    from jaxstyle.arbitrary.apply import apply_any
+    from jaxstyle.arbitrary.decoderfile import load_decoder
+    from jaxstyle.arbitrary.transfer import ArbitraryStylizer
+    from jaxstyle.images import load_image
+
+    if not 0 <= args.alpha <= 1:
+        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    params, header = load_decoder(path)
+    style = load_image(args.style_image, args.style_size, what="style image")
+    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"])
+
+    def stylize_frames(frames):
+        images = np.asarray(frames, np.float32) / 255.0
+        return apply_any(None, params, header, images, [style], alpha=args.alpha,
+                         stylizer=stylizer)
+
+    return stylize_frames
+
+
+def _model_mode(args):
+    """'trained', 'decoder' or 'optimise', from --model and --style-image (UsageError if they
+    do not fit together) and the decoder's path in 'decoder' mode."""
+    if args.model is None:
+        if args.style_image is None:
+            raise UsageError("give --model MODEL, --model any --style-image PAINTING, or "
+                             "--style-image PAINTING (optimisation)")
+        return "optimise", None
+    from jaxstyle.arbitrary.decoderfile import is_decoder_header
+    from jaxstyle.feedforward.apply import resolve_model
+    from jaxstyle.paramfile import read_header
+
+    path, _ = resolve_model(args.model)
+    if is_decoder_header(read_header(path)):
+        if args.style_image is None:
+            raise UsageError(f"{args.model} is an arbitrary-style decoder: give --style-image "
+                             "PAINTING")
+        if args.style is not None:
+            raise UsageError("--style picks a style inside a trained model; with a decoder "
+                             "give --style-image")
+        return "decoder", path
+    if args.style_image is not None:
+        raise UsageError(f"--style-image with --model needs an arbitrary-style decoder (e.g. "
+                         f"`any`); {args.model} is a model trained for its own styles")
+    return "trained", path
+
+
 def optimisation_frame_stylizer(args, cfg):
     """Frames one at a time by optimisation, each starting from the previous result."""
     import numpy as np
@@ -101,12 +158,16 @@ def optimisation_frame_stylizer(args, cfg):
 def cmd_video(args) -> int:
     from jaxstyle.video import VideoInterrupted, probe_video, stylize_video
 
-    if args.style_image and args.style is not None:
+    mode, decoder_path = _model_mode(args)
+    if mode == "optimise" and args.style is not None:
         raise UsageError("--style picks a style inside --model; with --style-image leave it out")
     info = probe_video(args.input)  # a bad input fails here, before any weights are loaded
     max_dim = args.max_dim or max(info.width, info.height)
-    if args.model:
+    if mode == "trained":
         stylize_frames = model_frame_stylizer(args.model, args.style)
+        batch = args.batch
+    elif mode == "decoder":
+        stylize_frames = decoder_frame_stylizer(decoder_path, args)
         batch = args.batch
     else:
         cfg = config_from_args(args, max_dim=max_dim)
@@ -121,7 +182,7 @@ def cmd_video(args) -> int:
         result = stylize_video(args.input, args.output, stylize_frames, batch_size=batch,
                                max_dim=args.max_dim, crf=args.crf, codec=args.codec,
                                start=args.start, duration=args.duration, smooth=args.smooth,
-                               pad_last_batch=args.model is not None, progress=progress)
+                               pad_last_batch=mode != "optimise", progress=progress)
     except VideoInterrupted as stop:
         report.close()  # so the message is the last line, not under the bar
         where = f"kept {stop.frames_done} frames in {stop.partial_path}" if stop.partial_path \

@@ -1,0 +1,293 @@
+"""Engine 3 (arbitrary style, AdaIN): statistics, controls, decoder, file, training, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_image, random_params
+from PIL import Image
+
+from jaxstyle.arbitrary.adain import StyleStats, adain, adain_target, channel_stats
+from jaxstyle.arbitrary.apply import apply_any, region_masks
+from jaxstyle.arbitrary.decoder import (
+    ENCODER_LAYER,
+    FEATURE_MEANS,
+    Decoder,
+    decoder_channels,
+    decoder_flops_per_pixel,
+    init_decoder,
+)
+from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder
+from jaxstyle.arbitrary.train import DecoderConfig, train_decoder
+from jaxstyle.arbitrary.transfer import (
+    ArbitraryStylizer,
+    encode,
+    pad_for_encoder,
+    style_statistics,
+    stylize_arrays,
+)
+from jaxstyle.errors import ConfigError
+from jaxstyle.paramfile import ModelError
+from jaxstyle.training import read_log
+
+WIDTH = 0.125  # 32/16/8 channels: a decoder that runs in well under a second on a CPU
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    params = jax.tree.map(np.asarray, init_decoder(0, WIDTH))
+    # The decoder divides its input by relu4_1's mean over real photos (~600); the tiny random
+    # VGG gives O(1) features, so scale the first conv back up for the output to depend on them.
+    params["conv0"]["kernel"] = params["conv0"]["kernel"] * FEATURE_MEANS[ENCODER_LAYER]
+    return params, {"width": WIDTH}
+
+
+# --- AdaIN against NumPy ------------------------------------------------------------------------
+
+def test_channel_stats_match_numpy(rng):
+    x = rng.normal(3.0, 2.0, size=(2, 5, 7, 4)).astype(np.float32)
+    mean, std = channel_stats(jnp.asarray(x), eps=0.0)
+    np.testing.assert_allclose(mean, x.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(std, x.std(axis=(1, 2)), rtol=1e-5)
+    mask = (rng.uniform(size=(2, 5, 7)) > 0.5).astype(np.float32)
+    masked_mean, masked_std = channel_stats(jnp.asarray(x), jnp.asarray(mask), eps=0.0)
+    for i in range(2):
+        picked = x[i][mask[i] > 0]
+        np.testing.assert_allclose(masked_mean[i], picked.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(masked_std[i], picked.std(axis=0), rtol=1e-4)
+
+
+def test_adain_output_has_the_style_statistics(rng):
+    content = rng.normal(1.0, 3.0, size=(2, 6, 6, 8)).astype(np.float32)
+    mean = rng.normal(size=(2, 8)).astype(np.float32)
+    std = rng.uniform(0.5, 2.0, size=(2, 8)).astype(np.float32)
+    out = np.asarray(adain(jnp.asarray(content), jnp.asarray(mean), jnp.asarray(std), eps=0.0))
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), mean, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), std, rtol=1e-4)
+    # The spatial pattern is the content's, per channel up to an affine map.
+    expected = (content - content.mean(axis=(1, 2), keepdims=True)) / \
+        content.std(axis=(1, 2), keepdims=True) * std[:, None, None] + mean[:, None, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_alpha_zero_keeps_the_content_and_one_is_the_style(rng):
+    content = jnp.asarray(rng.normal(size=(1, 4, 4, 3)), jnp.float32)
+    stats = StyleStats(jnp.array([[5.0, 6.0, 7.0]]), jnp.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(adain_target(content, stats, alpha=0.0), content, atol=1e-6)
+    full = adain_target(content, stats, alpha=1.0)
+    half = adain_target(content, stats, alpha=0.5)
+    np.testing.assert_allclose(half, 0.5 * full + 0.5 * content, atol=1e-5)
+
+
+def test_one_hot_blend_and_full_mask_equal_that_single_style(rng):
+    content = jnp.asarray(rng.normal(size=(2, 4, 6, 3)), jnp.float32)
+    stats = StyleStats(jnp.asarray(rng.normal(size=(3, 3)), jnp.float32),
+                       jnp.asarray(rng.uniform(0.5, 2, size=(3, 3)), jnp.float32))
+    single = adain_target(content, StyleStats(stats.mean[1:2], stats.std[1:2]))
+    one_hot = jnp.tile(jnp.array([[0.0, 1.0, 0.0]]), (2, 1))
+    np.testing.assert_allclose(adain_target(content, stats, weights=one_hot), single,
+                               atol=1e-5)
+    masks = jnp.zeros((2, 4, 6, 3)).at[..., 1].set(1.0)
+    np.testing.assert_allclose(adain_target(content, stats, masks=masks), single, atol=1e-5)
+
+
+def test_two_regions_each_get_their_style(rng):
+    content = jnp.asarray(rng.normal(size=(1, 8, 8, 4)), jnp.float32)
+    stats = StyleStats(jnp.array([[0.0] * 4, [10.0] * 4]), jnp.array([[1.0] * 4, [0.1] * 4]))
+    left = np.zeros((1, 8, 8), np.float32)
+    left[:, :, :4] = 1.0
+    masks = jnp.asarray(np.stack([left, 1 - left], axis=-1))
+    out = np.asarray(adain_target(content, stats, masks=masks))
+    np.testing.assert_allclose(out[0, :, :4].mean(axis=(0, 1)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out[0, :, 4:].mean(axis=(0, 1)), 10.0, atol=1e-4)
+    np.testing.assert_allclose(out[0, :, 4:].std(axis=(0, 1)), 0.1, rtol=1e-3)
+
+
+def test_region_masks_normalise_and_check_counts():
+    one = np.zeros((1, 4, 4), np.float32)
+    one[0, :2] = 1.0
+    weights = region_masks(one, 2)
+    assert weights.shape == (4, 4, 2)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert weights[0, 0, 1] > 0.99 and weights[3, 3, 0] > 0.99
+    with pytest.raises(ConfigError, match="3 masks for 2 style images"):
+        region_masks(np.zeros((3, 4, 4)), 2)
+
+
+# --- Decoder --------------------------------------------------------------------------------------
+
+def test_decoder_channels_and_flops_scale_with_width():
+    assert decoder_channels(1.0) == (256, 128, 64)
+    assert decoder_channels(0.5) == (128, 64, 32)
+    assert decoder_channels(0.01) == (8, 8, 8)
+    ratio = decoder_flops_per_pixel(1.0) / decoder_flops_per_pixel(0.5)
+    assert 3.0 < ratio < 4.0  # the first conv's 512 inputs do not shrink
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (33, 47), (41, 64)])
+def test_stylize_keeps_any_size(tiny_params, decoder, rng, height, width):
+    params, _ = decoder
+    images = jnp.asarray(random_image(rng, height, width))
+    stats = style_statistics(tiny_params, random_image(rng, 40, 36))
+    out = stylize_arrays(tiny_params, params, WIDTH, images, stats, alpha=0.7)
+    assert out.shape == (1, height, width, 3)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_alpha_zero_is_the_decoders_reconstruction(tiny_params, decoder, rng):
+    params, _ = decoder
+    image = jnp.asarray(random_image(rng, 40, 48))
+    stats = style_statistics(tiny_params, random_image(rng, 32, 32))
+    out = stylize_arrays(tiny_params, params, WIDTH, image, stats, alpha=0.0)
+    padded, rows, cols = pad_for_encoder(image)
+    features = encode(tiny_params, padded)[ENCODER_LAYER]
+    reconstruction = Decoder(width=WIDTH).apply({"params": params}, features)
+    np.testing.assert_allclose(out, reconstruction[:, rows[0]:rows[0] + 40, cols[0]:cols[0] + 48],
+                               atol=1e-5)
+    styled = stylize_arrays(tiny_params, params, WIDTH, image, stats, alpha=1.0)
+    assert float(jnp.abs(styled - out).max()) > 1e-3  # and the style does change it
+
+
+def test_apply_any_controls(tiny_params, decoder, rng):
+    params, header = decoder
+    photos = random_image(rng, 32, 40)[0]
+    styles = [random_image(rng, 32, 32)[0], random_image(rng, 48, 40)[0]]
+    stylizer = ArbitraryStylizer(tiny_params, params, WIDTH)
+    first = apply_any(None, params, header, photos, styles[:1], stylizer=stylizer)
+    assert first.shape == photos.shape
+    blend = apply_any(None, params, header, photos, styles, blend=[1, 0], stylizer=stylizer)
+    np.testing.assert_allclose(blend, first, atol=1e-5)
+    mask = np.zeros((1, 32, 40), np.float32)
+    masked = apply_any(None, params, header, photos, styles, masks=mask, stylizer=stylizer)
+    np.testing.assert_allclose(masked, first, atol=1e-4)  # black: the first style everywhere
+    same = apply_any(None, params, header, photos, styles[:1], strength=0.0, stylizer=stylizer)
+    np.testing.assert_allclose(same, photos, atol=1e-6)
+    kept = apply_any(None, params, header, photos, styles[:1], preserve_color="luminance",
+                     stylizer=stylizer)
+    assert not np.allclose(kept, first, atol=1e-3)
+    with pytest.raises(ConfigError, match="alpha"):
+        apply_any(None, params, header, photos, styles[:1], alpha=1.5, stylizer=stylizer)
+    with pytest.raises(ConfigError, match="not both"):
+        apply_any(None, params, header, photos, styles, blend=[1, 1], masks=mask,
+                  stylizer=stylizer)
+    assert stylizer.trace_count == 3  # one shape: plain, with weights, with masks
+
+
+# --- Decoder file ---------------------------------------------------------------------------------
+
+def test_decoder_file_round_trip_and_damage(tmp_path, decoder):
+    params, _ = decoder
+    path = save_decoder(tmp_path / "d.jxs", params, {"width": WIDTH})
+    loaded, header = load_decoder(path)
+    assert header["architecture"] == "adain-vgg19-relu4_1" and header["width"] == WIDTH
+    np.testing.assert_array_equal(loaded["conv0"]["kernel"], np.asarray(params["conv0"]["kernel"]))
+    data = path.read_bytes()
+    (tmp_path / "cut.jxs").write_bytes(data[:-10])
+    with pytest.raises(ModelError, match="truncated"):
+        load_decoder(tmp_path / "cut.jxs")
+    with pytest.raises(ModelError, match="width 0.25"):
+        save_decoder(tmp_path / "wrong.jxs", params, {"width": 0.25})
+    (tmp_path / "text.jxs").write_text("hello")
+    with pytest.raises(ModelError, match="not a jaxstyle model"):
+        load_decoder(tmp_path / "text.jxs")
+
+
+# --- Training ------------------------------------------------------------------------------------
+
+def _folder(path, rng, count, size=48):
+    path.mkdir()
+    for i in range(count):
+        image = (random_image(rng, size, size)[0] * 255).astype(np.uint8)
+        Image.fromarray(image).save(path / f"{i}.png")
+    return sorted(path.iterdir())
+
+
+def test_a_short_training_lowers_the_loss_and_saves_a_decoder(tmp_path, rng):
+    # Unscaled random VGG weights: their features are O(100) like the real VGG's, which the
+    # decoder's fixed input scale and the loss's layer normalisation assume.
+    vgg_params = random_params(0)
+    photos = _folder(tmp_path / "photos", rng, 6)
+    styles = _folder(tmp_path / "styles", rng, 6)
+    cfg = DecoderConfig(size=32, batch=2, steps=20, learning_rate=2e-3, width=WIDTH,
+                        checkpoint_every=0, preview_every=0, log_every=5)
+    output = tmp_path / "d.jxs"
+    result = train_decoder(vgg_params, photos, styles, output, cfg, worker_count=0)
+    assert result.steps == 20
+    losses = [r["loss"] for r in read_log(tmp_path / "d.log.jsonl")]
+    assert len(losses) == 20
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    params, header = load_decoder(output)
+    assert header["data_count"] == 6 and header["style_count"] == 6
+    assert header["training"]["steps"] == 20
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+def _cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "jaxstyle", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory, decoder):
+    params, _ = decoder
+    return save_decoder(tmp_path_factory.mktemp("dec") / "d.jxs", params, {"width": WIDTH})
+
+
+def test_cli_apply_any_writes_the_photo_size(tmp_path, decoder_file, tiny_weights_file, rng):
+    photo = tmp_path / "photo.png"
+    Image.fromarray((random_image(rng, 36, 44)[0] * 255).astype(np.uint8)).save(photo)
+    style = tmp_path / "style.png"
+    Image.fromarray((random_image(rng, 40, 40)[0] * 255).astype(np.uint8)).save(style)
+    out = tmp_path / "out.png"
+    done = _cli("apply", decoder_file, photo, "--style-image", style, "-o", out, "--alpha",
+                "0.5", "--weights", tiny_weights_file, "-q")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        assert image.size == (44, 36)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ((), "give --style-image"),
+    (("--style-image", "STYLE", "--alpha", "2"), "--alpha must be in"),
+    (("--style-image", "STYLE", "--style", "0"), "--style picks a style"),
+    (("--style-image", "STYLE", "STYLE", "--style-blend", "1"), "2 style images need 2"),
+    (("--style-image", "missing.png"), "missing.png"),
+])
+def test_cli_apply_any_bad_inputs(tmp_path, decoder_file, tiny_weights_file, rng, extra,
+                                  message):
+    photo = tmp_path / "photo.png"
+    Image.fromarray((random_image(rng, 32, 32)[0] * 255).astype(np.uint8)).save(photo)
+    style = tmp_path / "style.png"
+    Image.fromarray((random_image(rng, 32, 32)[0] * 255).astype(np.uint8)).save(style)
+    extra = [str(style) if e == "STYLE" else str(tmp_path / e) if e.endswith(".png") else e
+             for e in extra]
+    out = tmp_path / "out.png"
+    done = _cli("apply", decoder_file, photo, "-o", out, "--weights", tiny_weights_file,
+                *extra)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert not out.exists()
+
+
+def test_cli_style_image_with_a_trained_model_is_refused(tmp_path, rng):
+    photo = tmp_path / "photo.png"
+    Image.fromarray((random_image(rng, 32, 32)[0] * 255).astype(np.uint8)).save(photo)
+    done = _cli("apply", "starry_night", photo, "-o", tmp_path / "o.png", "--style-image", photo)
+    assert done.returncode == 2 and "needs an arbitrary-style decoder" in done.stderr
+
+
+def test_builtin_decoder_is_shipped_and_small():
+    from jaxstyle.arbitrary.apply import load_builtin_decoder
+    from jaxstyle.paramfile import MODELS_DIR
+
+    params, header = load_builtin_decoder()
+    assert (MODELS_DIR / "any.jxs").stat().st_size <= 20e6
+    assert header["data_count"] > 0 and header["style_count"] > 0
+    assert jax.tree.leaves(params)

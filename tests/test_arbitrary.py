@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_image, random_params
 from PIL import Image
 
+from conftest import random_image, random_params
 from jaxstyle.arbitrary.adain import StyleStats, adain, adain_target, channel_stats
 from jaxstyle.arbitrary.apply import apply_any, region_masks
 from jaxstyle.arbitrary.decoder import (

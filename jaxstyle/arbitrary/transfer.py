@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
+from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.layers import padding_to_multiple, reflect_pad
 from jaxstyle.vgg import MIN_SIDE, vgg19_features
 
@@ -117,7 +118,9 @@ class ArbitraryStylizer:
             return stylize_arrays(vgg_params, decoder_params, self.width, images, stats,
                                   weights=weights, masks=masks, alpha=alpha, dtype=dtype)
 
-        self._jitted = jax.jit(run)
+        # On a CPU, XLA's default conv library (YNNPACK) ran this network about 2x slower
+        # than its Eigen path (scripts/bench_arbitrary.py); no effect on GPU/TPU.
+        self._jitted = jax.jit(run, compiler_options=cpu_conv_compiler_options())
 
     def style_stats(self, style_images) -> StyleStats:
         """StyleStats of K style images (a list of (H,W,3), each at its own size): (K, 512)."""

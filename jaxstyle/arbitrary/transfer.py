@@ -146,6 +146,13 @@ class ArbitraryStylizer:
         return out[:n]
 
 
+def all_devices_mesh():
+    """A data mesh over every device when there are several, else None (no sharding)."""
+    from jaxstyle.mesh import data_mesh
+
+    return data_mesh() if jax.device_count() > 1 else None
+
+
 def normalised_blend(weights, count: int) -> np.ndarray:
     """Blend weights (count,) >= 0, not all zero, scaled to sum 1."""
     weights = np.asarray(weights, np.float64)
@@ -156,5 +163,5 @@ def normalised_blend(weights, count: int) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
-__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "encode", "mask_features", "normalised_blend",
-           "pad_for_encoder", "style_statistics", "stylize_arrays"]
+__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "all_devices_mesh", "encode", "mask_features",
+           "normalised_blend", "pad_for_encoder", "style_statistics", "stylize_arrays"]

@@ -210,7 +210,7 @@ def _apply_any(args, path: Path) -> int:
 
     from jaxstyle.arbitrary.apply import apply_any, region_masks
     from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder
-    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, normalised_blend
+    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh, normalised_blend
     from jaxstyle.images import load_image, resize
 
     params, header = load_decoder(path)
@@ -241,7 +241,8 @@ def _apply_any(args, path: Path) -> int:
     if mask_images:
         region_masks(np.stack([resize(m[..., None], (8, 8))[..., 0] for m in mask_images]),
                      count)  # a wrong count fails before any work
-    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"])
+    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
+                                  mesh=all_devices_mesh())
 
     def stylize_batch(images):
         masks = None

@@ -86,14 +86,15 @@ def decoder_frame_stylizer(path, args):
 
     from jaxstyle.arbitrary.apply import apply_any
     from jaxstyle.arbitrary.decoderfile import load_decoder
-    from jaxstyle.arbitrary.transfer import ArbitraryStylizer
+    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
     from jaxstyle.images import load_image
 
     if not 0 <= args.alpha <= 1:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     params, header = load_decoder(path)
     style = load_image(args.style_image, args.style_size, what="style image")
-    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"])
+    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
+                                  mesh=all_devices_mesh())
 
     def stylize_frames(frames):
         images = np.asarray(frames, np.float32) / 255.0

@@ -4,8 +4,14 @@
     params = jaxstyle.load_vgg19("weights/vgg19.npz")
     cfg = jaxstyle.StyleConfig(epochs=2)
     image, history = jaxstyle.stylize(params, content, style, cfg)
+
+    decoder, header = jaxstyle.load_builtin_decoder()             # any painting, one pass
+    out = jaxstyle.apply_any(params, decoder, header, photo, [painting], alpha=0.8)
 """
 
+from jaxstyle.arbitrary.apply import apply_any, load_builtin_decoder
+from jaxstyle.arbitrary.decoderfile import load_decoder
+from jaxstyle.arbitrary.transfer import ArbitraryStylizer, style_statistics, stylize_arrays
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
 from jaxstyle.feedforward import (
@@ -55,6 +61,8 @@ from jaxstyle.weights import load_vgg19, read_keras_weights, save_params
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArbitraryStylizer", "apply_any", "load_builtin_decoder", "load_decoder",
+    "style_statistics", "stylize_arrays",
     "ConfigError", "FeedForwardConfig", "ImageError", "JaxstyleError", "ModelError",
     "NonFiniteLossError", "StyleConfig", "StyleState", "StylizeInterrupted", "Targets",
     "TrainingInterrupted", "VGG19", "WeightsError", "__version__", "apply_model",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import threading
@@ -106,6 +107,30 @@ def keep_if_finite(finite, new, old):
     import jax.numpy as jnp
 
     return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+
+def check_settings(settings, *, counts=(), nonnegative_ints=(), positive_numbers=(),
+                   nonnegative_numbers=()) -> None:
+    """ConfigError naming the first field of a settings dataclass outside its range.
+
+    counts: integers >= 1; nonnegative_ints: integers >= 0; positive_numbers: finite > 0;
+    nonnegative_numbers: finite >= 0 (bools are not numbers here).
+    """
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+
+    for names, ok, what in (
+            (counts, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+             "an integer >= 1"),
+            (nonnegative_ints, lambda v: isinstance(v, int) and not isinstance(v, bool)
+             and v >= 0, "an integer >= 0"),
+            (positive_numbers, lambda v: number(v) and v > 0, "a finite number > 0"),
+            (nonnegative_numbers, lambda v: number(v) and v >= 0, "a finite number >= 0")):
+        for name in names:
+            value = getattr(settings, name)
+            if not ok(value):
+                raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
 class _StopRequest:

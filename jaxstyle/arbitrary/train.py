@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from jaxstyle.training import (
     LoopSettings,
     all_finite,
     auto_axes,
+    check_settings,
     host_copy,
     keep_if_finite,
     run_training,
@@ -64,25 +64,13 @@ class DecoderConfig:
     log_every: int = 10
 
     def __post_init__(self):
-        for name in ("batch", "steps", "keep", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        check_settings(self, counts=("batch", "steps", "keep", "log_every"),
+                       nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
+                       positive_numbers=("learning_rate", "width"),
+                       nonnegative_numbers=("lr_decay", "content_weight", "style_weight"))
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
             raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
                               f"{self.size!r}")
-        for name in ("checkpoint_every", "preview_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("learning_rate", "width"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        for name in ("lr_decay", "content_weight", "style_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
 
     def replace(self, **changes) -> DecoderConfig:
         return dataclasses.replace(self, **changes)

@@ -163,28 +163,34 @@ def load_styles(paths, side: int):
             for name, path in zip(style_names_of(paths), paths)]
 
 
-class _Progress:
-    """The bar, created at the first log records (after compiling, at the resumed step)."""
+class TrainingProgress:
+    """The bar, created at the first log records (after compiling, at the resumed step); it
+    shows `fields` of the latest record (those absent or zero are left out) and images/s."""
 
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
-        self.report = None
-        self.last_step = None
-        self.last = None
+    def __init__(self, total: int, quiet: bool, fields=("loss", "content", "style", "tv",
+                                                        "stability")):
+        self.total, self.quiet, self.fields = total, quiet, fields
+        self.report = self.last_step = self.last = None
 
     def __call__(self, records: list[dict]) -> None:
         if self.report is None:
             self.report = Reporter(self.total, self.quiet, start=records[0]["step"] - 1,
                                    unit="step")
             self.last_step = records[0]["step"] - 1
-        last = records[-1]
-        self.last = last
-        self.report.advance(last["step"] - self.last_step, **{
-            "loss": f"{last['loss']:.4g}", "content": f"{last['content']:.3g}",
-            "style": f"{last['style']:.3g}", "tv": f"{last['tv']:.3g}",
-            **({"stability": f"{last['stability']:.3g}"} if last.get("stability") else {}),
-            **({"img/s": f"{last['images_per_s']:.1f}"} if last["images_per_s"] else {})})
+        self.last = last = records[-1]
+        shown = {name: f"{last[name]:.4g}" for name in self.fields if last.get(name)}
+        if last["images_per_s"]:
+            shown["img/s"] = f"{last['images_per_s']:.1f}"
+        self.report.advance(last["step"] - self.last_step, **shown)
         self.last_step = last["step"]
+
+    def summary(self) -> str:
+        """'; final loss ... (content ..., ...)' for the last record, or ''."""
+        if not self.last:
+            return ""
+        parts = ", ".join(f"{name} {self.last[name]:.4g}" for name in self.fields[1:]
+                          if self.last.get(name))
+        return f"; final loss {self.last['loss']:.4g} ({parts})"
 
     def close(self) -> None:
         if self.report is not None:
@@ -227,7 +233,7 @@ def cmd_train(args) -> int:
     log(f"training {len(styles)} style(s) ({', '.join(s.name for s in styles)}) at "
         f"{cfg.size} px, batch {cfg.batch}, {cfg.steps} steps on {jax.device_count()} "
         f"{jax.default_backend()} device(s); compiling...", quiet)
-    progress = _Progress(cfg.steps, quiet)
+    progress = TrainingProgress(cfg.steps, quiet)
     try:
         result = train(vgg_params, styles, scan.usable, output, cfg,
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
@@ -240,10 +246,8 @@ def cmd_train(args) -> int:
         progress.close()
         raise
     progress.close()
-    final = progress.last
-    summary = (f"; final loss {final['loss']:.4g} (content {final['content']:.4g}, style "
-               f"{final['style']:.4g}, tv {final['tv']:.4g})" if final else "")
-    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s{summary}", quiet)
+    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s"
+        f"{progress.summary()}", quiet)
     if result.skipped_steps:
         log(f"warning: {result.skipped_steps} updates were skipped for a non-finite loss", quiet)
     return 0

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from jaxstyle.cli.common import (
     EXIT_INTERRUPTED,
-    Reporter,
     UsageError,
     add_weights_option,
     finite_float,
@@ -15,7 +14,7 @@ from jaxstyle.cli.common import (
     log,
     positive_int,
 )
-from jaxstyle.cli.train import check_model_output, nonnegative_int
+from jaxstyle.cli.train import TrainingProgress, check_model_output, nonnegative_int
 
 EXAMPLES = [
     "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs",
@@ -97,28 +96,6 @@ def _preview_images(args, side: int):
     return photo[:crop, :crop], style[:crop, :crop]
 
 
-class _Progress:
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
-        self.report = self.last_step = self.last = None
-
-    def __call__(self, records: list[dict]) -> None:
-        if self.report is None:
-            self.report = Reporter(self.total, self.quiet, start=records[0]["step"] - 1,
-                                   unit="step")
-            self.last_step = records[0]["step"] - 1
-        self.last = last = records[-1]
-        self.report.advance(last["step"] - self.last_step, loss=f"{last['loss']:.4g}",
-                            content=f"{last['content']:.3g}", style=f"{last['style']:.3g}",
-                            **({"img/s": f"{last['images_per_s']:.1f}"}
-                               if last["images_per_s"] else {}))
-        self.last_step = last["step"]
-
-    def close(self) -> None:
-        if self.report is not None:
-            self.report.close()
-
-
 def cmd_train_decoder(args) -> int:
     from jaxstyle.mesh import initialize_distributed
 
@@ -149,7 +126,7 @@ def cmd_train_decoder(args) -> int:
     log(f"training a width {cfg.width:g} decoder at {cfg.size} px, batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
-    progress = _Progress(cfg.steps, quiet)
+    progress = TrainingProgress(cfg.steps, quiet, fields=("loss", "content", "style"))
     try:
         result = train_decoder(vgg_params, photos.usable, styles.usable, output, cfg,
                                checkpoint_dir=args.checkpoint_dir, resume=args.resume,
@@ -160,8 +137,6 @@ def cmd_train_decoder(args) -> int:
         return EXIT_INTERRUPTED
     finally:
         progress.close()
-    final = progress.last
-    summary = (f"; final loss {final['loss']:.4g} (content {final['content']:.4g}, style "
-               f"{final['style']:.4g})" if final else "")
-    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s{summary}", quiet)
+    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s"
+        f"{progress.summary()}", quiet)
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from jaxstyle.training import (  # noqa: F401  (re-exported: this module's API b
     TrainingInterrupted,
     all_finite,
     auto_axes,
+    check_settings,
     default_checkpoint_dir,
     host_copy,
     keep_if_finite,
@@ -104,28 +104,17 @@ class FeedForwardConfig:
     def __post_init__(self):
         if not isinstance(self.loss, StyleConfig):
             raise ConfigError(f"loss must be a StyleConfig, got {type(self.loss).__name__}")
-        for name in ("batch", "steps", "num_styles", "stability_shift", "keep", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        check_settings(self, counts=("batch", "steps", "num_styles", "stability_shift", "keep",
+                                     "log_every"),
+                       nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
+                       positive_numbers=("learning_rate", "width"),
+                       nonnegative_numbers=("stability_weight", "stability_noise"))
         for name in ("size", "style_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < MIN_SIDE):
                 raise ConfigError(f"{name} must be an integer >= {MIN_SIDE}, got {value!r}")
         if self.stability_shift >= self.size:
             raise ConfigError(f"stability_shift must be below size, got {self.stability_shift}")
-        for name in ("checkpoint_every", "preview_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("learning_rate", "width"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        for name in ("stability_weight", "stability_noise"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
 
     @property
     def style_side(self) -> int:

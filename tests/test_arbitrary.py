@@ -226,6 +226,26 @@ def test_a_short_training_lowers_the_loss_and_saves_a_decoder(tmp_path, rng):
     assert header["training"]["steps"] == 20
 
 
+def test_resume_continues_both_data_streams_exactly(tmp_path, rng):
+    photos = _folder(tmp_path / "photos", rng, 5, size=40)
+    styles = _folder(tmp_path / "styles", rng, 5, size=40)
+    vgg_params = random_params(0)
+    cfg = DecoderConfig(size=32, batch=2, steps=4, learning_rate=1e-3, width=WIDTH,
+                        checkpoint_every=2, preview_every=0, log_every=1)
+    train_decoder(vgg_params, photos, styles, tmp_path / "straight.jxs", cfg, worker_count=0)
+    train_decoder(vgg_params, photos, styles, tmp_path / "split.jxs", cfg.replace(steps=2),
+                  worker_count=0)
+    train_decoder(vgg_params, photos, styles, tmp_path / "split.jxs", cfg, worker_count=0,
+                  resume=True)
+    straight = [r["loss"] for r in read_log(tmp_path / "straight.log.jsonl")]
+    split = [r["loss"] for r in read_log(tmp_path / "split.log.jsonl")]
+    assert len(straight) == len(split) == 4
+    np.testing.assert_allclose(split, straight, rtol=1e-5)
+    with pytest.raises(ConfigError, match="decoder width"):
+        train_decoder(vgg_params, photos, styles, tmp_path / "split.jxs",
+                      cfg.replace(width=0.25, steps=6), worker_count=0, resume=True)
+
+
 # --- CLI -----------------------------------------------------------------------------------------
 
 def _cli(*args, **kwargs):

@@ -4,10 +4,10 @@
 
 For each size it writes a test clip (a 2 px/frame pan over a photo, H.264 crf 18) to a temp
 folder, compiles the network once on a throwaway batch, then runs `stylize_video` with the
-same stylizer, batch size and padding as `jaxstyle video --model` several times and reports
-the median of each timing `VideoResult` carries. Decoding and encoding run on their own
-threads, so the three stage times overlap and add up to more than the wall time; "network
-idle" is how long the network waited for FFmpeg.
+same stylizer, batch size and padding as `jaxstyle video --model` several times, the sizes
+taking turns, and reports the median of each timing `VideoResult` carries. Decoding and
+encoding run on their own threads, so the three stage times overlap and add up to more than
+the wall time; "network idle" is how long the network waited for FFmpeg.
 """
 
 from __future__ import annotations
@@ -63,35 +63,40 @@ def main():
     args = parser.parse_args()
 
     stylize_frames = model_frame_stylizer(args.model, args.style)
-    rows = []
+    sizes = [parse_size(size) for size in args.sizes]
+    results: dict[tuple[int, int], list[VideoResult]] = {size: [] for size in sizes}
+    compile_seconds = {}
     with tempfile.TemporaryDirectory() as folder:
-        for size in args.sizes:
-            width, height = parse_size(size)
-            source = make_test_clip(Path(folder) / f"in_{size}.mp4", IMAGES / args.photo,
-                                    width, height, args.frames)
+        sources = {}
+        for width, height in sizes:
+            sources[width, height] = make_test_clip(Path(folder) / f"in_{width}x{height}.mp4",
+                                                    IMAGES / args.photo, width, height,
+                                                    args.frames)
             began = time.perf_counter()
             stylize_frames(np.zeros((args.batch, height, width, 3), np.uint8))
-            compile_seconds = time.perf_counter() - began
-            results = []
-            for repeat in range(args.repeats):
-                result = stylize_video(source, Path(folder) / f"out_{size}.mp4", stylize_frames,
-                                       batch_size=args.batch, pad_last_batch=True)
-                print(f"{size} run {repeat + 1}: {result.timing_summary()}", file=sys.stderr,
-                      flush=True)
-                results.append(result)
-            rows.append((size, results[0].frames, compile_seconds, median_timings(results)))
+            compile_seconds[width, height] = time.perf_counter() - began
+        # The sizes take turns, so a neighbour's load on a shared machine hits them alike.
+        for repeat in range(args.repeats):
+            for (width, height), source in sources.items():
+                result = stylize_video(source, Path(folder) / f"out_{width}x{height}.mp4",
+                                       stylize_frames, batch_size=args.batch,
+                                       pad_last_batch=True)
+                print(f"{width}x{height} run {repeat + 1}: {result.timing_summary()}",
+                      file=sys.stderr, flush=True)
+                results[width, height].append(result)
 
     print(f"`jaxstyle video --model {args.model}` path, batch {args.batch}, {args.frames}-frame "
           f"H.264 clip, median of {args.repeats} runs (stage times overlap):\n")
     print("| size | frames | frames/s | wall s | network s | decode s | encode s | "
           "network idle s | network share of wall | compile s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for size, frames, compile_seconds, timing in rows:
-        wall = timing["wall_seconds"]
-        print(f"| {size} | {frames} | {frames / wall:.2f} | {wall:.2f} | "
+    for (width, height), runs in results.items():
+        timing = median_timings(runs)
+        wall, frames = timing["wall_seconds"], runs[0].frames
+        print(f"| {width}x{height} | {frames} | {frames / wall:.2f} | {wall:.2f} | "
               f"{timing['stylize_seconds']:.2f} | {timing['decode_seconds']:.2f} | "
               f"{timing['encode_seconds']:.2f} | {timing['wait_seconds']:.2f} | "
-              f"{timing['stylize_seconds'] / wall:.0%} | {compile_seconds:.1f} |")
+              f"{timing['stylize_seconds'] / wall:.0%} | {compile_seconds[width, height]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ def build_parser() -> Parser:
 
     parser = Parser(
         prog="jaxstyle", formatter_class=Formatter,
-        description="Neural style transfer (Gatys et al. 2015) in JAX.",
+        description="Neural style transfer in JAX: optimisation (Gatys et al. 2015), "
+                    "trained networks (Johnson et al. 2016) and any style in one pass "
+                    "(AdaIN, Huang & Belongie 2017).",
         epilog="examples:\n  jaxstyle demo\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
                "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256\n"
                "  jaxstyle train starry.jpg --data photos/ -o starry.jxs\n"
-               "  jaxstyle apply starry.jxs photo.jpg -o out.png")
+               "  jaxstyle apply starry.jxs photo.jpg -o out.png\n"
+               "  jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png")
     parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -8,7 +8,7 @@ paintings are the per-style network's own styles): engine 3's output (alpha 1, o
 the per-style network's output, and Gatys (the seed's Keras Adam from the photo) after
 `--gatys-steps` steps, all at the same size and scored with the seed loss (same VGG19,
 layers, weights and style-image size as the Gatys run). Prints a Markdown table; with --out
-writes photo | painting | any-style result rows.
+writes photo | painting | any-style result rows for the first photo.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def main():
             print(f"| {photo} | {name} | {ours_loss:.3g} | {net_loss:.3g} | "
                   f"{ours_loss / net_loss:.2f} | {gatys_loss:.3g} | {history[0]['loss']:.3g} | "
                   f"{ms:.0f} |", flush=True)
-            panels.append((content, style, ours))
+            if photo == args.photos[0]:  # the picture: one photo, every painting
+                panels.append((content, style, ours))
     print(f"\nmedian ratio engine 3 / per-style network: {np.median(ratios):.2f} "
           f"(target <= 1.25)")
     if args.out:

@@ -6,9 +6,11 @@ Photos: `scripts/training_photos.py` (scikit-image / scikit-learn samples; coffe
 astronaut are held out for scoring). Style images: `scripts/style_textures.py` (generated
 painting-like textures) plus the same photos; none of the three paintings in ../shared/images
 is used, so every painting the README and BENCHMARKS show was never seen in training. On a
-GPU use --size 256 --batch 8 --steps 160000 --width 1 --lr 1e-4 (Huang & Belongie's setting)
-with real photo and painting folders; the CPU settings are what two cores allow in under an
-hour, and the README and BENCHMARKS say so.
+GPU use --size 256 --batch 8 --steps 40000 --width 1 here, or Huang & Belongie's setting with
+real folders (`jaxstyle train-decoder --data COCO --style-data WIKIART --size 256 --batch 8
+--steps 160000 --width 1 --lr 1e-4`); the CPU settings are what two cores allow in about an
+hour, and the README and BENCHMARKS say so. Extra `jaxstyle train-decoder` options go after
+`--` (e.g. `-- --resume`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -248,9 +245,25 @@ def test_resume_continues_both_data_streams_exactly(tmp_path, rng):
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-def _cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "jaxstyle", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kwargs)
+class _Done:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def _cli(*args):
+    """`jaxstyle ARGS` in this process (the CLI's own error handling, no interpreter start-up)."""
+    import contextlib
+    import io
+
+    from jaxstyle.cli import main
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's own usage errors
+            code = exit_.code
+    return _Done(code, errors.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from typing import Optional
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.arbitrary.adain import StyleStats
 from jaxstyle.arbitrary.decoderfile import load_decoder
 from jaxstyle.arbitrary.transfer import ArbitraryStylizer, normalised_blend
 from jaxstyle.color import recombine_luminance
@@ -50,8 +51,8 @@ def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
 def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Sequence,
               *, alpha: float = 1.0, blend: Optional[Sequence[float]] = None,
               masks: Optional[np.ndarray] = None, preserve_color: Optional[str] = None,
-              strength: float = 1.0,
-              stylizer: Optional[ArbitraryStylizer] = None) -> np.ndarray:
+              strength: float = 1.0, stylizer: Optional[ArbitraryStylizer] = None,
+              stats: Optional[StyleStats] = None) -> np.ndarray:
     """Stylise (H,W,3) or (N,H,W,3) photos in [0, 1] with any style image(s); same shape out.
 
     style_images: K images (H_k, W_k, 3) in [0, 1], each at the size that sets its strokes.
@@ -59,7 +60,9 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     blend: K weights (normalised) to mix the styles; masks (M, H, W) at photo size: style k
     where mask k is white (see `region_masks`); neither with K > 1: equal blend.
     preserve_color 'luminance': the photo's colours. strength: blend with the photo in pixels.
-    Pass a `stylizer` to reuse its compiled programs across calls.
+    Pass a `stylizer` to reuse its compiled programs across calls, and the paintings'
+    `stats` (`stylizer.style_stats(style_images)`) to skip their encoder pass on every call
+    (a video's batches, a folder of photos).
     """
     for name, value in (("alpha", alpha), ("strength", strength)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
@@ -78,7 +81,8 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     batch = images[None] if single else images
     n = batch.shape[0]
     stylizer = stylizer or ArbitraryStylizer(vgg_params, decoder_params, header["width"])
-    stats = stylizer.style_stats(style_images)
+    if stats is None:
+        stats = stylizer.style_stats(style_images)
     weights = region = None
     if masks is not None:
         region = np.broadcast_to(region_masks(masks, count), (n, *batch.shape[1:3], count))

@@ -243,6 +243,7 @@ def _apply_any(args, path: Path) -> int:
                      count)  # a wrong count fails before any work
     stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
                                   mesh=all_devices_mesh())
+    stats = stylizer.style_stats(styles)  # once, not once per batch
 
     def stylize_batch(images):
         masks = None
@@ -252,7 +253,7 @@ def _apply_any(args, path: Path) -> int:
         return apply_any(None, params, header, images, styles, alpha=args.alpha,
                          blend=args.style_blend, masks=masks,
                          preserve_color=args.preserve_color, strength=args.strength,
-                         stylizer=stylizer)
+                         stylizer=stylizer, stats=stats)
 
     return _run_jobs(jobs, args, stylize_batch)
 

@@ -95,11 +95,12 @@ def decoder_frame_stylizer(path, args):
     style = load_image(args.style_image, args.style_size, what="style image")
     stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
                                   mesh=all_devices_mesh())
+    stats = stylizer.style_stats([style])  # once, not once per batch
 
     def stylize_frames(frames):
         images = np.asarray(frames, np.float32) / 255.0
         return apply_any(None, params, header, images, [style], alpha=args.alpha,
-                         stylizer=stylizer)
+                         stylizer=stylizer, stats=stats)
 
     return stylize_frames
 

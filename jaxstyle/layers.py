@@ -27,6 +27,17 @@ def padding_to_multiple(size: int, multiple: int) -> tuple[int, int]:
     return extra // 2, extra - extra // 2
 
 
+def transpose_kernels(params):
+    """Every conv kernel (kh, kw, in, out) in a params tree with its two spatial axes swapped.
+
+    A conv network whose other layers treat H and W alike (reflection padding, square pooling
+    and upsampling, per-channel statistics) maps a transposed image through transposed kernels
+    to the transposed output, so a caller may run whichever orientation its backend is faster
+    at. Leaves that are not 4-D (biases, norms) are left as they are.
+    """
+    return jax.tree.map(lambda a: a.swapaxes(0, 1) if a.ndim == 4 else a, params)
+
+
 def upsample_nearest(x: jax.Array) -> jax.Array:
     """Nearest-neighbour x2 as one broadcast + reshape: (N,H,W,C) -> (N,2H,2W,C)."""
     n, h, w, c = x.shape

@@ -4,8 +4,10 @@
         [--repeats 5] [--batch 1]
 
 For each size: the warm median of `--repeats` calls of the compiled forward pass (encoder to
-relu4_1, AdaIN, decoder), interleaved between XLA CPU's default convolution library and the
-no-YNNPACK option engine 2 uses (`jaxstyle.fastconv`), so both see the same machine load.
+relu4_1, AdaIN, decoder), interleaved between variants so all see the same machine load: XLA
+CPU's default convolution library, the no-YNNPACK option engine 2 uses (`jaxstyle.fastconv`),
+and that option with landscape photos run as they are rather than transposed
+(`jaxstyle.arbitrary.transfer.runs_transposed`; the default, used, is the second column).
 Also the one-off cost of a painting's statistics. Prints a Markdown table.
 """
 
@@ -63,8 +65,13 @@ def main():
     stats = jax.block_until_ready(style_statistics(vgg, painting))
     stats_ms = 1e3 * (time.perf_counter() - started)
     run = lambda v, d, x, s: stylize_arrays(v, d, width, x, s)  # noqa: E731
+    untransposed = lambda v, d, x, s: stylize_arrays(  # noqa: E731
+        v, d, width, x, s, transpose_landscape=False)
+    fast = cpu_conv_compiler_options()
     variants = {"default convs": jax.jit(run),
-                "no YNNPACK convs": jax.jit(run, compiler_options=cpu_conv_compiler_options())}
+                "no YNNPACK convs (used)": jax.jit(run, compiler_options=fast),
+                "no YNNPACK, landscape not transposed": jax.jit(untransposed,
+                                                                compiler_options=fast)}
     flops = encoder_flops_per_pixel() + decoder_flops_per_pixel(width)
     print(f"{jax.devices()[0].device_kind}, decoder width {width:g}, batch {args.batch}; "
           f"{flops / 1e3:.0f}k FLOPs per pixel (encoder {encoder_flops_per_pixel() / 1e3:.0f}k, "

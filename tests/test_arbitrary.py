@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import random_image, random_params
-from jaxstyle.arbitrary.adain import StyleStats, adain, adain_target, channel_stats
+from jaxstyle.arbitrary.adain import StyleStats, adain, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.apply import apply_any, region_masks
 from jaxstyle.arbitrary.decoder import (
     ENCODER_LAYER,
@@ -25,6 +25,7 @@ from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     encode,
     pad_for_encoder,
+    runs_transposed,
     style_statistics,
     stylize_arrays,
 )
@@ -148,6 +149,27 @@ def test_alpha_zero_is_the_decoders_reconstruction(tiny_params, decoder, rng):
                                atol=1e-5)
     styled = stylize_arrays(tiny_params, params, WIDTH, image, stats, alpha=1.0)
     assert float(jnp.abs(styled - out).max()) > 1e-3  # and the style does change it
+
+
+def test_landscape_runs_transposed_with_the_same_result(tiny_params, decoder, rng):
+    params, _ = decoder
+    assert runs_transposed(33, 47) and not runs_transposed(47, 33)
+    image = jnp.asarray(random_image(rng, 33, 47))
+    left = np.zeros((1, 33, 47, 2), np.float32)
+    left[:, :, :20, 0] = 1.0
+    left[..., 1] = 1.0 - left[..., 0]
+    masks = jnp.asarray(left)
+    painting = random_image(rng, 36, 52)  # landscape too: its statistics also run transposed
+    stats = style_statistics(tiny_params, painting)
+    mean, std = channel_stats(encode(tiny_params, pad_for_encoder(painting)[0])[ENCODER_LAYER])
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-5, atol=1e-6)
+    two = stack_stats([stats, StyleStats(stats.mean * 2, stats.std * 0.5)])
+    transposed = stylize_arrays(tiny_params, params, WIDTH, image, two, masks=masks, alpha=0.9)
+    plain = stylize_arrays(tiny_params, params, WIDTH, image, two, masks=masks, alpha=0.9,
+                           transpose_landscape=False)
+    assert transposed.shape == plain.shape == (1, 33, 47, 3)
+    np.testing.assert_allclose(transposed, plain, atol=1e-5)
 
 
 def test_apply_any_controls(tiny_params, decoder, rng):

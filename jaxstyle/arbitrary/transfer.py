@@ -22,7 +22,7 @@ import numpy as np
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
 from jaxstyle.fastconv import cpu_conv_compiler_options
-from jaxstyle.layers import padding_to_multiple, reflect_pad
+from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
 from jaxstyle.vgg import MIN_SIDE, vgg19_features
 
 # Huang & Belongie's style layers: relu1_1 .. relu4_1, whose statistics the decoder's training
@@ -43,6 +43,29 @@ def encode(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,),
     return vgg19_features(vgg_params, images, tuple(layers), dtype=dtype)
 
 
+def runs_transposed(height: int, width: int) -> bool:
+    """Whether engine 3 runs an image transposed (with transposed kernels): landscape ones do.
+
+    Every op of the pass treats H and W alike, so the result is the same (to float rounding).
+    Why: XLA CPU ran VGG19's 256- and 512-channel convs about 3x slower at some landscape
+    shapes than on the same pixels in portrait, with identical HLO (to relu4_1: H x W 768x1024
+    11.0 s, 1024x768 4.0 s; 512x1024 6.8 s, 1024x512 2.5 s; 768x1032 ran at the normal rate),
+    while no portrait shape measured was slow and other landscape shapes (384x512, 720x1280)
+    ran at the portrait rate. BENCHMARKS.md, "Arbitrary style (engine 3): speed".
+    """
+    return width > height
+
+
+def encode_any_orientation(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,),
+                           dtype=jnp.float32) -> dict[str, jax.Array]:
+    """`encode`, run in portrait orientation (`runs_transposed`); features come back in the
+    images' own orientation."""
+    if not runs_transposed(*images.shape[1:3]):
+        return encode(vgg_params, images, layers, dtype)
+    features = encode(transpose_kernels(vgg_params), images.swapaxes(1, 2), layers, dtype)
+    return {name: value.swapaxes(1, 2) for name, value in features.items()}
+
+
 def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
     """The relu4_1 channel statistics of one style image (H,W,3) or (1,H,W,3): (1, 512) rows.
 
@@ -56,7 +79,7 @@ def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
     return StyleStats(mean, std)
 
 
-_encode_once = jax.jit(encode, static_argnames=("layers", "dtype"))
+_encode_once = jax.jit(encode_any_orientation, static_argnames=("layers", "dtype"))
 
 
 def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
@@ -72,18 +95,26 @@ def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
 def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
                    stats: StyleStats, *, weights: Optional[jax.Array] = None,
                    masks: Optional[jax.Array] = None, alpha: float | jax.Array = 1.0,
-                   dtype=jnp.float32) -> jax.Array:
+                   dtype=jnp.float32, transpose_landscape: bool = True) -> jax.Array:
     """Photos (N,H,W,3) in [0,1] painted with K styles' statistics: (N,H,W,3) in (0,1).
 
     weights (N,K): blend the styles; masks (N,H,W,K) at photo size: style k where mask k is;
     neither: one style. alpha in [0, 1] (scalar or (N,)): style strength in feature space (0
-    gives the decoder's reconstruction of the photo). Pure; jit it (see ArbitraryStylizer).
+    gives the decoder's reconstruction of the photo). Landscape photos run transposed unless
+    `transpose_landscape=False` (`runs_transposed`: the same result, faster on XLA CPU). Pure;
+    jit it (see ArbitraryStylizer).
     """
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
     if min(images.shape[1:3]) < MIN_SIDE:
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
     height, width_px = images.shape[1:3]
+    if transpose_landscape and runs_transposed(height, width_px):
+        out = stylize_arrays(transpose_kernels(vgg_params), transpose_kernels(decoder_params),
+                             width, images.swapaxes(1, 2), stats, weights=weights,
+                             masks=None if masks is None else masks.swapaxes(1, 2),
+                             alpha=alpha, dtype=dtype)
+        return out.swapaxes(1, 2)
     padded, rows, cols = pad_for_encoder(images.astype(jnp.float32))
     content = encode(vgg_params, padded, dtype=dtype)[ENCODER_LAYER]
     small_masks = None if masks is None else mask_features(masks, rows, cols)
@@ -163,5 +194,6 @@ def normalised_blend(weights, count: int) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
-__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "all_devices_mesh", "encode", "mask_features",
-           "normalised_blend", "pad_for_encoder", "style_statistics", "stylize_arrays"]
+__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "all_devices_mesh", "encode",
+           "encode_any_orientation", "mask_features", "normalised_blend", "pad_for_encoder",
+           "runs_transposed", "style_statistics", "stylize_arrays"]

@@ -6,6 +6,8 @@ import dataclasses
 import math
 from typing import Optional
 
+import numpy as np
+
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE
 
@@ -192,3 +194,17 @@ def check_config(cfg: StyleConfig) -> None:
                           ("preserve_color", PRESERVE_COLOR)):
         if getattr(cfg, name) not in allowed:
             raise ConfigError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
+
+
+def normalised_blend(weights, count: int, counted: str = "styles") -> np.ndarray:
+    """Blend weights for `count` styles, one each, >= 0 and not all zero, scaled to sum 1.
+
+    Shared by the trained models (`--style-blend` over a model's styles) and engine 3 (over
+    the style images given), so both check and scale the same way. Raises ConfigError.
+    """
+    values = np.asarray(weights, np.float64)
+    if values.shape != (count,):
+        raise ConfigError(f"{count} {counted} need {count} blend weights, got {values.size}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
+        raise ConfigError(f"blend weights must be >= 0 and not all zero, got {list(values)}")
+    return (values / values.sum()).astype(np.float32)

@@ -15,8 +15,9 @@ import numpy as np
 
 from jaxstyle.arbitrary.adain import StyleStats
 from jaxstyle.arbitrary.decoderfile import load_decoder
-from jaxstyle.arbitrary.transfer import ArbitraryStylizer, normalised_blend
+from jaxstyle.arbitrary.transfer import ArbitraryStylizer
 from jaxstyle.color import recombine_luminance
+from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
 from jaxstyle.paramfile import MODELS_DIR
 
@@ -87,10 +88,8 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     if masks is not None:
         region = np.broadcast_to(region_masks(masks, count), (n, *batch.shape[1:3], count))
     else:
-        try:
-            row = normalised_blend(np.ones(count) if blend is None else blend, count)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        row = normalised_blend(np.ones(count) if blend is None else blend, count,
+                               "style images")
         weights = np.broadcast_to(row, (n, count))
     out = stylizer(batch, stats, weights=weights, masks=region, alpha=alpha)
     if preserve_color == "luminance":

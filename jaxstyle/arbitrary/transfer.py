@@ -184,16 +184,6 @@ def all_devices_mesh():
     return data_mesh() if jax.device_count() > 1 else None
 
 
-def normalised_blend(weights, count: int) -> np.ndarray:
-    """Blend weights (count,) >= 0, not all zero, scaled to sum 1."""
-    weights = np.asarray(weights, np.float64)
-    if weights.shape != (count,):
-        raise ValueError(f"{count} style images need {count} blend weights, got {weights.size}")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError(f"blend weights must be >= 0 and not all zero, got {list(weights)}")
-    return (weights / weights.sum()).astype(np.float32)
-
-
 __all__ = ["STATS_LAYERS", "ArbitraryStylizer", "all_devices_mesh", "encode",
-           "encode_any_orientation", "mask_features", "normalised_blend", "pad_for_encoder",
+           "encode_any_orientation", "mask_features", "pad_for_encoder",
            "runs_transposed", "style_statistics", "stylize_arrays"]

@@ -210,7 +210,9 @@ def _apply_any(args, path: Path) -> int:
 
     from jaxstyle.arbitrary.apply import apply_any, region_masks
     from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder
-    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh, normalised_blend
+    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
+    from jaxstyle.config import normalised_blend
+    from jaxstyle.errors import ConfigError
     from jaxstyle.images import load_image, resize
 
     params, header = load_decoder(path)
@@ -228,8 +230,8 @@ def _apply_any(args, path: Path) -> int:
                          "goes")
     if args.style_blend is not None:
         try:
-            normalised_blend(args.style_blend, count)
-        except ValueError as exc:
+            normalised_blend(args.style_blend, count, "style images")
+        except ConfigError as exc:
             raise UsageError(f"--style-blend: {exc}") from None
     jobs = plan_jobs(args.inputs, args.output)
     if not jobs:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.color import recombine_luminance
+from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import ModelError, load_model, style_index, style_names
@@ -69,12 +70,7 @@ def style_weights_for(header: dict, style: str | int | None = None,
         return np.eye(num_styles, dtype=np.float32)[index]
     if style is not None:
         raise ConfigError("give a style or blend weights, not both")
-    weights = np.asarray(blend, np.float64)
-    if weights.shape != (num_styles,):
-        raise ConfigError(f"the model has {num_styles} styles; got {weights.size} blend weights")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-        raise ConfigError(f"blend weights must be >= 0 and not all zero, got {list(blend)}")
-    return (weights / weights.sum()).astype(np.float32)
+    return normalised_blend(blend, num_styles, "styles of the model")
 
 
 def apply_model(params: dict, header: dict, images, style: str | int | None = None,

@@ -27,11 +27,23 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
 
 
 def image_files_under(root: str | os.PathLike) -> list[Path]:
-    """Every image file under a folder (recursive, by extension, hidden entries skipped), sorted."""
+    """Every image file under a folder (recursive, by extension, hidden entries skipped), sorted.
+
+    Symlinked subfolders are followed (datasets are often linked in from another disk), each
+    real folder once, so a link back up the tree cannot loop.
+    """
     found = []
-    for folder, subfolders, files in os.walk(root):
-        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...).
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+    seen = {os.path.realpath(root)}
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...)
+        # and into folders already walked through another link.
+        kept = []
+        for name in subfolders:
+            real = os.path.realpath(os.path.join(folder, name))
+            if not name.startswith(".") and real not in seen:
+                seen.add(real)
+                kept.append(name)
+        subfolders[:] = kept
         found.extend(Path(folder, name) for name in files
                      if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS)
     return sorted(found)

@@ -117,6 +117,19 @@ def test_list_images_recursive_by_extension_skipping_hidden(folder):
     assert listed == sorted(listed)
 
 
+def test_list_images_follows_symlinked_folders_once(tmp_path, rng):
+    outside = tmp_path / "disk" / "photos"
+    outside.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(outside / "x.png")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "again").symlink_to(outside, target_is_directory=True)  # the same folder twice
+    (outside / "loop").symlink_to(root, target_is_directory=True)  # and a link back up
+    listed = list_images(root)
+    assert len(listed) == 1 and listed[0].name == "x.png"
+
+
 def test_list_images_missing_or_file_is_data_error(folder):
     with pytest.raises(DataError, match="no such folder"):
         list_images(folder / "missing")

@@ -301,6 +301,22 @@ class LoopSettings(NamedTuple):
     log_every: int         # steps between host synchronisations
 
 
+def time_is_up(started: float, time_limit: Optional[float]) -> bool:
+    """Whether `time_limit` seconds have passed since `started` (a perf_counter reading).
+
+    With several processes, process 0's clock decides for all: each must stop after the same
+    step, or the others would wait forever in the next step's collectives.
+    """
+    if time_limit is None:
+        return False
+    up = time.perf_counter() - started >= time_limit
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        up = bool(multihost_utils.broadcast_one_to_all(np.asarray(up)))
+    return up
+
+
 class LoopResult(NamedTuple):
     state: Any
     steps: int            # total steps done (including those before a resume)
@@ -315,7 +331,8 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
                  render_preview: Optional[Callable[[Any], np.ndarray]] = None,
                  checkpoint_dir: Optional[Path] = None, resume: bool = False,
                  log_path: Optional[Path] = None,
-                 on_log: Optional[Callable[[list[dict]], None]] = None) -> LoopResult:
+                 on_log: Optional[Callable[[list[dict]], None]] = None,
+                 time_limit: Optional[float] = None) -> LoopResult:
     """Drive `state, metrics = step_fn(state, next_batch())` to `settings.steps`.
 
     state: a pytree with an int `step` field (steps taken). iterators: the grain iterators
@@ -324,7 +341,9 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
     every checkpoint. save_model_file(state, step, seconds, interrupted) writes the model
     (every process calls it; only process 0 should write). render_preview(params) -> image,
     written to `preview_path(output)` every `settings.preview_every` steps by process 0.
-    The caller closes the iterators.
+    time_limit: seconds of this session after which the loop stops early, at the next log
+    boundary, and saves the model and a checkpoint as at the end (`result.steps` then falls
+    short of `settings.steps`; `--resume` continues). The caller closes the iterators.
     """
     from jaxstyle.images import save_image
 
@@ -344,6 +363,7 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
         log = TrainingLog(log_path or log_path_for(output), start if resume else None, leader,
                           settings.batch, on_log)
         started = time.perf_counter()
+        out_of_time = False
 
         def seconds() -> float:
             return previous_seconds + time.perf_counter() - started
@@ -352,12 +372,13 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
             save_checkpoint(manager, step, state, iterators, {**record, "seconds": seconds()})
 
         with stop_on_sigint() as stop:
-            while step < settings.steps and not stop.requested:
+            while step < settings.steps and not stop.requested and not out_of_time:
                 state, metrics = step_fn(state, next_batch())
                 step += 1
                 log.add(step, metrics, first=step == start + 1)
                 if step % settings.log_every == 0 or step == settings.steps:
                     log.flush()
+                    out_of_time = time_is_up(started, time_limit)
                 if settings.checkpoint_every and step % settings.checkpoint_every == 0:
                     checkpoint()
                 if leader and render_preview is not None and settings.preview_every and \

@@ -288,6 +288,24 @@ def _cli(*args):
     return _Done(code, errors.getvalue())
 
 
+def test_cli_train_decoder_stops_at_the_time_limit(tmp_path, tiny_weights_file, rng):
+    photos = _folder(tmp_path / "photos", rng, 4, size=40)[0].parent
+    styles = _folder(tmp_path / "styles", rng, 4, size=40)[0].parent
+    output = tmp_path / "mine.jxs"
+    done = _cli("train-decoder", "--data", photos, "--style-data", styles, "-o", output,
+                "--steps", "30", "--size", "32", "--batch", "2", "--width", WIDTH,
+                "--workers", "0", "--preview-every", "0", "--weights", tiny_weights_file,
+                "--time-limit", "0.001s")
+    assert done.returncode == 0, done.stderr
+    # The limit is checked where the loop logs (every 10 steps), so it stops at step 10.
+    assert f"time limit reached: saved {output} after 10 of 30 steps" in done.stderr
+    _, header = load_decoder(output)
+    assert header["training"]["steps"] == 10
+    bad = _cli("train-decoder", "--data", photos, "--style-data", styles, "-o", output,
+               "--time-limit", "later")
+    assert bad.returncode == 2 and "--time-limit" in bad.stderr
+
+
 @pytest.fixture(scope="module")
 def decoder_file(tmp_path_factory, decoder):
     params, _ = decoder

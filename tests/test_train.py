@@ -304,6 +304,38 @@ def test_interrupt_then_resume_repeats_the_uninterrupted_losses(vgg, cfg, styles
     assert resumed.steps == 6
 
 
+def test_time_limit_stops_early_like_the_end_and_resume_finishes(vgg, cfg, styles, photos,
+                                                                 tmp_path):
+    paths = training_paths(photos)
+    six = cfg.replace(steps=6, log_every=2, checkpoint_every=0)
+    output = tmp_path / "limited.jxs"
+    # Any limit is past by the first check, at the first log boundary (step 2).
+    stopped = train(vgg, styles, paths, output, six, worker_count=0, time_limit=1e-9)
+    assert stopped.steps == 2
+    _, header = load_model(output)
+    assert header["training"]["steps"] == 2 and "interrupted" not in header["training"]
+    checkpoints = default_checkpoint_dir(output)
+    assert [p.name for p in checkpoints.iterdir() if p.name.isdigit()] == ["2"]
+    finished = train(vgg, styles, paths, output, six, worker_count=0, resume=True,
+                     time_limit=3600)
+    assert finished.steps == 6
+    assert [r["step"] for r in read_log(log_path_for(output))] == list(range(1, 7))
+
+
+def test_time_limit_option_reads_durations(style_files):
+    def parsed(text):
+        return build_parser().parse_args(["train", *map(str, style_files), "--data", "x", "-o",
+                                          "m", "--time-limit", text]).time_limit
+
+    assert parsed("90") == 90 and parsed("90s") == 90
+    assert parsed("45m") == 2700 and parsed("1.5h") == 5400
+    assert build_parser().parse_args(["train", "s.png", "--data", "x", "-o", "m"]).time_limit \
+        is None
+    for bad in ("soon", "0", "-5m", "infh"):
+        with pytest.raises(SystemExit):
+            parsed(bad)
+
+
 def test_resume_with_other_styles_is_refused(vgg, cfg, styles, photos, tmp_path):
     paths = training_paths(photos)
     two = cfg.replace(steps=2)

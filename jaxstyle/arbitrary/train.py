@@ -228,13 +228,13 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                   cfg: DecoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
                   resume: bool = False, preview: Optional[tuple[np.ndarray, np.ndarray]] = None,
                   log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
-                  mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None
-                  ) -> DecoderTrainResult:
+                  mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None,
+                  time_limit: Optional[float] = None) -> DecoderTrainResult:
     """Train a decoder on photos and style images and save it to `output`.
 
     preview: (photo, style image), both (S, S, 3) in [0, 1], rendered every
     `cfg.preview_every` steps. Checkpoints, resume (exact: the data positions are saved),
-    the JSON-lines log and Ctrl-C work as for `jaxstyle.feedforward.train.train`.
+    the JSON-lines log, Ctrl-C and time_limit work as for `jaxstyle.feedforward.train.train`.
     """
     from jaxstyle.data import close_iterator, make_loader
     from jaxstyle.mesh import global_batch
@@ -279,7 +279,8 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
             render_preview=None if preview is None
             else lambda params: _render_preview(vgg_params, params, *preview, cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
-            log_path=Path(log_path) if log_path else None, on_log=on_log)
+            log_path=Path(log_path) if log_path else None, on_log=on_log,
+            time_limit=time_limit)
     finally:
         close_iterator(photos)
         close_iterator(styles)

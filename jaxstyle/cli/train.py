@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -100,6 +101,7 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
                      metavar="N", help="steps between checkpoints (0: only at the end)")
     run.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
+    add_time_limit_option(run)
     run.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint (same styles and settings)")
     run.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
@@ -161,6 +163,40 @@ def load_styles(paths, side: int):
 
     return [StyleImage(name, load_image(path, side, what="style image"), Path(path))
             for name, path in zip(style_names_of(paths), paths)]
+
+
+def duration(text: str) -> float:
+    """'5400', '90s', '45m', '1.5h' -> seconds, > 0."""
+    scales = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    cleaned = text.strip().lower()
+    scale = scales.get(cleaned[-1:])
+    try:
+        seconds = float(cleaned[:-1] if scale else cleaned) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or a duration such as 90s, 45m or 2h, got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
+    return seconds
+
+
+def add_time_limit_option(group) -> None:
+    group.add_argument("--time-limit", type=duration, metavar="DURATION",
+                       help="stop after this much training time in this run (90s, 45m, 2h), "
+                            "saving the model and a checkpoint as at the end; --resume "
+                            "continues (for batch jobs with a wall-clock limit)")
+
+
+def report_saved(output: Path, result, total_steps: int, progress, quiet: bool) -> None:
+    """The run's last line: the model saved, and whether the time limit cut it short."""
+    if result.steps < total_steps:
+        log(f"time limit reached: saved {output} after {result.steps} of {total_steps} steps "
+            f"in {result.seconds:.1f} s{progress.summary()}; --resume continues", quiet)
+    else:
+        log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s"
+            f"{progress.summary()}", quiet)
+    if result.skipped_steps:
+        log(f"warning: {result.skipped_steps} updates were skipped for a non-finite loss", quiet)
 
 
 class TrainingProgress:
@@ -237,7 +273,7 @@ def cmd_train(args) -> int:
     try:
         result = train(vgg_params, styles, scan.usable, output, cfg,
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
-                       worker_count=args.workers, on_log=progress)
+                       worker_count=args.workers, on_log=progress, time_limit=args.time_limit)
     except TrainingInterrupted as stop:
         progress.close()  # so the message is the last line, not under the bar
         print(str(stop), file=sys.stderr)
@@ -246,8 +282,5 @@ def cmd_train(args) -> int:
         progress.close()
         raise
     progress.close()
-    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s"
-        f"{progress.summary()}", quiet)
-    if result.skipped_steps:
-        log(f"warning: {result.skipped_steps} updates were skipped for a non-finite loss", quiet)
+    report_saved(output, result, cfg.steps, progress, quiet)
     return 0

@@ -14,7 +14,13 @@ from jaxstyle.cli.common import (
     log,
     positive_int,
 )
-from jaxstyle.cli.train import TrainingProgress, check_model_output, nonnegative_int
+from jaxstyle.cli.train import (
+    TrainingProgress,
+    add_time_limit_option,
+    check_model_output,
+    nonnegative_int,
+    report_saved,
+)
 
 EXAMPLES = [
     "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs",
@@ -60,6 +66,7 @@ def add_parser(commands, add_command) -> None:
     out.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
                      metavar="N")
     out.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
+    add_time_limit_option(out)
     out.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint (same settings and data)")
     out.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
@@ -130,13 +137,13 @@ def cmd_train_decoder(args) -> int:
     try:
         result = train_decoder(vgg_params, photos.usable, styles.usable, output, cfg,
                                checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                               preview=preview, worker_count=args.workers, on_log=progress)
+                               preview=preview, worker_count=args.workers, on_log=progress,
+                               time_limit=args.time_limit)
     except TrainingInterrupted as stop:
         progress.close()
         print(str(stop), file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         progress.close()
-    log(f"saved {output} after {result.steps} steps in {result.seconds:.1f} s"
-        f"{progress.summary()}", quiet)
+    report_saved(output, result, cfg.steps, progress, quiet)
     return 0

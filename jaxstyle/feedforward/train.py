@@ -453,7 +453,8 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           preview: Optional[np.ndarray] = None, log_path: str | os.PathLike | None = None,
           worker_count: Optional[int] = None, mesh=None,
-          on_log: Optional[Callable[[list[dict]], None]] = None) -> TrainResult:
+          on_log: Optional[Callable[[list[dict]], None]] = None,
+          time_limit: Optional[float] = None) -> TrainResult:
     """Train a network on the photos at `paths` and save it to `output` (a .jxs model file).
 
     vgg_params: VGG19 params (`prepare_params` makes the step faster). styles: one
@@ -467,7 +468,9 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     records (a progress bar).
 
     Every process loads its own shard of the photos; the global batch is assembled from them.
-    Ctrl-C saves a checkpoint and the model, then raises `TrainingInterrupted`.
+    Ctrl-C saves a checkpoint and the model, then raises `TrainingInterrupted`. time_limit
+    (seconds of this run) stops early in the same way, but returns (`result.steps` short of
+    `cfg.steps`).
     """
     from jaxstyle.data import close_iterator, make_loader
     from jaxstyle.mesh import global_batch
@@ -501,7 +504,8 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
             render_preview=None if preview is None
             else lambda params: render_preview(params, preview, cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
-            log_path=Path(log_path) if log_path else None, on_log=on_log)
+            log_path=Path(log_path) if log_path else None, on_log=on_log,
+            time_limit=time_limit)
     finally:
         close_iterator(iterator)
     return TrainResult(host_copy(result.state.params), header, result.steps, result.seconds,

@@ -28,6 +28,7 @@ from jaxstyle.arbitrary.transfer import (
     runs_transposed,
     style_statistics,
     stylize_arrays,
+    tile_windows,
 )
 from jaxstyle.errors import ConfigError
 from jaxstyle.paramfile import ModelError
@@ -170,6 +171,46 @@ def test_landscape_runs_transposed_with_the_same_result(tiny_params, decoder, rn
                            transpose_landscape=False)
     assert transposed.shape == plain.shape == (1, 33, 47, 3)
     np.testing.assert_allclose(transposed, plain, atol=1e-5)
+
+
+def test_tile_windows_cover_with_one_shape_and_real_margins():
+    for size, core in [(5, 7), (19, 7), (38, 7), (30, 7), (128, 32), (129, 32)]:
+        length, windows = tile_windows(size, core, halo=6)
+        covered = np.zeros(size, bool)
+        for start, core_start, count in windows:
+            assert 0 <= start and start + length <= size
+            assert start <= core_start and core_start + count <= start + length
+            # a margin of 6 real neighbours, or all there are up to the photo's edge
+            assert core_start - start >= min(6, core_start)
+            end = core_start + count
+            assert start + length - end >= min(6, size - end)
+            covered[core_start:core_start + count] = True
+        assert covered.all()
+
+
+def test_tiled_pass_equals_the_whole_photo(tiny_params, decoder, rng):
+    params, _ = decoder
+    photos = np.concatenate([random_image(rng, 240, 300), random_image(rng, 240, 300)])
+    left = np.zeros((2, 240, 300, 2), np.float32)
+    left[:, :, :130, 0] = 1.0
+    left[..., 1] = 1.0 - left[..., 0]
+    paintings = [random_image(rng, 48, 40)[0], random_image(rng, 40, 56)[0]]
+    whole = ArbitraryStylizer(tiny_params, params, WIDTH, tile=None)
+    tiled = ArbitraryStylizer(tiny_params, params, WIDTH, tile=56)  # 7 positions + 6 each side
+    assert tiled.runs_tiled(240, 300) and not whole.runs_tiled(240, 300)
+    stats = whole.style_stats(paintings)
+    for options in ({"masks": left, "alpha": 0.8}, {"weights": np.array([[0.3, 0.7]] * 2)}):
+        expected = whole(photos, stats, **options)
+        got = tiled(photos, stats, **options)
+        assert got.shape == expected.shape == (2, 240, 300, 3)
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert tiled.trace_count == 0  # the tiled path never ran the whole-photo program
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ArbitraryStylizer(tiny_params, params, WIDTH, tile=100)
+    from jaxstyle.arbitrary.transfer import DEFAULT_TILE
+    from jaxstyle.cli import build_parser
+
+    assert build_parser().parse_args(["apply", "any", "p.jpg"]).tile == DEFAULT_TILE
 
 
 def test_apply_any_controls(tiny_params, decoder, rng):
@@ -325,12 +366,29 @@ def test_cli_apply_any_writes_the_photo_size(tmp_path, decoder_file, tiny_weight
         assert image.size == (44, 36)
 
 
+def test_cli_apply_any_tiles_a_large_photo_with_the_same_result(tmp_path, decoder_file,
+                                                                 tiny_weights_file, rng):
+    photo, style = tmp_path / "photo.png", tmp_path / "style.png"
+    Image.fromarray((random_image(rng, 120, 136)[0] * 255).astype(np.uint8)).save(photo)
+    Image.fromarray((random_image(rng, 40, 40)[0] * 255).astype(np.uint8)).save(style)
+    outputs = []
+    for tile in ("56", "0"):  # 120x136 > (2 x 56)^2 px: tiled; 0: never
+        outputs.append(tmp_path / f"out{tile}.png")
+        done = _cli("apply", decoder_file, photo, "--style-image", style, "-o", outputs[-1],
+                    "--tile", tile, "--weights", tiny_weights_file, "-q")
+        assert done.returncode == 0, done.stderr
+    tiled, whole = (np.asarray(Image.open(path), np.int16) for path in outputs)
+    assert tiled.shape == (120, 136, 3)
+    assert np.abs(tiled - whole).max() <= 1  # float rounding, then 8 bits
+
+
 @pytest.mark.parametrize("extra,message", [
     ((), "give --style-image"),
     (("--style-image", "STYLE", "--alpha", "2"), "--alpha must be in"),
     (("--style-image", "STYLE", "--style", "0"), "--style picks a style"),
     (("--style-image", "STYLE", "STYLE", "--style-blend", "1"), "2 style images need 2"),
     (("--style-image", "missing.png"), "missing.png"),
+    (("--style-image", "STYLE", "--tile", "100"), "multiple of 8"),
 ])
 def test_cli_apply_any_bad_inputs(tmp_path, decoder_file, tiny_weights_file, rng, extra,
                                   message):

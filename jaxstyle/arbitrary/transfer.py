@@ -13,6 +13,7 @@ engines; `ArbitraryStylizer` caches one compiled program per shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 import jax
@@ -123,6 +124,76 @@ def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
     return out[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px, :]
 
 
+# --- Tiles: full resolution in bounded memory ---------------------------------------------
+
+# A tile's margin on each side of its core, in relu4_1 positions (8 px each). The encoder sees
+# about 37 px around a pixel (its receptive radius to relu4_1, poolings included) and the
+# decoder about 4 positions (30 px): with 6 positions (48 px) of real neighbours around every
+# core, each tile's core is computed exactly as in the whole image, to float rounding
+# (tests/test_arbitrary.py; that test fails with 3 positions and passes from 4).
+TILE_HALO = 6
+DEFAULT_TILE = 1024  # px of a tile's core; photos over (2 x this)^2 px are run in tiles
+
+
+def tile_windows(size: int, core: int,
+                 halo: int = TILE_HALO) -> tuple[int, list[tuple[int, int, int]]]:
+    """Cover positions [0, size) with cores of `core`, each inside a window of one length.
+
+    Returns (window_length, [(window_start, core_start, core_length), ...]). The last core is
+    shifted back to end at `size` (it overlaps the one before), and windows are clamped inside
+    [0, size), so every window has the same shape (one compiled program) and every core has
+    `halo` real neighbours on each side that is not the image's own edge.
+    """
+    if size <= core:
+        return size, [(0, 0, size)]
+    length = min(size, core + 2 * halo)
+    starts = list(range(0, size - core, core)) + [size - core]
+    return length, [(min(max(start - halo, 0), size - length), start, core) for start in starts]
+
+
+def stylize_tiled(encode_tile: Callable, target_of: Callable, decode_tile: Callable,
+                  images: np.ndarray, masks: Optional[np.ndarray], tile: int) -> np.ndarray:
+    """`stylize_arrays` in tiles of `tile` px (a multiple of 8), on the host: same result.
+
+    encode_tile(padded window (N,h,w,3)) -> relu4_1 features; target_of(features of the whole
+    photo, relu4_1-sized masks or None) -> the AdaIN target; decode_tile(target window) ->
+    pixels. Only the relu4_1 maps of the whole photo (1/64 of its pixels, 512 channels) and
+    one tile's activations are held at a time, so memory stays bounded at any photo size;
+    AdaIN still uses the whole photo's statistics, as untiled.
+    """
+    f = ENCODER_DOWNSAMPLING
+    height, width_px = images.shape[1:3]
+    padded, rows, cols = pad_for_encoder(jnp.asarray(images, jnp.float32))
+    padded = np.asarray(padded)
+    n, rows_px, cols_px = padded.shape[:3]
+    (row_length, row_tiles), (col_length, col_tiles) = (
+        tile_windows(rows_px // f, tile // f), tile_windows(cols_px // f, tile // f))
+    content = None
+    for row_window, row_core, row_count in row_tiles:
+        for col_window, col_core, col_count in col_tiles:
+            window = padded[:, row_window * f:(row_window + row_length) * f,
+                            col_window * f:(col_window + col_length) * f]
+            features = np.asarray(encode_tile(window))
+            if content is None:
+                content = np.empty((n, rows_px // f, cols_px // f, features.shape[-1]),
+                                   np.float32)
+            top, left = row_core - row_window, col_core - col_window
+            content[:, row_core:row_core + row_count, col_core:col_core + col_count] = \
+                features[:, top:top + row_count, left:left + col_count]
+    small_masks = None if masks is None else mask_features(jnp.asarray(masks), rows, cols)
+    target = np.asarray(target_of(content, small_masks))
+    out = np.empty((n, rows_px, cols_px, 3), np.float32)
+    for row_window, row_core, row_count in row_tiles:
+        for col_window, col_core, col_count in col_tiles:
+            pixels = np.asarray(decode_tile(target[:, row_window:row_window + row_length,
+                                                   col_window:col_window + col_length]))
+            top, left = (row_core - row_window) * f, (col_core - col_window) * f
+            out[:, row_core * f:(row_core + row_count) * f,
+                col_core * f:(col_core + col_count) * f] = \
+                pixels[:, top:top + row_count * f, left:left + col_count * f]
+    return out[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
+
+
 class ArbitraryStylizer:
     """A decoder's compiled forward pass: `(images, stats, weights=None, masks=None, alpha)`.
 
@@ -130,10 +201,14 @@ class ArbitraryStylizer:
     constants); it compiles once per input shape (`trace_count` counts). `style_stats` gives
     the statistics of several style images at once. With a mesh (`jaxstyle.mesh.data_mesh`)
     the batch is split over its devices (filled up to a multiple of their count with copies of
-    the last image, which are dropped again) and the params replicated.
+    the last image, which are dropped again) and the params replicated. Photos over
+    (2 x `tile`)^2 px run in `tile`-px tiles (`stylize_tiled`: the same result in bounded
+    memory; about 0.8 kB per pixel untiled on a CPU, so a 24 MP photo would need ~19 GB);
+    `tile=None` never tiles.
     """
 
-    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32, mesh=None):
+    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32, mesh=None,
+                 tile: Optional[int] = DEFAULT_TILE):
         from jaxstyle.mesh import batch_sharding, replicated
 
         self.mesh = mesh
@@ -143,6 +218,10 @@ class ArbitraryStylizer:
         self.decoder_params = jax.device_put(decoder_params, whole)
         self.width, self.dtype = float(width), dtype
         self.trace_count = 0
+        if tile is not None and (tile < 8 * (TILE_HALO + 1) or tile % ENCODER_DOWNSAMPLING):
+            raise ValueError(f"tile must be a multiple of {ENCODER_DOWNSAMPLING} and at least "
+                             f"{8 * (TILE_HALO + 1)} px, got {tile}")
+        self.tile = tile
 
         def run(vgg_params, decoder_params, images, stats, weights, masks, alpha):
             self.trace_count += 1  # runs only while tracing
@@ -151,7 +230,21 @@ class ArbitraryStylizer:
 
         # On a CPU, XLA's default conv library (YNNPACK) ran this network about 2x slower
         # than its Eigen path (scripts/bench_arbitrary.py); no effect on GPU/TPU.
-        self._jitted = jax.jit(run, compiler_options=cpu_conv_compiler_options())
+        fast = cpu_conv_compiler_options()
+        self._jitted = jax.jit(run, compiler_options=fast)
+        # The tiled path's three programs (each compiles once per window shape).
+        self._encode_tile = jax.jit(
+            lambda vgg, x: encode_any_orientation(vgg, x, dtype=dtype)[ENCODER_LAYER],
+            compiler_options=fast)
+        self._target = jax.jit(lambda content, stats, weights, masks, alpha: adain_target(
+            content, stats, weights=weights, masks=masks, alpha=alpha))
+        self._decode_tile = jax.jit(
+            lambda params, x: Decoder(width=self.width, dtype=dtype).apply({"params": params}, x),
+            compiler_options=fast)
+
+    def runs_tiled(self, height: int, width: int) -> bool:
+        """Whether a photo of this size runs in tiles (see the class docstring)."""
+        return self.tile is not None and height * width > (2 * self.tile) ** 2
 
     def style_stats(self, style_images) -> StyleStats:
         """StyleStats of K style images (a list of (H,W,3), each at its own size): (K, 512)."""
@@ -164,6 +257,8 @@ class ArbitraryStylizer:
                      "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
         per_image = {k: None if v is None else np.asarray(v, np.float32)
                      for k, v in per_image.items()}
+        if self.runs_tiled(*per_image["images"].shape[1:3]):
+            return jnp.asarray(self._tiled(per_image, stats))
         if self.mesh is not None:
             from jaxstyle.mesh import padded_size
 
@@ -177,6 +272,29 @@ class ArbitraryStylizer:
         return out[:n]
 
 
+    def _tiled(self, per_image: dict, stats: StyleStats) -> np.ndarray:
+        """The tiled pass; with a mesh each tile's batch is split over its devices."""
+        n = per_image["images"].shape[0]
+        put = (lambda x: x) if self.mesh is None else (lambda x: jax.device_put(x, self.split))
+        if self.mesh is not None:
+            from jaxstyle.mesh import padded_size
+
+            total = padded_size(n, self.mesh.devices.size)
+            per_image = {k: None if v is None else
+                         np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
+                         for k, v in per_image.items()}
+            stats = jax.device_put(stats, self.whole)
+        weights, alpha = (None if per_image["weights"] is None else put(per_image["weights"]),
+                          put(per_image["alpha"]))
+        out = stylize_tiled(
+            lambda window: self._encode_tile(self.vgg_params, put(window)),
+            lambda content, masks: self._target(put(content), stats, weights,
+                                                None if masks is None else put(masks), alpha),
+            lambda window: self._decode_tile(self.decoder_params, put(np.asarray(window))),
+            per_image["images"], per_image["masks"], self.tile)
+        return out[:n]
+
+
 def all_devices_mesh():
     """A data mesh over every device when there are several, else None (no sharding)."""
     from jaxstyle.mesh import data_mesh
@@ -184,6 +302,7 @@ def all_devices_mesh():
     return data_mesh() if jax.device_count() > 1 else None
 
 
-__all__ = ["STATS_LAYERS", "ArbitraryStylizer", "all_devices_mesh", "encode",
-           "encode_any_orientation", "mask_features", "pad_for_encoder",
-           "runs_transposed", "style_statistics", "stylize_arrays"]
+__all__ = ["DEFAULT_TILE", "STATS_LAYERS", "TILE_HALO", "ArbitraryStylizer", "all_devices_mesh",
+           "encode", "encode_any_orientation", "mask_features", "pad_for_encoder",
+           "runs_transposed", "style_statistics", "stylize_arrays", "stylize_tiled",
+           "tile_windows"]

@@ -4,6 +4,7 @@ PAINTING`). The model file's header says which."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import tempfile
@@ -36,6 +37,14 @@ EXAMPLES = [
     "jaxstyle apply any photos/ --style-image a.jpg b.jpg --style-blend 0.7 0.3 -o out/",
     "jaxstyle apply any photo.jpg --style-image sky.jpg land.jpg --mask sky_mask.png -o out.png",
 ]
+
+
+def tile_size(text: str) -> int:
+    """--tile: 0 (never tile), or a multiple of 8 of at least 56 px (a core inside its margins)."""
+    value = int(text)
+    if value != 0 and (value < 56 or value % 8):
+        raise argparse.ArgumentTypeError(f"must be 0 or a multiple of 8 >= 56, got {value}")
+    return value
 
 
 def add_parser(commands, add_command) -> None:
@@ -73,6 +82,9 @@ def add_parser(commands, add_command) -> None:
     any_style.add_argument("--mask", action="append", metavar="PATH",
                            help="greyscale mask per style image (white = that style here), "
                                 "or one mask for two style images")
+    any_style.add_argument("--tile", type=tile_size, default=1024, metavar="PX",
+                           help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
+                                "result in bounded memory (about 1 GB a tile at 1024); 0: never")
     add_weights_option(p)
     add_max_pixels_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -244,7 +256,7 @@ def _apply_any(args, path: Path) -> int:
         region_masks(np.stack([resize(m[..., None], (8, 8))[..., 0] for m in mask_images]),
                      count)  # a wrong count fails before any work
     stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
-                                  mesh=all_devices_mesh())
+                                  mesh=all_devices_mesh(), tile=args.tile or None)
     stats = stylizer.style_stats(styles)  # once, not once per batch
 
     def stylize_batch(images):

@@ -39,6 +39,7 @@ def test_arbitrary_style_shards_over_four_devices(four_device_results):
     assert r["arbitrary_devices"] == 4 and r["arbitrary_shape"] == [3, 40, 48, 3]
     assert r["arbitrary_spread"] > 1e-3
     assert r["arbitrary_max_abs"] <= 1e-5
+    assert r["arbitrary_tiled_ran_tiles"] and r["arbitrary_tiled_max_abs"] <= 2e-5
 
 
 @pytest.mark.parametrize("mesh", ["4x1", "2x2"])

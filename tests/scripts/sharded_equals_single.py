@@ -74,4 +74,11 @@ result["arbitrary_devices"] = len(sharded_out.sharding.device_set)
 result["arbitrary_shape"] = list(sharded_out.shape)
 result["arbitrary_spread"] = float(reference.std())  # the outputs are not a constant
 result["arbitrary_max_abs"] = float(np.abs(np.asarray(sharded_out) - reference).max())
+# The tiled path (photos over (2 x tile)^2 px), sharded the same way.
+big = np.concatenate([random_image(rng, 120, 136) for _ in range(3)])
+tiled = ArbitraryStylizer(params, decoder, 0.125, mesh=data_mesh(), tile=56)
+result["arbitrary_tiled_max_abs"] = float(np.abs(
+    np.asarray(tiled(big, stats, alpha=0.8)) - np.asarray(single_device(big, stats, alpha=0.8))
+).max())
+result["arbitrary_tiled_ran_tiles"] = tiled.trace_count == 0 and tiled.runs_tiled(120, 136)
 print(json.dumps(result))

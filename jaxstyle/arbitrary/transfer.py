@@ -257,26 +257,7 @@ class ArbitraryStylizer:
                      "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
         per_image = {k: None if v is None else np.asarray(v, np.float32)
                      for k, v in per_image.items()}
-        if self.runs_tiled(*per_image["images"].shape[1:3]):
-            return jnp.asarray(self._tiled(per_image, stats))
-        if self.mesh is not None:
-            from jaxstyle.mesh import padded_size
-
-            total = padded_size(n, self.mesh.devices.size)
-            per_image = {k: None if v is None else jax.device_put(
-                np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)]), self.split)
-                for k, v in per_image.items()}
-            stats = jax.device_put(stats, self.whole)
-        out = self._jitted(self.vgg_params, self.decoder_params, per_image["images"], stats,
-                           per_image["weights"], per_image["masks"], per_image["alpha"])
-        return out[:n]
-
-
-    def _tiled(self, per_image: dict, stats: StyleStats) -> np.ndarray:
-        """The tiled pass; with a mesh each tile's batch is split over its devices."""
-        n = per_image["images"].shape[0]
-        put = (lambda x: x) if self.mesh is None else (lambda x: jax.device_put(x, self.split))
-        if self.mesh is not None:
+        if self.mesh is not None:  # fill the batch up to a multiple of the devices
             from jaxstyle.mesh import padded_size
 
             total = padded_size(n, self.mesh.devices.size)
@@ -284,15 +265,27 @@ class ArbitraryStylizer:
                          np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
                          for k, v in per_image.items()}
             stats = jax.device_put(stats, self.whole)
-        weights, alpha = (None if per_image["weights"] is None else put(per_image["weights"]),
-                          put(per_image["alpha"]))
-        out = stylize_tiled(
-            lambda window: self._encode_tile(self.vgg_params, put(window)),
-            lambda content, masks: self._target(put(content), stats, weights,
-                                                None if masks is None else put(masks), alpha),
-            lambda window: self._decode_tile(self.decoder_params, put(np.asarray(window))),
-            per_image["images"], per_image["masks"], self.tile)
+        if self.runs_tiled(*per_image["images"].shape[1:3]):
+            return jnp.asarray(self._tiled(per_image, stats)[:n])
+        put = self._put
+        out = self._jitted(self.vgg_params, self.decoder_params, put(per_image["images"]), stats,
+                           put(per_image["weights"]), put(per_image["masks"]),
+                           put(per_image["alpha"]))
         return out[:n]
+
+    def _put(self, x):
+        """An array with its batch split over the mesh's devices (as it is without a mesh)."""
+        return x if x is None or self.mesh is None else jax.device_put(x, self.split)
+
+    def _tiled(self, per_image: dict, stats: StyleStats) -> np.ndarray:
+        """The tiled pass; with a mesh each tile's batch is split over its devices."""
+        put = self._put
+        weights, alpha = put(per_image["weights"]), put(per_image["alpha"])
+        return stylize_tiled(
+            lambda window: self._encode_tile(self.vgg_params, put(window)),
+            lambda content, masks: self._target(put(content), stats, weights, put(masks), alpha),
+            lambda window: self._decode_tile(self.decoder_params, put(window)),
+            per_image["images"], per_image["masks"], self.tile)
 
 
 def all_devices_mesh():

@@ -20,7 +20,7 @@ from jaxstyle.arbitrary.decoder import (
     init_decoder,
 )
 from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder
-from jaxstyle.arbitrary.train import DecoderConfig, train_decoder
+from jaxstyle.arbitrary.train import DecoderConfig, decoder_loss, gram_loss, train_decoder
 from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     encode,
@@ -288,6 +288,31 @@ def test_a_short_training_lowers_the_loss_and_saves_a_decoder(tmp_path, rng):
     assert header["training"]["steps"] == 20
 
 
+def test_gram_term_matches_numpy_and_is_absent_at_weight_zero(decoder, rng):
+    features = {"a": rng.normal(size=(2, 3, 4, 5)).astype(np.float32),
+                "b": rng.normal(size=(2, 2, 2, 6)).astype(np.float32)}
+    targets = {name: rng.normal(size=(2, f.shape[-1], f.shape[-1])).astype(np.float32)
+               for name, f in features.items()}
+    expected = 0.0
+    for name, f in features.items():
+        flat = f.reshape(2, -1, f.shape[-1])
+        grams = np.einsum("npc,npd->ncd", flat, flat) / flat.shape[1]
+        expected = expected + np.square(grams - targets[name]).mean(axis=(1, 2))
+    np.testing.assert_allclose(gram_loss(features, targets), expected, rtol=1e-5)
+
+    vgg_params = random_params(0)
+    photos, styles = (jnp.asarray(np.concatenate([random_image(rng, 32, 32) for _ in "ab"]))
+                      for _ in "ps")
+    params, _ = decoder
+    cfg = DecoderConfig(size=32, width=WIDTH)
+    plain_total, plain = decoder_loss(params, vgg_params, photos, styles, cfg)
+    total, parts = decoder_loss(params, vgg_params, photos, styles, cfg.replace(gram_weight=3.0))
+    assert "gram" not in plain and float(parts["gram"].min()) > 0
+    np.testing.assert_allclose(parts["style"], plain["style"], rtol=1e-6)
+    np.testing.assert_allclose(float(total), float(plain_total) + float(parts["gram"].mean()),
+                               rtol=1e-5)
+
+
 def test_resume_continues_both_data_streams_exactly(tmp_path, rng):
     photos = _folder(tmp_path / "photos", rng, 5, size=40)
     styles = _folder(tmp_path / "styles", rng, 5, size=40)
@@ -353,6 +378,30 @@ def test_cli_train_decoder_stops_at_the_time_limit(tmp_path, tiny_weights_file, 
 def decoder_file(tmp_path_factory, decoder):
     params, _ = decoder
     return save_decoder(tmp_path_factory.mktemp("dec") / "d.jxs", params, {"width": WIDTH})
+
+
+def test_cli_train_decoder_fine_tunes_from_init(tmp_path, decoder_file, tiny_weights_file,
+                                                rng):
+    photos = _folder(tmp_path / "photos", rng, 2, size=40)[0].parent
+    output = tmp_path / "tuned.jxs"
+    common = ("train-decoder", "--data", photos, "--style-data", photos, "-o", output,
+              "--size", "32", "--batch", "2", "--workers", "0", "--preview-every", "0",
+              "--checkpoint-every", "0", "--weights", tiny_weights_file, "--init", decoder_file)
+    # A learning rate of 1e-9 moves no weight more than ~1e-9 in one Adam step, so the saved
+    # decoder must be the --init one (a random start would differ by O(0.1)).
+    done = _cli(*common, "--width", WIDTH, "--steps", "1", "--lr", "1e-9", "--gram-weight", "2")
+    assert done.returncode == 0, done.stderr
+    tuned, header = load_decoder(output)
+    start, _ = load_decoder(decoder_file)
+    for got, want in zip(jax.tree.leaves(tuned), jax.tree.leaves(start)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert header["training"]["initialised_from"] == "d.jxs"
+    assert header["training"]["gram_weight"] == 2.0
+    wrong_width = _cli(*common, "--width", "0.25", "--steps", "1")
+    assert wrong_width.returncode == 2
+    assert "--init" in wrong_width.stderr and "--width 0.125" in wrong_width.stderr
+    missing = _cli(*common[:-1], tmp_path / "nothing.jxs", "--width", WIDTH, "--steps", "1")
+    assert missing.returncode != 0 and "nothing.jxs" in missing.stderr
 
 
 def test_cli_apply_any_writes_the_photo_size(tmp_path, decoder_file, tiny_weights_file, rng):

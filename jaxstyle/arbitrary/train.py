@@ -30,6 +30,7 @@ from jaxstyle.arbitrary.decoderfile import save_decoder
 from jaxstyle.arbitrary.transfer import STATS_LAYERS, encode, stylize_arrays
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
+from jaxstyle.losses import gram_matrix
 from jaxstyle.training import (
     LoopSettings,
     all_finite,
@@ -57,6 +58,11 @@ class DecoderConfig:
     width: float = 1.0            # channel multiplier of the decoder (1.0: 256/128/64)
     content_weight: float = 1.0
     style_weight: float = 10.0    # Huang & Belongie's lambda
+    # Gram matrices (channel second moments) of the same layers, against the style image's.
+    # 0 in Huang & Belongie. The seed loss that scores every engine is a Gram loss, and on
+    # paintings 99% of it sits at relu4_1 where AdaIN matches only each channel's mean and
+    # std (BENCHMARKS.md, "Arbitrary style ... quality"), so the shipped recipe adds it.
+    gram_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
     keep: int = 3
@@ -67,7 +73,8 @@ class DecoderConfig:
         check_settings(self, counts=("batch", "steps", "keep", "log_every"),
                        nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
                        positive_numbers=("learning_rate", "width"),
-                       nonnegative_numbers=("lr_decay", "content_weight", "style_weight"))
+                       nonnegative_numbers=("lr_decay", "content_weight", "style_weight",
+                                                  "gram_weight"))
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
             raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
                               f"{self.size!r}")
@@ -89,8 +96,9 @@ def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-def init_decoder_state(cfg: DecoderConfig) -> DecoderState:
-    params = init_decoder(cfg.seed, cfg.width)
+def init_decoder_state(cfg: DecoderConfig, params=None) -> DecoderState:
+    """Fresh training state: a new decoder, or `params` (fine-tuning) with a fresh Adam."""
+    params = init_decoder(cfg.seed, cfg.width) if params is None else params
     state = DecoderState(params, make_optimizer(cfg).init(params), jnp.zeros([], jnp.int32))
     # The step donates the state, so no two leaves may share a buffer.
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
@@ -103,6 +111,12 @@ def stats_loss(features: dict[str, Array], targets: dict[str, tuple[Array, Array
         got_mean, got_std = channel_stats(features[layer])
         total = total + jnp.square(got_mean - mean).mean(-1) + jnp.square(got_std - std).mean(-1)
     return total
+
+
+def gram_loss(features: dict[str, Array], targets: dict[str, Array]) -> Array:
+    """Per image: sum over layers of the mean squared difference of Gram matrices."""
+    return sum(jnp.square(gram_matrix(features[layer]) - target).mean(axis=(1, 2))
+               for layer, target in targets.items())
 
 
 def normalised(features: dict[str, Array]) -> dict[str, Array]:
@@ -126,10 +140,12 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     out = Decoder(width=cfg.width).apply({"params": params}, target * scale)
     out_features = normalised(encode(vgg_params, out, STATS_LAYERS))
     content_loss = jnp.square(out_features[ENCODER_LAYER] - target).mean(axis=(1, 2, 3))
-    style_loss = stats_loss(out_features, style_targets)
-    totals = cfg.content_weight * content_loss + cfg.style_weight * style_loss
-    return totals.mean(), {"content": cfg.content_weight * content_loss,
-                           "style": cfg.style_weight * style_loss}
+    parts = {"content": cfg.content_weight * content_loss,
+             "style": cfg.style_weight * stats_loss(out_features, style_targets)}
+    if cfg.gram_weight:  # a Python branch: the Grams are not computed at weight 0
+        style_grams = {layer: gram_matrix(f) for layer, f in style_features.items()}
+        parts["gram"] = cfg.gram_weight * gram_loss(out_features, style_grams)
+    return sum(parts.values()).mean(), parts
 
 
 def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
@@ -204,7 +220,7 @@ def training_settings(cfg: DecoderConfig) -> dict:
     return {"size": cfg.size, "batch": cfg.batch, "steps_planned": cfg.steps,
             "learning_rate": cfg.learning_rate, "lr_decay": cfg.lr_decay,
             "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
-            "seed": cfg.seed}
+            "gram_weight": cfg.gram_weight, "seed": cfg.seed}
 
 
 def _render_preview(vgg_params, params, photo: np.ndarray, style: np.ndarray,
@@ -229,8 +245,13 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                   resume: bool = False, preview: Optional[tuple[np.ndarray, np.ndarray]] = None,
                   log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
                   mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None,
-                  time_limit: Optional[float] = None) -> DecoderTrainResult:
+                  time_limit: Optional[float] = None,
+                  init: Optional[tuple[dict, str]] = None) -> DecoderTrainResult:
     """Train a decoder on photos and style images and save it to `output`.
+
+    init: (params, description) of a trained decoder of the same width to start from
+    (fine-tuning, e.g. the shipped one on your own paintings) instead of a random one; a
+    checkpoint (`resume`) still takes precedence, as it holds the run's own progress.
 
     preview: (photo, style image), both (S, S, 3) in [0, 1], rendered every
     `cfg.preview_every` steps. Checkpoints, resume (exact: the data positions are saved),
@@ -246,15 +267,16 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
-    state = jax.device_put(init_decoder_state(cfg), whole)
+    state = jax.device_put(init_decoder_state(cfg, None if init is None else init[0]), whole)
     record = {"width": cfg.width, "data_count": len(photo_paths),
               "style_count": len(style_paths), "seconds": 0.0}
+    started_from = {} if init is None else {"initialised_from": init[1]}
     header = {}
 
     def save_model_file(state, steps, seconds, interrupted):
         training = {**training_settings(cfg), "steps": steps, "seconds": round(seconds, 1),
                     "devices": jax.device_count(), "backend": jax.default_backend(),
-                    **({"interrupted": True} if interrupted else {})}
+                    **started_from, **({"interrupted": True} if interrupted else {})}
         header.update({"width": cfg.width, "training": training,
                        "data_count": len(photo_paths), "style_count": len(style_paths)})
         if jax.process_index() == 0:

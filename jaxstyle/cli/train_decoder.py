@@ -56,6 +56,12 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--content-weight", type=finite_float, default=d.content_weight)
     run.add_argument("--style-weight", type=finite_float, default=d.style_weight,
                      help="weight of the channel mean/std losses (Huang & Belongie's lambda)")
+    run.add_argument("--gram-weight", type=finite_float, default=d.gram_weight,
+                     help="weight of Gram-matrix losses at the same layers (0: Huang & "
+                          "Belongie's loss; the shipped decoder's recipe uses 10)")
+    run.add_argument("--init", metavar="MODEL",
+                     help="start from this trained decoder (a path or a built-in name such as "
+                          "`any`; same --width) instead of a random one: fine-tuning")
     run.add_argument("--seed", type=int, default=d.seed)
     run.add_argument("--workers", type=nonnegative_int, default=None,
                      help="image decoding processes per loader (0: in this process; None: "
@@ -85,7 +91,8 @@ def config_from_args(args):
     return DecoderConfig(size=args.size, batch=args.batch, steps=args.steps,
                          learning_rate=args.lr, lr_decay=args.lr_decay, width=args.width,
                          content_weight=args.content_weight, style_weight=args.style_weight,
-                         seed=args.seed, checkpoint_every=args.checkpoint_every, keep=args.keep,
+                         gram_weight=args.gram_weight, seed=args.seed,
+                         checkpoint_every=args.checkpoint_every, keep=args.keep,
                          preview_every=args.preview_every)
 
 
@@ -101,6 +108,20 @@ def _preview_images(args, side: int):
     # Square crops, so photo | style | result line up; the decoder needs multiples of 8.
     crop = min(photo.shape[0], photo.shape[1], style.shape[0], style.shape[1]) // 8 * 8
     return photo[:crop, :crop], style[:crop, :crop]
+
+
+def _initial_decoder(name_or_path: str, width: float) -> tuple[dict, str]:
+    """(params, description) of the --init decoder; it must have the run's width."""
+    from jaxstyle.arbitrary.decoderfile import load_decoder
+    from jaxstyle.feedforward.apply import resolve_model
+
+    path, _ = resolve_model(name_or_path)
+    params, header = load_decoder(path)
+    if float(header["width"]) != width:
+        raise UsageError(f"--init {name_or_path}: a width {header['width']:g} decoder; give "
+                         f"--width {header['width']:g} to fine-tune it")
+    steps = header.get("training", {}).get("steps")
+    return params, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
 def cmd_train_decoder(args) -> int:
@@ -128,17 +149,18 @@ def cmd_train_decoder(args) -> int:
     log(describe(photos, args.data), quiet)
     styles = find_training_images(args.style_data, cfg.batch)
     log(describe(styles, args.style_data), quiet)
+    init = _initial_decoder(args.init, cfg.width) if args.init else None
     preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
     vgg_params = prepare_params(load_params(args.weights, quiet))
     log(f"training a width {cfg.width:g} decoder at {cfg.size} px, batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
-    progress = TrainingProgress(cfg.steps, quiet, fields=("loss", "content", "style"))
+    progress = TrainingProgress(cfg.steps, quiet, fields=("loss", "content", "style", "gram"))
     try:
         result = train_decoder(vgg_params, photos.usable, styles.usable, output, cfg,
                                checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                                preview=preview, worker_count=args.workers, on_log=progress,
-                               time_limit=args.time_limit)
+                               time_limit=args.time_limit, init=init)
     except TrainingInterrupted as stop:
         progress.close()
         print(str(stop), file=sys.stderr)

@@ -3,7 +3,8 @@ network. Each step pairs every photo of the batch with a style image, sets the p
 features to the style's statistics (AdaIN) and asks the decoder for an image whose
 
 - relu4_1 features equal that target (content loss), and whose
-- relu1_1 .. relu4_1 channel means and standard deviations equal the style's (style loss).
+- relu1_1 .. relu4_1 channel means and standard deviations equal the style's (style loss),
+- and, with `gram_weight`, whose relu4_1 Gram matrix equals the style's (an addition).
 
 The encoder is the shared VGG19, frozen. The host loop (checkpoints, resume, log, previews,
 Ctrl-C) is the shared one in `jaxstyle.training`; data comes from two grain loaders (`--data`
@@ -58,10 +59,11 @@ class DecoderConfig:
     width: float = 1.0            # channel multiplier of the decoder (1.0: 256/128/64)
     content_weight: float = 1.0
     style_weight: float = 10.0    # Huang & Belongie's lambda
-    # Gram matrices (channel second moments) of the same layers, against the style image's.
-    # 0 in Huang & Belongie. The seed loss that scores every engine is a Gram loss, and on
-    # paintings 99% of it sits at relu4_1 where AdaIN matches only each channel's mean and
-    # std (BENCHMARKS.md, "Arbitrary style ... quality"), so the shipped recipe adds it.
+    # The Gram matrix (channel second moments) at relu4_1, against the style image's: the
+    # cross-channel correlations that AdaIN's per-channel mean and std leave out. 0 in Huang &
+    # Belongie. The seed loss that scores every engine (and that Gatys and engine 2 minimise)
+    # takes raw Grams at block1..5_conv1; on paintings 99% of it is relu4_1's, where the
+    # shipped decoder's output fell short (BENCHMARKS.md, "Arbitrary style ... quality").
     gram_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
@@ -114,7 +116,8 @@ def stats_loss(features: dict[str, Array], targets: dict[str, tuple[Array, Array
 
 
 def gram_loss(features: dict[str, Array], targets: dict[str, Array]) -> Array:
-    """Per image: sum over layers of the mean squared difference of Gram matrices."""
+    """Per image: sum over the targets' layers of the mean squared difference of Gram
+    matrices (normalised features: relu4_1's is the raw one / 600^4, `FEATURE_MEANS`)."""
     return sum(jnp.square(gram_matrix(features[layer]) - target).mean(axis=(1, 2))
                for layer, target in targets.items())
 
@@ -143,8 +146,8 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     parts = {"content": cfg.content_weight * content_loss,
              "style": cfg.style_weight * stats_loss(out_features, style_targets)}
     if cfg.gram_weight:  # a Python branch: the Grams are not computed at weight 0
-        style_grams = {layer: gram_matrix(f) for layer, f in style_features.items()}
-        parts["gram"] = cfg.gram_weight * gram_loss(out_features, style_grams)
+        style_gram = {ENCODER_LAYER: gram_matrix(style_features[ENCODER_LAYER])}
+        parts["gram"] = cfg.gram_weight * gram_loss(out_features, style_gram)
     return sum(parts.values()).mean(), parts
 
 

@@ -57,8 +57,8 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--style-weight", type=finite_float, default=d.style_weight,
                      help="weight of the channel mean/std losses (Huang & Belongie's lambda)")
     run.add_argument("--gram-weight", type=finite_float, default=d.gram_weight,
-                     help="weight of Gram-matrix losses at the same layers (0: Huang & "
-                          "Belongie's loss; the shipped decoder's recipe uses 10)")
+                     help="weight of a Gram-matrix loss at relu4_1 (cross-channel "
+                          "correlations; 0: Huang & Belongie's loss)")
     run.add_argument("--init", metavar="MODEL",
                      help="start from this trained decoder (a path or a built-in name such as "
                           "`any`; same --width) instead of a random one: fine-tuning")

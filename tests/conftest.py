@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
-from jaxstyle.vgg import VGG19_CONV_LAYERS
-
 # Unit tests run on the CPU even where an accelerator is present, so numbers are comparable.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# One persistent XLA compilation cache for this test session, fresh each session and removed
+# after it: many tests (and the CLI subprocesses they start, which inherit it through the
+# environment) compile the same tiny programs again, and compiling is most of their time on
+# a 2-core CI machine. It changes no result: a cached executable is the same program.
+# JAXSTYLE_TEST_NO_XLA_CACHE=1 turns it off.
+_wanted = not os.environ.get("JAXSTYLE_TEST_NO_XLA_CACHE")
+if _wanted and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="jaxstyle-test-xla-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": _cache,
+                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"})
+
+from jaxstyle.vgg import VGG19_CONV_LAYERS  # noqa: E402  (after the environment is set)
 
 
 def random_params(seed: int = 0, scale: float = 1.0) -> dict:

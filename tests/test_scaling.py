@@ -73,7 +73,9 @@ def test_two_processes_equal_one(folder, tiny_weights_file, tmp_path):
     single = jaxstyle("stylize", *common, "-o", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     port = free_port()
-    env = {**ENV, "JAX_NUM_CPU_DEVICES": "2"}
+    # The two processes start together: no shared compilation cache for them to race on.
+    env = {key: value for key, value in ENV.items() if key != "JAX_COMPILATION_CACHE_DIR"}
+    env["JAX_NUM_CPU_DEVICES"] = "2"
     processes = [subprocess.Popen(
         [sys.executable, "-m", "jaxstyle", "stylize", *map(str, common), "-o",
          str(tmp_path / "multi"), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",

@@ -76,7 +76,7 @@ class DecoderConfig:
                        nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
                        positive_numbers=("learning_rate", "width"),
                        nonnegative_numbers=("lr_decay", "content_weight", "style_weight",
-                                                  "gram_weight"))
+                                            "gram_weight"))
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
             raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
                               f"{self.size!r}")

@@ -7,6 +7,7 @@ reflection-padded conv that runs through `jaxstyle.fastconv`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -53,12 +54,13 @@ class ReflectConv(nn.Module):
     stride: int = 1
     use_bias: bool = True
     dtype: Any = jnp.float32
+    kernel_init: Callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """(N,H,W,Cin) -> (N,ceil(H/stride),ceil(W/stride),features) in self.dtype."""
         k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+        kernel = self.param("kernel", self.kernel_init,
                             (k, k, x.shape[-1], self.features), jnp.float32)
         pad = (k // 2, k // 2)
         x = reflect_pad(x.astype(self.dtype), pad, pad)

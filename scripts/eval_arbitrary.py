@@ -1,14 +1,17 @@
 """Quality of the arbitrary-style decoder (engine 3) against the per-style network and Gatys.
 
     python scripts/eval_arbitrary.py [--decoder any] [--model paintings] [--size 256] \
-        [--photos coffee.jpg astronaut.jpg] [--gatys-steps 100] [--out docs/any.png]
+        [--photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg] [--gatys-steps 100] \
+        [--out docs/any.png]
 
 For each held-out photo and painting (none of them in the decoder's training data; the
 paintings are the per-style network's own styles): engine 3's output (alpha 1, one pass),
 the per-style network's output, and Gatys (the seed's Keras Adam from the photo) after
-`--gatys-steps` steps, all at the same size and scored with the seed loss (same VGG19,
-layers, weights and style-image size as the Gatys run). Prints a Markdown table; with --out
-writes photo | painting | any-style result rows for the first photo.
+`--gatys-steps` steps, all at the same size, scored with the seed loss (same VGG19, layers,
+weights and style-image size as the Gatys run), the layout and the grid (`jaxstyle.quality`).
+Also the decoder's reconstruction PSNR (alpha 0: the photo's own features decoded) on each
+photo. Prints a Markdown table and the medians; with --out writes photo | painting | result
+rows for the first photo.
 """
 
 from __future__ import annotations
@@ -20,41 +23,35 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scoring import (  # noqa: E402
+    DEFAULT_CACHE,
+    IMAGES,
+    eval_config,
+    gatys_reference,
+    image_path,
+    load_pair,
+    picture,
+    score,
+)
 
-from jaxstyle import StyleConfig, load_image, save_image  # noqa: E402
+from jaxstyle import load_image  # noqa: E402
 from jaxstyle.arbitrary.apply import apply_any  # noqa: E402
 from jaxstyle.arbitrary.decoderfile import load_decoder  # noqa: E402
 from jaxstyle.arbitrary.transfer import ArbitraryStylizer  # noqa: E402
 from jaxstyle.feedforward.apply import apply_model, make_stylizer, resolve_model  # noqa: E402
 from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
-from jaxstyle.gatys import stylize  # noqa: E402
-from jaxstyle.gatys.pipeline import style_size  # noqa: E402
-from jaxstyle.images import resize  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
 from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from eval_feedforward import IMAGES, seed_loss  # noqa: E402
-
 PAINTINGS = ("starry_night", "shipwreck", "woman_with_hat")
+__all__ = ["IMAGES", "PAINTINGS", "psnr"]
 
 
-def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
-    """Rows of images side by side at one height, white gaps between."""
-    height = rows[0][0].shape[0]
-    lines = []
-    for images in rows:
-        tiles = []
-        for image in images:
-            width = round(image.shape[1] * height / image.shape[0])
-            tiles += [resize(image, (height, width)), np.ones((height, 6, 3), np.float32)]
-        lines.append(np.concatenate(tiles[:-1], axis=1))
-    width = min(line.shape[1] for line in lines)
-    gap = np.ones((6, width, 3), np.float32)
-    stacked = [part for line in lines for part in (line[:, :width], gap)][:-1]
-    save_image(path, np.concatenate(stacked))
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
+    mse = float(np.mean(np.square(np.asarray(image, np.float64) - reference)))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def main():
@@ -65,6 +62,7 @@ def main():
     parser.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"])
     parser.add_argument("--paintings", nargs="+", default=list(PAINTINGS))
     parser.add_argument("--gatys-steps", type=int, default=100)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--out", help="picture: photo | painting | result, per pair")
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
@@ -72,36 +70,49 @@ def main():
     any_style = ArbitraryStylizer(params, decoder_params, decoder_header["width"])
     net_params, net_header = load_model(resolve_model(args.model)[0])
     network = make_stylizer(net_params, net_header)
-    cfg = StyleConfig(steps=args.gatys_steps, steps_per_epoch=args.gatys_steps,
-                      max_dim=args.size)
-    print(f"| photo | painting | any style (engine 3) | per-style network | ratio | Gatys "
-          f"{args.gatys_steps} | photo itself | engine 3 ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    panels, ratios = [], []
+    cfg = eval_config(args.size, args.gatys_steps)
+
+    def engine3(content, style, alpha=1.0):
+        return apply_any(None, decoder_params, decoder_header, content, [style], alpha=alpha,
+                         stylizer=any_style)
+
+    print("| photo | reconstruction PSNR (alpha 0) |\n| --- | --- |")
+    psnrs = []
     for photo in args.photos:
-        content = load_image(IMAGES / photo, args.size)
+        content = load_image(image_path(photo), args.size)
+        psnrs.append(psnr(engine3(content, content, alpha=0.0), content))
+        print(f"| {Path(photo).name} | {psnrs[-1]:.2f} dB |", flush=True)
+    print(f"\nmedian reconstruction PSNR: {np.median(psnrs):.2f} dB\n")
+    print(f"| photo | painting | engine 3 loss | x network | x Gatys-{args.gatys_steps} | layout: "
+          "engine 3 / network / Gatys | grid: engine 3 / network | engine 3 ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    panels, rows = [], []
+    for photo in args.photos:
         for name in args.paintings:
-            style = load_image(IMAGES / f"{name}.jpg", None)
-            style = resize(style, style_size(style.shape[:2], content.shape[:2], cfg))
-            apply_any(None, decoder_params, decoder_header, content, [style],
-                      stylizer=any_style)  # compile
+            content, style = load_pair(photo, f"{name}.jpg", cfg)
+            engine3(content, style)  # compile
             started = time.perf_counter()
-            ours = apply_any(None, decoder_params, decoder_header, content, [style],
-                             stylizer=any_style)
+            ours = engine3(content, style)
             ms = 1e3 * (time.perf_counter() - started)
             trained = apply_model(net_params, net_header, content, style=name, stylizer=network)
-            gatys, history = stylize(params, content, style, cfg)
-            ours_loss = seed_loss(params, content, style, ours, cfg)
-            net_loss = seed_loss(params, content, style, trained, cfg)
-            gatys_loss = seed_loss(params, content, style, np.asarray(gatys)[0], cfg)
-            ratios.append(ours_loss / net_loss)
-            print(f"| {photo} | {name} | {ours_loss:.3g} | {net_loss:.3g} | "
-                  f"{ours_loss / net_loss:.2f} | {gatys_loss:.3g} | {history[0]['loss']:.3g} | "
+            gatys = gatys_reference(params, content, style, cfg, args.cache)
+            s_ours, s_net, s_gatys = (score(params, content, style, image, cfg)
+                                      for image in (ours, trained, gatys))
+            rows.append({"net": s_ours["loss"] / s_net["loss"],
+                         "gatys": s_ours["loss"] / s_gatys["loss"],
+                         "layout": s_ours["layout"], "grid": s_ours["grid"],
+                         "layout_ok": s_ours["layout"] >= min(0.85, s_gatys["layout"] - 0.05)})
+            print(f"| {Path(photo).name} | {name} | {s_ours['loss']:.3g} | {rows[-1]['net']:.2f} | "
+                  f"{rows[-1]['gatys']:.2f} | {s_ours['layout']:.2f} / {s_net['layout']:.2f} / "
+                  f"{s_gatys['layout']:.2f} | {s_ours['grid']:+.3f} / {s_net['grid']:+.3f} | "
                   f"{ms:.0f} |", flush=True)
             if photo == args.photos[0]:  # the picture: one photo, every painting
                 panels.append((content, style, ours))
-    print(f"\nmedian ratio engine 3 / per-style network: {np.median(ratios):.2f} "
-          f"(target <= 1.25)")
+    median = lambda key: np.median([r[key] for r in rows])  # noqa: E731
+    print(f"\nmedian engine 3 / per-style network: {median('net'):.2f} (target <= 1.25); "
+          f"/ Gatys: {median('gatys'):.2f}; median layout {median('layout'):.3f}, layout "
+          f"target met in {sum(r['layout_ok'] for r in rows)} of {len(rows)}; max grid "
+          f"{max(r['grid'] for r in rows):+.3f} (target <= 0.05)")
     if args.out:
         picture(panels, args.out)
 

@@ -1,107 +1,114 @@
-"""Quality of a feed-forward model against the optimiser, scored by the seed loss.
+"""Quality of feed-forward models against the optimiser: seed loss, layout and grid.
 
-    python scripts/eval_feedforward.py jaxstyle/models/paintings.jxs --size 256 \
-        --photos coffee.jpg astronaut.jpg --steps 300 --out docs/fast.png
+    python scripts/eval_feedforward.py jaxstyle/models/paintings.jxs [MORE MODELS] --size 256 \
+        --photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg --out docs/fast.png
 
-For each held-out photo and each style of the model: the network's output, and Gatys (the
-seed's Keras Adam from the content image) after 100 and after `--steps` steps, all at the
-same size, each scored with the seed loss (same VGG19, layers, weights and style-image size as
-the Gatys run). Also times the network and the optimisation to the network's loss. Prints a
-Markdown table; writes a picture row photo | style | network | Gatys per style with --out.
+For each held-out photo and each style of the model: the network's output and Gatys (the
+seed's Keras Adam from the photo) after `--gatys-steps` steps, at the same size, each scored
+with the seed loss (same VGG19, layers, weights and style-image size as the Gatys run), the
+layout (`jaxstyle.quality.layout_score`) and the grid (`grid_excess`). The issue-18 targets
+are checked per row: layout >= min(0.85, Gatys' layout - 0.05), loss <= 1.5x Gatys', grid
+<= 0.05. Several models are scored on the same cached Gatys references, side by side. Prints
+a Markdown table and a per-model summary; --out writes photo | style | network | Gatys rows
+for the first model and the first two photos.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scoring import (  # noqa: E402
+    DEFAULT_CACHE,
+    eval_config,
+    gatys_reference,
+    load_pair,
+    picture,
+    score,
+)
 
-from jaxstyle import StyleConfig, load_image, loss_fn, make_targets, save_image  # noqa: E402
 from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for  # noqa: E402
 from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
-from jaxstyle.gatys import stylize  # noqa: E402
-from jaxstyle.gatys.pipeline import style_size  # noqa: E402
-from jaxstyle.images import resize  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
 from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 
-IMAGES = ROOT.parent / "shared" / "images"
+LOSS_TARGET = 1.5   # x Gatys-100's seed loss, on a CPU
+LAYOUT_FLOOR = 0.85
+LAYOUT_SLACK = 0.05
+GRID_TARGET = 0.05
 
 
-def seed_loss(params, content, style, image, cfg) -> float:
-    targets = make_targets(params, content, style, cfg)
-    return float(loss_fn(params, targets, np.asarray(image)[None], cfg)[0])
+def layout_target(gatys_layout: float) -> float:
+    return min(LAYOUT_FLOOR, gatys_layout - LAYOUT_SLACK)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("models", nargs="+")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--photos", nargs="+", default=["coffee.jpg"])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"])
+    parser.add_argument("--gatys-steps", type=int, default=100)
     parser.add_argument("--styles", nargs="+", help="only these styles of the model")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="Gatys references are kept here between runs")
+    parser.add_argument("--json", help="write every row here")
     parser.add_argument("--out", help="picture: photo | style | network | Gatys, per style")
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
-    path, _ = resolve_model(args.model)
-    net_params, header = load_model(path)
-    stylizer = make_stylizer(net_params, header)
-    cfg = StyleConfig(steps=args.steps, steps_per_epoch=args.steps, max_dim=args.size)
-    styles = {s["name"]: s for s in header["styles"]
-              if not args.styles or s["name"] in args.styles}
-    rows, panels = [], []
-    print("| photo | style | network | Gatys 100 | Gatys " + str(args.steps) +
-          " | content image | network ms | Gatys s to network's loss |")
+    cfg = eval_config(args.size, args.gatys_steps)
+    models = []
+    for model in args.models:
+        path, _ = resolve_model(model)
+        net_params, header = load_model(path)
+        models.append((model, header, make_stylizer(net_params, header)))
+    styles = [s["name"] for s in models[0][1]["styles"]
+              if not args.styles or s["name"] in args.styles]
+    print(f"| model | photo | style | loss | x Gatys-{args.gatys_steps} | layout (Gatys) | grid | "
+          "ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows, panels = [], []
     for photo in args.photos:
-        content = load_image(IMAGES / photo, args.size)
         for name in styles:
-            style_file = IMAGES / f"{name}.jpg"
-            style = load_image(style_file, None)
-            style = resize(style, style_size(style.shape[:2], content.shape[:2], cfg))
-            weights = np.asarray(style_weights_for(header, name))[None]
-            stylizer(content[None], weights)  # compile
-            started = time.perf_counter()
-            network = np.asarray(stylizer(content[None], weights))[0]
-            network_ms = 1e3 * (time.perf_counter() - started)
-            net_loss = seed_loss(params, content, style, network, cfg)
-            started = time.perf_counter()
-            reached = [None]
-
-            def when_reached(step, metrics, state, began=started, target=net_loss,
-                             reached=reached):
-                if reached[0] is None and float(metrics["loss"]) <= target:
-                    reached[0] = time.perf_counter() - began
-
-            gatys, history = stylize(params, content, style, cfg, callback=when_reached)
-            losses = [h["loss"] for h in history]
-            gatys_100 = losses[100] if len(losses) > 100 else float("nan")
-            gatys_final = seed_loss(params, content, style, np.asarray(gatys)[0], cfg)
-            content_loss = losses[0]
-            to_match = f"{reached[0]:.0f}" if reached[0] is not None else f"> {args.steps} steps"
-            print(f"| {photo} | {name} | {net_loss:.3g} | {gatys_100:.3g} | {gatys_final:.3g} | "
-                  f"{content_loss:.3g} | {network_ms:.0f} | {to_match} |", flush=True)
-            rows.append((photo, name, net_loss, gatys_100, gatys_final))
-            panels.append((content, style, network, np.asarray(gatys)[0]))
+            content, style = load_pair(photo, f"{name}.jpg", cfg)
+            gatys = gatys_reference(params, content, style, cfg, args.cache)
+            reference = score(params, content, style, gatys, cfg)
+            for label, header, stylizer in models:
+                weights = np.asarray(style_weights_for(header, name))[None]
+                stylizer(content[None], weights)  # compile
+                started = time.perf_counter()
+                output = np.asarray(stylizer(content[None], weights))[0]
+                ms = 1e3 * (time.perf_counter() - started)
+                ours = score(params, content, style, output, cfg)
+                ratio = ours["loss"] / reference["loss"]
+                passed = (ours["layout"] >= layout_target(reference["layout"]),
+                          ratio <= LOSS_TARGET, ours["grid"] <= GRID_TARGET)
+                rows.append({"model": label, "photo": Path(photo).name, "style": name,
+                             **ours, "ratio": ratio, "gatys": reference, "passed": passed})
+                print(f"| {Path(label).name} | {Path(photo).name} | {name} | "
+                      f"{ours['loss']:.3g} | {ratio:.2f} | {ours['layout']:.2f} "
+                      f"({reference['layout']:.2f}) | {ours['grid']:+.3f} | {ms:.0f} |",
+                      flush=True)
+                if label == args.models[0] and photo in args.photos[:2]:
+                    panels.append((content, style, output, gatys))
+    print()
+    for label, _, _ in models:
+        mine = [r for r in rows if r["model"] == label]
+        passed = np.array([r["passed"] for r in mine])
+        print(f"{label}: median x Gatys {np.median([r['ratio'] for r in mine]):.2f}, "
+              f"median layout {np.median([r['layout'] for r in mine]):.3f}, "
+              f"max grid {max(r['grid'] for r in mine):+.3f}; rows meeting the layout / "
+              f"loss / grid targets: {passed[:, 0].sum()} / {passed[:, 1].sum()} / "
+              f"{passed[:, 2].sum()} of {len(mine)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.out:
-        height = panels[0][0].shape[0]
-        gap = np.ones((height, 6, 3), np.float32)
-        lines = []
-        for images in panels:
-            tiles = []
-            for image in images:
-                tiles += [resize(image, (height, round(image.shape[1] * height / image.shape[0]))),
-                          gap]
-            lines.append(np.concatenate(tiles[:-1], axis=1))
-            lines.append(np.ones((6, lines[-1].shape[1], 3), np.float32))
-        width = min(line.shape[1] for line in lines)
-        save_image(args.out, np.concatenate([line[:, :width] for line in lines[:-1]]))
+        picture(panels, args.out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from jaxstyle.feedforward import (
                                   style_params_paths,
                                   style_record,
 )
+from jaxstyle.feedforward.apply import make_stylizer
 from jaxstyle.feedforward.modelfile import MAGIC
+from jaxstyle.feedforward.network import IDENTITY_CLIP
 
 WIDTH = 0.125
 
@@ -127,6 +129,24 @@ def test_initial_values():
     assert np.abs(kernel.mean()) < 0.01
     again = init_params(0, 2, WIDTH, size=32)["residual2"]["first"]["conv"]["kernel"]
     np.testing.assert_array_equal(again, kernel)
+
+
+def test_identity_start_returns_the_photo_before_training(rng):
+    params = init_params(0, 2, WIDTH, size=32, identity_start=True)
+    np.testing.assert_array_equal(params["output"]["kernel"], 0.0)
+    image = random_image(rng, 33, 42)  # odd sizes: the padding must line up with the photo
+    apply = jax.jit(TransformerNet(2, WIDTH, identity_start=True).apply)
+    want = np.clip(image, IDENTITY_CLIP, 1 - IDENTITY_CLIP)
+    for weights in ([[1.0, 0.0]], [[0.3, 0.7]]):
+        out = np.asarray(apply({"params": params}, image, jnp.asarray(weights)))
+        np.testing.assert_allclose(out, want, atol=1e-5)
+    # The same params in a plain network are a sigmoid of zero: grey, not the photo.
+    plain = np.asarray(jax.jit(TransformerNet(2, WIDTH).apply)(
+        {"params": params}, image, jnp.asarray([[1.0, 0.0]])))
+    np.testing.assert_allclose(plain, 0.5, atol=1e-6)
+    # Training can still move every layer: the output conv has a gradient at step 0.
+    loss = lambda p: apply({"params": p}, image, jnp.asarray([[1.0, 0.0]])).mean()
+    assert float(jnp.abs(jax.grad(loss)(params)["output"]["kernel"]).max()) > 0
 
 
 def test_flops_match_xla_cost_analysis():
@@ -271,6 +291,18 @@ def test_loaded_model_runs_like_the_saved_one(rng, saved_model):
     image = random_image(rng, 32, 32)
     np.testing.assert_array_equal(run_net(loaded, image, [[0.2, 0.8]]),
                                   run_net(params, image, [[0.2, 0.8]]))
+
+
+def test_stylizer_reads_the_identity_start_from_the_header(rng, tmp_path):
+    params = init_params(0, 1, WIDTH, size=32, identity_start=True)
+    path = save_model(tmp_path / "id.jxs", params, {"width": WIDTH, "identity_start": True})
+    loaded, header = load_model(path)
+    image = random_image(rng, 32, 40)
+    out = np.asarray(make_stylizer(loaded, header)(image, [[1.0]]))
+    np.testing.assert_allclose(out, np.clip(image, IDENTITY_CLIP, 1 - IDENTITY_CLIP), atol=1e-5)
+    header.pop("identity_start")  # a model saved before the option: a plain network
+    np.testing.assert_allclose(np.asarray(make_stylizer(loaded, header)(image, [[1.0]])), 0.5,
+                               atol=1e-6)
 
 
 def expect_model_error(path, match):

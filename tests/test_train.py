@@ -441,6 +441,31 @@ def test_four_devices_train_like_one():
 
 # --- the train command ---------------------------------------------------------------------------
 
+def test_init_continues_a_model_and_refuses_another_architecture(photos, style_files,
+                                                                 tiny_weights_file, tmp_path,
+                                                                 capsys):
+    first = tmp_path / "first.jxs"
+    common = ["--data", photos, *TRAIN_FLAGS, "--weights", tiny_weights_file]
+    code, _, err = run_cli(capsys, "train", *style_files, "-o", first, *common, "--steps", "2",
+                           "--identity-start")
+    assert code == 0, err
+    # One step at a learning rate of 1e-9 moves no weight more than ~1e-9: the saved model
+    # must be the --init one (a fresh start would differ by O(0.1) in every conv).
+    second = tmp_path / "second.jxs"
+    code, _, err = run_cli(capsys, "train", *style_files, "-o", second, *common, "--steps", "1",
+                           "--identity-start", "--init", first, "--lr", "1e-9")
+    assert code == 0, err
+    (start, start_header), (continued, header) = load_model(first), load_model(second)
+    for got, want in zip(jax.tree.leaves(continued), jax.tree.leaves(start)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert header["identity_start"] is True and start_header["identity_start"] is True
+    assert header["training"]["initialised_from"] == "first.jxs (trained 2 steps)"
+    code, _, err = run_cli(capsys, "train", *style_files, "-o", tmp_path / "third.jxs",
+                           *common, "--steps", "1", "--no-identity-start", "--init", first)
+    assert code == 2
+    assert err.count("\n") == 1 and "--init" in err and "--identity-start" in err, err
+
+
 def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()

@@ -68,6 +68,13 @@ def add_parser(commands, add_command) -> None:
     size.add_argument("--style-size", type=positive_int, default=d.style_size,
                       help="longer side of the style images, px: larger paints larger "
                            "strokes (None: --size)")
+    size.add_argument("--identity-start", action=argparse.BooleanOptionalAction,
+                      default=d.identity_start,
+                      help="the untrained network returns the photo, and training adds the "
+                           "style (keeps the photo's layout)")
+    size.add_argument("--init", metavar="MODEL",
+                      help="continue training this model (a path or built-in name) instead "
+                           "of a random start: same width, styles count and identity start")
     size.add_argument("--seed", type=int, default=d.seed,
                       help="network init, data order and augmentation")
     size.add_argument("--workers", type=nonnegative_int, default=None,
@@ -129,7 +136,8 @@ def config_from_args(args):
     return FeedForwardConfig(loss=loss, size=args.size, batch=args.batch, steps=args.steps,
                              learning_rate=args.lr, width=args.width,
                              num_styles=len(args.styles), style_size=args.style_size,
-                             stability_weight=args.stability_weight, seed=args.seed,
+                             stability_weight=args.stability_weight,
+                             identity_start=args.identity_start, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, keep=args.keep,
                              preview_every=args.preview_every)
 
@@ -145,6 +153,25 @@ def check_model_output(output: Path) -> None:
     except OSError as exc:
         raise UsageError(f"output {output}: cannot write in {output.parent} "
                          f"({exc.strerror or exc})") from None
+
+
+def initial_model(name_or_path: str, cfg) -> tuple[dict, str]:
+    """(params, description) of the --init model; it must have the run's architecture."""
+    from jaxstyle.feedforward.apply import resolve_model
+    from jaxstyle.feedforward.modelfile import load_model
+
+    path, _ = resolve_model(name_or_path)
+    params, header = load_model(path)
+    theirs = (float(header["width"]), int(header["num_styles"]),
+              bool(header.get("identity_start", False)))
+    ours = (cfg.width, cfg.num_styles, cfg.identity_start)
+    if theirs != ours:
+        flag = "--identity-start" if theirs[2] else "--no-identity-start"
+        raise UsageError(f"--init {name_or_path}: a width {theirs[0]:g} network with "
+                         f"{theirs[1]} style(s), {flag}; train with the same to continue it "
+                         f"(this run: width {ours[0]:g}, {ours[1]} style(s))")
+    steps = header.get("training", {}).get("steps")
+    return params, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
 def style_names_of(paths) -> list[str]:
@@ -250,6 +277,7 @@ def cmd_train(args) -> int:
     if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
         raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
     styles = load_styles(args.styles, cfg.style_side)
+    init = initial_model(args.init, cfg) if args.init else None
     scan = find_training_images(args.data, cfg.batch)
     log(describe(scan, args.data), quiet)
     for path, reason in scan.skipped[:5]:
@@ -273,7 +301,8 @@ def cmd_train(args) -> int:
     try:
         result = train(vgg_params, styles, scan.usable, output, cfg,
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
-                       worker_count=args.workers, on_log=progress, time_limit=args.time_limit)
+                       worker_count=args.workers, on_log=progress, time_limit=args.time_limit,
+                       init=init)
     except TrainingInterrupted as stop:
         progress.close()  # so the message is the last line, not under the bar
         print(str(stop), file=sys.stderr)

@@ -37,7 +37,8 @@ class Stylizer:
 
     def __init__(self, params: dict, header: dict):
         self.num_styles = int(header["num_styles"])
-        net = TransformerNet(num_styles=self.num_styles, width=float(header["width"]))
+        net = TransformerNet(num_styles=self.num_styles, width=float(header["width"]),
+                             identity_start=bool(header.get("identity_start", False)))
         self.params = jax.device_put(params)
         self.trace_count = 0
 

@@ -38,6 +38,9 @@ SIZE_MULTIPLE = 4
 CHANNEL_MULTIPLE = 8  # a whole number of 8-float SIMD lanes keeps XLA CPU's conv loops full
 STYLE_PARAM_NAMES = ("scale", "shift")
 INSTANCE_NORM_EPS = 1e-5
+# The identity start reads the photo through a logit; clipping first keeps black and white
+# pixels finite (logit(0.02) = -3.9) at the cost of a 2% contrast squeeze at step 0.
+IDENTITY_CLIP = 0.02
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -144,6 +147,11 @@ class TransformerNet(nn.Module):
     num_styles: int = 1
     width: float = 1.0
     dtype: Any = jnp.float32  # compute dtype of the convs; norms and output stay float32
+    # Output = sigmoid(logit(photo) + residual), the residual's last conv zero at init: the
+    # untrained network returns the photo, and training only has to add the style, the way
+    # optimisation starts from the photo (not in Johnson et al.; BENCHMARKS.md, "Keeping the
+    # photo", has the A/B that made it the default).
+    identity_start: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array, style_weights: jax.Array) -> jax.Array:
@@ -165,13 +173,24 @@ class TransformerNet(nn.Module):
         # paints a checkerboard (Odena et al. 2016).
         x = ConvNorm(c2, 3, name="decode0", **block)(upsample_nearest(x), weights)
         x = ConvNorm(c1, 3, name="decode1", **block)(upsample_nearest(x), weights)
-        x = ReflectConv(3, 9, dtype=self.dtype, name="output")(x)
+        zero = nn.initializers.zeros_init()
+        x = ReflectConv(3, 9, dtype=self.dtype, name="output",
+                        **({"kernel_init": zero} if self.identity_start else {}))(x)
+        if self.identity_start:
+            x = x.astype(jnp.float32) + photo_logit(reflect_pad(images.astype(jnp.float32),
+                                                                rows, cols))
         # Sigmoid, not Johnson's 150*tanh followed by a clip to the pixel range: a clipped pixel
         # has zero gradient, so a pixel pushed past the edge early in training can stay stuck
         # there. The sigmoid is smooth and only approaches 0 and 1, so every pixel keeps a
         # gradient, and the output lies in [0, 1] without any clip.
         x = jax.nn.sigmoid(x.astype(jnp.float32))
         return x[:, rows[0]:rows[0] + image_h, cols[0]:cols[0] + image_w, :]
+
+
+def photo_logit(images: jax.Array) -> jax.Array:
+    """The pre-sigmoid value that reproduces each pixel: (N,H,W,3) in [0,1] -> same shape."""
+    clipped = jnp.clip(images, IDENTITY_CLIP, 1.0 - IDENTITY_CLIP)
+    return jnp.log(clipped) - jnp.log1p(-clipped)
 
 
 def _example_inputs(num_styles: int, size: int) -> tuple[jax.ShapeDtypeStruct, ...]:
@@ -181,7 +200,7 @@ def _example_inputs(num_styles: int, size: int) -> tuple[jax.ShapeDtypeStruct, .
 
 
 def init_params(seed: int | jax.Array, num_styles: int = 1, width: float = 1.0,
-                size: int = 64) -> dict:
+                size: int = 64, identity_start: bool = False) -> dict:
     """Fresh params (the inner `params` dict) for TransformerNet(num_styles, width).
 
     An int seed draws from JAX's "rbg" generator: XLA CPU compiles its initialisers in a couple
@@ -190,13 +209,13 @@ def init_params(seed: int | jax.Array, num_styles: int = 1, width: float = 1.0,
     `size` only shapes the abstract example input; no forward pass is computed.
     """
     key = jax.random.key(seed, impl="rbg") if isinstance(seed, int) else seed
-    return _compiled_init(num_styles, float(width), size)(key)["params"]
+    return _compiled_init(num_styles, float(width), size, identity_start)(key)["params"]
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_init(num_styles: int, width: float, size: int) -> Callable:
+def _compiled_init(num_styles: int, width: float, size: int, identity_start: bool) -> Callable:
     """key -> variables, all initialisers in one compiled program rather than one per shape."""
-    model = TransformerNet(num_styles=num_styles, width=width)
+    model = TransformerNet(num_styles=num_styles, width=width, identity_start=identity_start)
     inputs = _example_inputs(num_styles, size)
     return jax.jit(lambda key: model.lazy_init(key, *inputs))
 

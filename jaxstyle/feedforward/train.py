@@ -92,6 +92,10 @@ class FeedForwardConfig:
     # Longer side of the style images, px; it sets the stroke size. None: `size`, so style
     # and content are seen at the same scale, as the seed sees both at its max_dim.
     style_size: Optional[int] = None
+    # The network returns the photo before training (`TransformerNet.identity_start`): the
+    # default since the A/B in BENCHMARKS.md ("Keeping the photo"), where it kept the
+    # photo's layout (median 0.87 against 0.06) at equal CPU time.
+    identity_start: bool = True
     stability_weight: float = 0.0  # temporal stability term (see `stability_loss`); 0: off
     stability_shift: int = 2       # largest shift, px, of the stability term
     stability_noise: float = 0.02  # std of its gaussian noise, in [0, 1] pixel units
@@ -144,7 +148,8 @@ class TrainState(NamedTuple):
 def network(cfg: FeedForwardConfig) -> TransformerNet:
     """The module being trained; its convs run in bfloat16 when the loss's precision is bf16."""
     dtype = jnp.bfloat16 if cfg.loss.precision == "bf16" else jnp.float32
-    return TransformerNet(num_styles=cfg.num_styles, width=cfg.width, dtype=dtype)
+    return TransformerNet(num_styles=cfg.num_styles, width=cfg.width, dtype=dtype,
+                          identity_start=cfg.identity_start)
 
 
 def make_optimizer(cfg: FeedForwardConfig) -> optax.GradientTransformation:
@@ -152,9 +157,12 @@ def make_optimizer(cfg: FeedForwardConfig) -> optax.GradientTransformation:
     return optax.adam(cfg.learning_rate)
 
 
-def init_train_state(cfg: FeedForwardConfig) -> TrainState:
-    """Fresh network params (from `cfg.seed`), Adam state, step 0 and the stability key."""
-    params = init_params(cfg.seed, cfg.num_styles, cfg.width, size=cfg.size)
+def init_train_state(cfg: FeedForwardConfig, params=None) -> TrainState:
+    """Fresh network params (from `cfg.seed`) or `params` (continuing a trained model), a
+    fresh Adam state, step 0 and the stability key."""
+    if params is None:
+        params = init_params(cfg.seed, cfg.num_styles, cfg.width, size=cfg.size,
+                             identity_start=cfg.identity_start)
     state = TrainState(params, make_optimizer(cfg).init(params), jnp.zeros([], jnp.int32),
                        jax.random.key_data(jax.random.key(cfg.seed)))
     # The step donates the state, so no two leaves may share a buffer.
@@ -422,6 +430,7 @@ def model_header(cfg: FeedForwardConfig, styles: Sequence[StyleImage], data_coun
     if interrupted:
         training["interrupted"] = True
     return {"width": cfg.width, "num_styles": cfg.num_styles,
+            "identity_start": cfg.identity_start,
             "styles": [style_record(s.name, s.image, s.file) for s in styles],
             "training": training, "data_count": data_count}
 
@@ -430,6 +439,7 @@ def _run_record(cfg: FeedForwardConfig, styles: Sequence[StyleImage], data_count
                 seconds: float) -> dict:
     """What a checkpoint must agree on with the run resuming it, plus the time spent so far."""
     return {"width": cfg.width, "num_styles": cfg.num_styles,
+            "identity_start": cfg.identity_start,
             "styles": [style_record(s.name, s.image, s.file)["sha256"] for s in styles],
             "data_count": data_count, "seconds": seconds}
 
@@ -454,7 +464,8 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
           preview: Optional[np.ndarray] = None, log_path: str | os.PathLike | None = None,
           worker_count: Optional[int] = None, mesh=None,
           on_log: Optional[Callable[[list[dict]], None]] = None,
-          time_limit: Optional[float] = None) -> TrainResult:
+          time_limit: Optional[float] = None,
+          init: Optional[tuple[dict, str]] = None) -> TrainResult:
     """Train a network on the photos at `paths` and save it to `output` (a .jxs model file).
 
     vgg_params: VGG19 params (`prepare_params` makes the step faster). styles: one
@@ -470,7 +481,9 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     Every process loads its own shard of the photos; the global batch is assembled from them.
     Ctrl-C saves a checkpoint and the model, then raises `TrainingInterrupted`. time_limit
     (seconds of this run) stops early in the same way, but returns (`result.steps` short of
-    `cfg.steps`).
+    `cfg.steps`). init: (params, description) of a trained model of the same architecture to
+    continue from (several runs adding up to one long one); a checkpoint (`resume`) still
+    takes precedence. Its steps and time are recorded in the header (`initialised_from`).
     """
     from jaxstyle.data import close_iterator, make_loader
     from jaxstyle.mesh import global_batch
@@ -485,12 +498,14 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     whole, split = train_step.replicated, train_step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
     grams = jax.device_put(style_grams(vgg_params, [s.image for s in styles], cfg), whole)
-    state = jax.device_put(init_train_state(cfg), whole)
+    state = jax.device_put(init_train_state(cfg, None if init is None else init[0]), whole)
     record = _run_record(cfg, styles, len(paths), 0.0)
     header = {}
 
     def save_model_file(state, step, seconds, interrupted):
         header.update(model_header(cfg, styles, len(paths), step, seconds, interrupted))
+        if init is not None:
+            header["training"]["initialised_from"] = init[1]
         if jax.process_index() == 0:
             save_model(output, host_copy(state.params), header)
 
@@ -518,7 +533,7 @@ def _loop_settings(cfg: FeedForwardConfig) -> LoopSettings:
 
 
 _MUST_MATCH = {"width": "network width", "num_styles": "number of styles",
-               "styles": "style images"}
+               "identity_start": "identity start", "styles": "style images"}
 
 
 __all__ = ["DEFAULT_CONTENT_LAYERS", "DEFAULT_CONTENT_LAYER_WEIGHTS", "DEFAULT_LOSS",

@@ -1,0 +1,59 @@
+"""A training log's loss curve as a table: the median of each window of steps.
+
+    python scripts/loss_curve.py jaxstyle/models/paintings.log.jsonl [--window 250] \
+        [--fields loss content style]
+
+Medians, not means: a step's loss depends on its batch (crop, photo, style), and one hard
+batch would move a mean. The last column is the change against the previous window, which
+is what says whether more steps of the same recipe still buy anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def windows(records: list[dict], window: int, field: str) -> list[tuple[int, int, float]]:
+    """(first step, last step, median of field) per window of `window` logged steps."""
+    rows = []
+    for start in range(0, len(records), window):
+        chunk = [r for r in records[start:start + window] if field in r]
+        if chunk:
+            rows.append((chunk[0]["step"], chunk[-1]["step"],
+                         float(np.median([r[field] for r in chunk]))))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--window", type=int, default=250, help="logged steps per row")
+    parser.add_argument("--fields", nargs="+", default=["loss"])
+    args = parser.parse_args()
+    records = []
+    for line in args.log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    if not records:
+        sys.exit(f"{args.log}: no step records")
+    columns = {field: windows(records, args.window, field) for field in args.fields}
+    print("| steps | " + " | ".join(f"median {f}" for f in args.fields) + " | change |")
+    print("| --- |" + " --- |" * (len(args.fields) + 1))
+    first = columns[args.fields[0]]
+    for i, (start, end, value) in enumerate(first):
+        values = " | ".join(f"{columns[f][i][2]:.3g}" for f in args.fields)
+        change = f"{value / first[i - 1][2] - 1:+.1%}" if i else "-"
+        print(f"| {start}-{end} | {values} | {change} |")
+
+
+if __name__ == "__main__":
+    main()

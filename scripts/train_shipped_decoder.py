@@ -1,22 +1,29 @@
 """Train the arbitrary-style decoder shipped in jaxstyle/models/ (the recipe, as run).
 
-    python scripts/train_shipped_decoder.py [--steps 3000] [--width 0.5] [--size 128]
-    python scripts/train_shipped_decoder.py --stage 2 --lr 2e-4 -- --time-limit 60m
+    python scripts/train_shipped_decoder.py --stage reconstruct --init any --lr 3e-4 \
+        --out /tmp/recon.jxs -- --time-limit 25m
+    python scripts/train_shipped_decoder.py --stage adain --init /tmp/recon.jxs --lr 2e-4 \
+        -- --time-limit 60m
 
-Stage 1 trains from scratch; stage 2 fine-tunes stage 1's decoder (--stage1, or the file at
---out, first copied next to the Debian images) with `scripts/debian_artwork.py`'s images
-added to both folders and `--gram-weight 30` (jaxstyle/models/README.md says why and what
-it changed).
+The current recipe (issue 18; jaxstyle/models/README.md has every run):
+- `reconstruct`: reconstruction pre-training (`train-decoder --reconstruct`: alpha 0, pixel
+  and relu1_1..relu3_1 losses against the photo, no style term) on the photos alone, so the
+  decoder first learns to give the photo back instead of painting blocks;
+- `adain`: AdaIN training from that decoder (--init) with `--gram-weight 30`, on the photos
+  and style images below plus `scripts/debian_artwork.py`'s artwork.
+The earlier stages, kept to reproduce the earlier decoders: stage 1 trains from scratch;
+stage 2 fine-tunes stage 1's decoder (--stage1, or the file at --out, first copied next to the
+Debian images) with Debian's images added to both folders and `--gram-weight 30`.
 
-Photos: `scripts/training_photos.py` (scikit-image / scikit-learn samples; coffee and the
-astronaut are held out for scoring). Style images: `scripts/style_textures.py` (generated
-painting-like textures) plus the same photos; none of the three paintings in ../shared/images
-is used, so every painting the README and BENCHMARKS show was never seen in training. On a
-GPU use --size 256 --batch 8 --steps 40000 --width 1 here, or Huang & Belongie's setting with
-real folders (`jaxstyle train-decoder --data COCO --style-data WIKIART --size 256 --batch 8
---steps 160000 --width 1 --lr 1e-4`); the CPU settings are what two cores allow in about an
-hour, and the README and BENCHMARKS say so. Extra `jaxstyle train-decoder` options go after
-`--` (e.g. `-- --resume`).
+Photos: `scripts/training_photos.py` (the wheels' samples and Debian's wallpaper photographs;
+its held-out photos, coffee and the astronaut are never trained on). Style images:
+`scripts/style_textures.py` (generated painting-like textures) plus the same photos; none of
+the three paintings in ../shared/images is used, so every painting the README and BENCHMARKS
+show was never seen in training. On a GPU use --size 256 --batch 8 --steps 40000 --width 1
+here, or Huang & Belongie's setting with real folders (`jaxstyle train-decoder --data COCO
+--style-data WIKIART --size 256 --batch 8 --steps 160000 --width 1 --lr 1e-4`); the CPU
+settings are what two cores allow in about an hour, and the README and BENCHMARKS say so.
+Extra `jaxstyle train-decoder` options go after `--` (e.g. `-- --resume`).
 """
 
 from __future__ import annotations
@@ -30,15 +37,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _stage_two(args, run, styles: Path) -> tuple[str, Path, list[str]]:
+def _stage_two(args, run, styles: Path, current: bool = False
+               ) -> tuple[str, Path, list[str]]:
     """Folders of links (photos + Debian's photos; styles + Debian's artwork) and the options
-    of the fine-tuning stage: it starts from the stage-1 decoder at --out."""
+    of the fine-tuning stage: it starts from the stage-1 decoder at --out. `current` (the
+    adain stage): the photo folder as it is, since `training_photos.py` now holds Debian's
+    photographs itself, less the held-out ones that debian_artwork.py's folder still has."""
     debian = Path(args.debian)
     if not (debian / "SOURCES.md").exists():
         run(str(ROOT / "scripts" / "debian_artwork.py"), str(debian))
     linked = {}
     for name, parts in (("photos", {"sample": Path(args.photos), "debian": debian / "photos"}),
                         ("styles", {"sample": styles, "debian": debian / "styles"})):
+        if current and name == "photos":
+            linked[name] = Path(args.photos)
+            continue
         folder = debian.with_name(f"{debian.name}-{name}-stage2")
         folder.mkdir(parents=True, exist_ok=True)
         for link, target in parts.items():
@@ -47,7 +60,7 @@ def _stage_two(args, run, styles: Path) -> tuple[str, Path, list[str]]:
         linked[name] = folder
     init = Path(args.stage1) if args.stage1 else debian.with_name(
         debian.name + "-stage1-decoder.jxs")
-    if not init.exists():
+    if not current and not init.exists():
         # Kept outside the package: --out is overwritten, and every file in jaxstyle/models/
         # would ship as a built-in model.
         shutil.copy(args.out, init)
@@ -66,9 +79,13 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "jaxstyle" / "models" / "any.jxs"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="more `jaxstyle train-decoder` options")
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=1,
-                        help="1: train from scratch; 2: fine-tune stage 1's decoder (--init) "
-                             "with Debian's artwork added and the relu4_1 Gram loss")
+    parser.add_argument("--stage", choices=("reconstruct", "adain", "1", "2"),
+                        default="reconstruct",
+                        help="reconstruct: reconstruction pre-training on photos; adain: AdaIN "
+                             "training from --init with the relu4_1 Gram loss and Debian's "
+                             "artwork; 1, 2: the earlier recipe's stages")
+    parser.add_argument("--init", help="reconstruct / adain: the decoder to start from (a "
+                        "path or built-in name; none: random)")
     parser.add_argument("--stage1", help="stage 2: the stage-1 decoder to start from (default: "
                         "a copy of --out, made once; the shipped stage-1 decoder is "
                         "`git show e942ed8:jaxstyle/models/any.jxs`)")
@@ -76,7 +93,17 @@ def main():
                         help="stage 2: where scripts/debian_artwork.py puts its images")
     args = parser.parse_args()
     run = lambda *command: subprocess.run([sys.executable, *command], check=True)  # noqa: E731
-    run(str(ROOT / "scripts" / "training_photos.py"), args.photos)
+    if not (Path(args.photos) / "SOURCES.md").exists():
+        run(str(ROOT / "scripts" / "training_photos.py"), args.photos)
+    init = ["--init", args.init] if args.init else []
+    if args.stage == "reconstruct":
+        command = [sys.executable, "-m", "jaxstyle", "train-decoder", "--data", args.photos,
+                   "-o", args.out, "--reconstruct", "--steps", str(args.steps), "--width",
+                   str(args.width), "--size", str(args.size), "--batch", str(args.batch),
+                   "--lr", str(args.lr), "--workers", str(args.workers),
+                   "--checkpoint-every", "200", "--preview-every", "200", *init, *args.extra]
+        print(" ".join(command), flush=True)
+        sys.exit(subprocess.run(command).returncode)
     styles = Path(args.styles)
     textures = styles.with_name(styles.name + "-textures")
     run(str(ROOT / "scripts" / "style_textures.py"), str(textures), "--count", "96")
@@ -85,8 +112,11 @@ def main():
         if not (styles / source.name).exists():
             shutil.copy(source, styles / source.name)
     photos, stage_options = args.photos, []
-    if args.stage == 2:
+    if args.stage == "2":
         photos, styles, stage_options = _stage_two(args, run, styles)
+    elif args.stage == "adain":
+        photos, styles, _ = _stage_two(args, run, styles, current=True)
+        stage_options = [*init, "--gram-weight", "30"]
     command = [sys.executable, "-m", "jaxstyle", "train-decoder", "--data", photos,
                "--style-data", str(styles), "-o", args.out, "--steps", str(args.steps),
                "--width", str(args.width), "--size", str(args.size), "--batch", str(args.batch),

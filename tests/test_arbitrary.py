@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
@@ -20,7 +21,13 @@ from jaxstyle.arbitrary.decoder import (
     init_decoder,
 )
 from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder
-from jaxstyle.arbitrary.train import DecoderConfig, decoder_loss, gram_loss, train_decoder
+from jaxstyle.arbitrary.train import (
+    RECONSTRUCTION,
+    DecoderConfig,
+    decoder_loss,
+    gram_loss,
+    train_decoder,
+)
 from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     encode,
@@ -311,6 +318,59 @@ def test_gram_term_matches_numpy_and_is_absent_at_weight_zero(decoder, rng):
     np.testing.assert_allclose(parts["style"], plain["style"], rtol=1e-6)
     np.testing.assert_allclose(float(total), float(plain_total) + float(parts["gram"].mean()),
                                rtol=1e-5)
+
+
+def test_reconstruction_loss_has_only_photo_terms_and_matches_numpy(decoder, rng):
+    vgg_params = random_params(0)
+    photos = jnp.asarray(np.concatenate([random_image(rng, 32, 32) for _ in "ab"]))
+    params, _ = decoder
+    cfg = DecoderConfig(size=32, width=WIDTH, **RECONSTRUCTION)
+    assert not cfg.uses_style_images
+    # The style images are never looked at: NaNs there change nothing.
+    total, parts = decoder_loss(params, vgg_params, photos, jnp.full_like(photos, jnp.nan), cfg)
+    assert set(parts) == {"content", "pixel", "perceptual"} and np.isfinite(float(total))
+    features = encode(vgg_params, photos)[ENCODER_LAYER]
+    out = np.asarray(Decoder(width=WIDTH).apply({"params": params}, features))
+    np.testing.assert_allclose(parts["pixel"], RECONSTRUCTION["pixel_weight"] * np.square(
+        out - np.asarray(photos)).mean(axis=(1, 2, 3)), rtol=1e-5)
+    # A decoder that returned the photo exactly would score zero: every term compares with it.
+    assert float(parts["perceptual"].min()) > 0
+    with pytest.raises(ConfigError, match="alpha"):
+        DecoderConfig(alpha=1.5)
+
+
+def test_a_reconstruction_step_lowers_that_batchs_pixel_error(decoder, rng):
+    vgg_params = random_params(0)
+    photos = jnp.asarray(np.concatenate([random_image(rng, 32, 32) for _ in "ab"]))
+    params, _ = decoder
+    cfg = DecoderConfig(size=32, width=WIDTH, **RECONSTRUCTION)
+    pixel_only = cfg.replace(perceptual_weight=0.0, content_weight=0.0)
+
+    def pixel_loss(p):
+        return decoder_loss(p, vgg_params, photos, photos, pixel_only)[0]
+
+    grads = jax.grad(pixel_loss)(params)
+    assert float(optax.tree.norm(grads)) > 0  # the pixel term reaches the decoder's weights
+    stepped = jax.tree.map(lambda p, g: p - 1e-3 * g / optax.tree.norm(grads), params, grads)
+    assert float(pixel_loss(stepped)) < float(pixel_loss(params))
+
+
+def test_cli_reconstruct_needs_no_style_data(tmp_path, tiny_weights_file, rng):
+    photos = _folder(tmp_path / "photos", rng, 4, size=40)[0].parent
+    output = tmp_path / "recon.jxs"
+    common = ("train-decoder", "--data", photos, "-o", output, "--size", "32", "--batch", "2",
+              "--workers", "0", "--preview-every", "0", "--checkpoint-every", "0",
+              "--weights", tiny_weights_file, "--width", WIDTH, "--steps", "2")
+    done = _cli(*common, "--reconstruct", "--pixel-weight", "20")
+    assert done.returncode == 0, done.stderr
+    _, header = load_decoder(output)
+    training = header["training"]
+    assert training["alpha"] == 0 and training["style_weight"] == 0
+    assert training["pixel_weight"] == 20 and training["perceptual_weight"] == 1  # explicit wins
+    assert header["style_count"] == 0
+    no_styles = _cli(*common)
+    assert no_styles.returncode == 2 and "--style-data" in no_styles.stderr
+    assert no_styles.stderr.count("\n") == 1
 
 
 def test_resume_continues_both_data_streams_exactly(tmp_path, rng):

@@ -6,6 +6,12 @@ features to the style's statistics (AdaIN) and asks the decoder for an image who
 - relu1_1 .. relu4_1 channel means and standard deviations equal the style's (style loss),
 - and, with `gram_weight`, whose relu4_1 Gram matrix equals the style's (an addition).
 
+With `alpha` 0 the target is the photo's own relu4_1 features: the decoder learns to invert
+the encoder (reconstruction pre-training), helped by `pixel_weight` (the photo's pixels) and
+`perceptual_weight` (its relu1_1..relu3_1 features). Every well-working universal decoder
+(WCT, LinearStyleTransfer, Collaborative Distillation) is first trained this way; a decoder
+that never learned to reproduce a photo paints blocks and loses it (issue 18).
+
 The encoder is the shared VGG19, frozen. The host loop (checkpoints, resume, log, previews,
 Ctrl-C) is the shared one in `jaxstyle.training`; data comes from two grain loaders (`--data`
 photos, `--style-data` style images) with the same crops and flips as engine 2's.
@@ -65,6 +71,11 @@ class DecoderConfig:
     # takes raw Grams at block1..5_conv1; on paintings 99% of it is relu4_1's, where the
     # shipped decoder's output fell short (BENCHMARKS.md, "Arbitrary style ... quality").
     gram_weight: float = 0.0
+    # AdaIN strength of the training targets: 1 Huang & Belongie's, 0 the photo's own
+    # features (reconstruction, with the style terms usually 0 too: `reconstruction`).
+    alpha: float = 1.0
+    pixel_weight: float = 0.0       # mean squared pixel error against the photo, [0, 1] units
+    perceptual_weight: float = 0.0  # the same for normalised relu1_1..relu3_1 features
     seed: int = 0
     checkpoint_every: int = 1000
     keep: int = 3
@@ -76,7 +87,10 @@ class DecoderConfig:
                        nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
                        positive_numbers=("learning_rate", "width"),
                        nonnegative_numbers=("lr_decay", "content_weight", "style_weight",
-                                            "gram_weight"))
+                                            "gram_weight", "pixel_weight",
+                                            "perceptual_weight"))
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
             raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
                               f"{self.size!r}")
@@ -84,6 +98,18 @@ class DecoderConfig:
     def replace(self, **changes) -> DecoderConfig:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def uses_style_images(self) -> bool:
+        """False for pure reconstruction: no term looks at a style image."""
+        return self.alpha > 0 or self.style_weight > 0 or self.gram_weight > 0
+
+
+# Reconstruction pre-training's terms. Pixel errors of a few percent (PSNR 25 dB: MSE 3e-3)
+# must weigh against relu4_1 errors of order 0.1 on normalised features, so the pixel term is
+# scaled up; the perceptual layers are normalised like relu4_1 (`FEATURE_MEANS`).
+RECONSTRUCTION = {"alpha": 0.0, "style_weight": 0.0, "gram_weight": 0.0, "pixel_weight": 10.0,
+                  "perceptual_weight": 1.0}
+PERCEPTUAL_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")
 
 class DecoderState(NamedTuple):
     """Everything a step changes: params, Adam's state, steps taken (int32)."""
@@ -130,24 +156,39 @@ def normalised(features: dict[str, Array]) -> dict[str, Array]:
 def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderConfig):
     """(mean total loss, parts per image) for photos and style images (N, size, size, 3)."""
     n = photos.shape[0]
-    # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
-    content = jax.lax.stop_gradient(encode(vgg_params, photos)[ENCODER_LAYER])
-    style_features = jax.lax.stop_gradient(normalised(encode(vgg_params, styles, STATS_LAYERS)))
-    style_targets = {layer: channel_stats(f) for layer, f in style_features.items()}
-    mean, std = style_targets[ENCODER_LAYER]
-    # Image i takes style i: K = N styles and identity blend weights.
     scale = FEATURE_MEANS[ENCODER_LAYER]
-    target = adain_target(content / scale, StyleStats(mean, std),
-                          weights=jnp.eye(n, dtype=jnp.float32))
-    target = jax.lax.stop_gradient(target)
+    # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
+    photo_layers = PERCEPTUAL_LAYERS + (ENCODER_LAYER,) if cfg.perceptual_weight else (
+        ENCODER_LAYER,)
+    photo_features = jax.lax.stop_gradient(normalised(encode(vgg_params, photos, photo_layers)))
+    content = photo_features[ENCODER_LAYER]
+    target = content
+    if cfg.uses_style_images:  # a Python branch: pure reconstruction never encodes styles
+        style_features = jax.lax.stop_gradient(
+            normalised(encode(vgg_params, styles, STATS_LAYERS)))
+        style_targets = {layer: channel_stats(f) for layer, f in style_features.items()}
+        mean, std = style_targets[ENCODER_LAYER]
+        # Image i takes style i: K = N styles and identity blend weights.
+        target = jax.lax.stop_gradient(adain_target(
+            content, StyleStats(mean, std), weights=jnp.eye(n, dtype=jnp.float32),
+            alpha=cfg.alpha))
     out = Decoder(width=cfg.width).apply({"params": params}, target * scale)
-    out_features = normalised(encode(vgg_params, out, STATS_LAYERS))
+    out_layers = tuple(dict.fromkeys(
+        (STATS_LAYERS if cfg.uses_style_images else ()) + photo_layers))
+    out_features = normalised(encode(vgg_params, out, out_layers))
     content_loss = jnp.square(out_features[ENCODER_LAYER] - target).mean(axis=(1, 2, 3))
-    parts = {"content": cfg.content_weight * content_loss,
-             "style": cfg.style_weight * stats_loss(out_features, style_targets)}
-    if cfg.gram_weight:  # a Python branch: the Grams are not computed at weight 0
+    parts = {"content": cfg.content_weight * content_loss}
+    if cfg.uses_style_images:
+        parts["style"] = cfg.style_weight * stats_loss(out_features, style_targets)
+    if cfg.gram_weight:  # Python branches: a term at weight 0 is not computed
         style_gram = {ENCODER_LAYER: gram_matrix(style_features[ENCODER_LAYER])}
         parts["gram"] = cfg.gram_weight * gram_loss(out_features, style_gram)
+    if cfg.pixel_weight:
+        parts["pixel"] = cfg.pixel_weight * jnp.square(out - photos).mean(axis=(1, 2, 3))
+    if cfg.perceptual_weight:
+        parts["perceptual"] = cfg.perceptual_weight * sum(
+            jnp.square(out_features[layer] - photo_features[layer]).mean(axis=(1, 2, 3))
+            for layer in PERCEPTUAL_LAYERS)
     return sum(parts.values()).mean(), parts
 
 
@@ -223,23 +264,28 @@ def training_settings(cfg: DecoderConfig) -> dict:
     return {"size": cfg.size, "batch": cfg.batch, "steps_planned": cfg.steps,
             "learning_rate": cfg.learning_rate, "lr_decay": cfg.lr_decay,
             "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
-            "gram_weight": cfg.gram_weight, "seed": cfg.seed}
+            "gram_weight": cfg.gram_weight, "alpha": cfg.alpha,
+            "pixel_weight": cfg.pixel_weight, "perceptual_weight": cfg.perceptual_weight,
+            "seed": cfg.seed}
 
 
 def _render_preview(vgg_params, params, photo: np.ndarray, style: np.ndarray,
                     cfg: DecoderConfig) -> np.ndarray:
-    """photo | style image | result, side by side (H, 3W, 3)."""
+    """photo | style image | result at alpha 1 | the photo reconstructed (alpha 0), side by
+    side (H, 4W, 3): the last shows what reconstruction pre-training teaches."""
     from jaxstyle.arbitrary.transfer import style_statistics
 
     stats = style_statistics(vgg_params, style)
-    out = _preview_fn(cfg.width)(vgg_params, params, jnp.asarray(photo)[None], stats)
-    return np.concatenate([photo, style, np.asarray(out[0])], axis=1)
+    photos = jnp.asarray(photo)[None]
+    styled, rebuilt = (_preview_fn(cfg.width)(vgg_params, params, photos, stats, alpha)
+                       for alpha in (1.0, 0.0))
+    return np.concatenate([photo, style, np.asarray(styled[0]), np.asarray(rebuilt[0])], axis=1)
 
 
 @functools.lru_cache(maxsize=2)
 def _preview_fn(width: float):
-    return jax.jit(lambda vgg, params, photos, stats: stylize_arrays(vgg, params, width, photos,
-                                                                      stats))
+    return jax.jit(lambda vgg, params, photos, stats, alpha: stylize_arrays(
+        vgg, params, width, photos, stats, alpha=alpha))
 
 
 def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
@@ -287,17 +333,22 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
 
     local = cfg.batch // processes
     photos = iter(make_loader(photo_paths, cfg.size, local, cfg.seed, worker_count))
-    # Another seed, so photo i and style i are not drawn in lockstep when the folders match.
-    styles = iter(make_loader(style_paths, cfg.size, local, cfg.seed + 1, worker_count))
+    iterators = {"dataset": photos}
+    if cfg.uses_style_images:
+        # Another seed, so photo i and style i are not drawn in lockstep when folders match.
+        iterators["style_dataset"] = iter(make_loader(style_paths, cfg.size, local,
+                                                      cfg.seed + 1, worker_count))
 
     def next_batch():
-        return (global_batch(next(photos)["image"], split, cfg.batch),
-                global_batch(next(styles)["image"], split, cfg.batch))
+        photo_batch = global_batch(next(photos)["image"], split, cfg.batch)
+        if not cfg.uses_style_images:  # the step ignores them; no second stream to load
+            return photo_batch, photo_batch
+        return photo_batch, global_batch(next(iterators["style_dataset"])["image"], split,
+                                         cfg.batch)
 
     try:
         result = run_training(
-            lambda state, batch: step(vgg_params, state, batch), state, next_batch,
-            {"dataset": photos, "style_dataset": styles},
+            lambda state, batch: step(vgg_params, state, batch), state, next_batch, iterators,
             LoopSettings(cfg.steps, cfg.batch, cfg.checkpoint_every, cfg.keep,
                          cfg.preview_every, cfg.log_every), output, record=record,
             must_match={"width": "decoder width"}, save_model_file=save_model_file,
@@ -307,12 +358,12 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
             log_path=Path(log_path) if log_path else None, on_log=on_log,
             time_limit=time_limit)
     finally:
-        close_iterator(photos)
-        close_iterator(styles)
+        for iterator in iterators.values():
+            close_iterator(iterator)
     return DecoderTrainResult(host_copy(result.state.params), header, result.steps,
                               result.seconds, result.skipped_steps)
 
 
-__all__ = ["DecoderConfig", "DecoderState", "DecoderStep", "DecoderTrainResult",
-           "cached_decoder_step", "decoder_loss", "init_decoder_state", "make_decoder_step_fn",
-           "stats_loss", "train_decoder"]
+__all__ = ["PERCEPTUAL_LAYERS", "RECONSTRUCTION", "DecoderConfig", "DecoderState", "DecoderStep",
+           "DecoderTrainResult", "cached_decoder_step", "decoder_loss", "init_decoder_state",
+           "make_decoder_step_fn", "stats_loss", "train_decoder"]

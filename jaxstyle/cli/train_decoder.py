@@ -27,7 +27,11 @@ EXAMPLES = [
     "jaxstyle train-decoder --data photos/ --style-data art/ -o small.jxs --width 0.5 "
     "--size 128 --steps 4000",
     "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs --resume",
+    "jaxstyle train-decoder --data photos/ -o recon.jxs --reconstruct --steps 2000",
+    "jaxstyle train-decoder --data photos/ --style-data art/ -o any.jxs --init recon.jxs",
 ]
+# Loss options left unset take DecoderConfig's defaults, or --reconstruct's preset.
+_LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "perceptual_weight")
 
 
 def add_parser(commands, add_command) -> None:
@@ -38,8 +42,9 @@ def add_parser(commands, add_command) -> None:
                     "Huang & Belongie 2017) that `jaxstyle apply any` uses", EXAMPLES)
     p.add_argument("--data", required=True, metavar="DIR",
                    help="folder of photos (searched recursively; unreadable files skipped)")
-    p.add_argument("--style-data", required=True, metavar="DIR",
-                   help="folder of paintings or other style images (searched recursively)")
+    p.add_argument("--style-data", metavar="DIR",
+                   help="folder of paintings or other style images (searched recursively; "
+                        "not needed with --reconstruct)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="decoder file (.jxs)")
     run = p.add_argument_group("training")
     run.add_argument("--size", type=positive_int, default=d.size,
@@ -54,11 +59,25 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--width", type=finite_float, default=d.width,
                      help="decoder channel multiplier (0.5: about 4x fewer decoder FLOPs)")
     run.add_argument("--content-weight", type=finite_float, default=d.content_weight)
-    run.add_argument("--style-weight", type=finite_float, default=d.style_weight,
-                     help="weight of the channel mean/std losses (Huang & Belongie's lambda)")
-    run.add_argument("--gram-weight", type=finite_float, default=d.gram_weight,
+    run.add_argument("--style-weight", type=finite_float,
+                     help="weight of the channel mean/std losses (Huang & Belongie's lambda; "
+                          f"default {d.style_weight:g})")
+    run.add_argument("--gram-weight", type=finite_float,
                      help="weight of a Gram-matrix loss at relu4_1 (cross-channel "
-                          "correlations; 0: Huang & Belongie's loss)")
+                          f"correlations; default {d.gram_weight:g}: Huang & Belongie's loss)")
+    run.add_argument("--alpha", type=finite_float,
+                     help=f"AdaIN strength of the training targets (default {d.alpha:g}; 0: "
+                          "the photo's own features, reconstruction)")
+    run.add_argument("--pixel-weight", type=finite_float,
+                     help=f"mean squared pixel error against the photo (default "
+                          f"{d.pixel_weight:g})")
+    run.add_argument("--perceptual-weight", type=finite_float,
+                     help="relu1_1..relu3_1 feature error against the photo (default "
+                          f"{d.perceptual_weight:g})")
+    run.add_argument("--reconstruct", action="store_true",
+                     help="reconstruction pre-training: the decoder learns to give back the "
+                          "photo (alpha 0, no style terms, pixel weight 10, perceptual 1; "
+                          "options given explicitly still win)")
     run.add_argument("--init", metavar="MODEL",
                      help="start from this trained decoder (a path or a built-in name such as "
                           "`any`; same --width) instead of a random one: fine-tuning")
@@ -86,14 +105,16 @@ def add_parser(commands, add_command) -> None:
 
 
 def config_from_args(args):
-    from jaxstyle.arbitrary.train import DecoderConfig
+    from jaxstyle.arbitrary.train import RECONSTRUCTION, DecoderConfig
 
+    preset = RECONSTRUCTION if args.reconstruct else {}
+    loss = {name: getattr(args, name) for name in _LOSS_OPTIONS
+            if getattr(args, name) is not None}
     return DecoderConfig(size=args.size, batch=args.batch, steps=args.steps,
                          learning_rate=args.lr, lr_decay=args.lr_decay, width=args.width,
-                         content_weight=args.content_weight, style_weight=args.style_weight,
-                         gram_weight=args.gram_weight, seed=args.seed,
+                         content_weight=args.content_weight, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, keep=args.keep,
-                         preview_every=args.preview_every)
+                         preview_every=args.preview_every, **{**preset, **loss})
 
 
 def _preview_images(args, side: int):
@@ -145,19 +166,28 @@ def cmd_train_decoder(args) -> int:
     check_model_output(output)
     if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
         raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+    if cfg.uses_style_images and args.style_data is None:
+        raise UsageError("--style-data DIR is needed unless the run only reconstructs photos "
+                         "(--reconstruct)")
     photos = find_training_images(args.data, cfg.batch)
     log(describe(photos, args.data), quiet)
-    styles = find_training_images(args.style_data, cfg.batch)
-    log(describe(styles, args.style_data), quiet)
+    if cfg.uses_style_images:
+        styles = find_training_images(args.style_data, cfg.batch)
+        log(describe(styles, args.style_data), quiet)
+        style_paths = styles.usable
+    else:
+        style_paths = []
     init = _initial_decoder(args.init, cfg.width) if args.init else None
     preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
     vgg_params = prepare_params(load_params(args.weights, quiet))
     log(f"training a width {cfg.width:g} decoder at {cfg.size} px, batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
-    progress = TrainingProgress(cfg.steps, quiet, fields=("loss", "content", "style", "gram"))
+    fields = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
+        "loss", "content", "pixel", "perceptual")
+    progress = TrainingProgress(cfg.steps, quiet, fields=fields)
     try:
-        result = train_decoder(vgg_params, photos.usable, styles.usable, output, cfg,
+        result = train_decoder(vgg_params, photos.usable, style_paths, output, cfg,
                                checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                                preview=preview, worker_count=args.workers, on_log=progress,
                                time_limit=args.time_limit, init=init)

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import sys
 
-from jaxstyle.cli import apply, bench, demo, stylize, train, train_decoder, video, weights
+from jaxstyle.cli import (
+    apply,
+    bench,
+    demo,
+    serve,
+    stylize,
+    train,
+    train_decoder,
+    video,
+    weights,
+)
 from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
 from jaxstyle.errors import JaxstyleError
 
-COMMANDS = (stylize, demo, weights, bench, train, train_decoder, apply, video)
+COMMANDS = (stylize, demo, weights, bench, train, train_decoder, apply, video, serve)
 
 
 def build_parser() -> Parser:
@@ -28,7 +38,8 @@ def build_parser() -> Parser:
                "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256\n"
                "  jaxstyle train starry.jpg --data photos/ -o starry.jxs\n"
                "  jaxstyle apply starry.jxs photo.jpg -o out.png\n"
-               "  jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png")
+               "  jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png\n"
+               "  jaxstyle serve --open")
     parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -143,9 +143,13 @@ def _cached_step(cfg: StyleConfig):
 def _step_for(cfg: StyleConfig):
     """`make_step(cfg)`, kept across calls: a video's frames (or a notebook's reruns) with one
     config compile once per image shape instead of once per call (measured 5-6 s per frame
-    at 256x144 before). A config holding unhashable values (a list) gets a fresh step."""
+    at 256x144 before). A config holding unhashable values (a list) gets a fresh step. The
+    run's length does not shape the step, so configs differing only in it share one (a run
+    continued with more steps, in the studio, compiles nothing)."""
+    defaults = StyleConfig()
     try:
-        return _cached_step(cfg)
+        return _cached_step(cfg.replace(epochs=defaults.epochs, steps=defaults.steps,
+                                        steps_per_epoch=defaults.steps_per_epoch))
     except TypeError:
         return make_step(cfg)
 

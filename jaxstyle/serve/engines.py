@@ -1,0 +1,222 @@
+"""The studio's work: the three engines called in-process, their compiled programs cached.
+
+`Studio` holds what outlives a job: the VGG params, each trained model's compiled network
+(`Stylizer`, compiled once per photo shape), the decoder's (`ArbitraryStylizer`), the last
+optimisation's state (a run asked again with only more steps continues from it) and the
+uploads. Each `run_*` takes a job and its settings, emits progress events and returns the
+result as PNG bytes. The optimiser's compiled step is cached by the library itself
+(`jaxstyle.gatys.pipeline`), keyed without the run length.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+from jaxstyle.demo import DEMO_CONTENT, DEMO_STYLE
+from jaxstyle.errors import ConfigError, JaxstyleError
+from jaxstyle.images import load_image, to_uint8
+from jaxstyle.serve.jobs import Job, JobCancelled
+from jaxstyle.serve.settings import AnySettings, ImageRef, ModelSettings, OptimizeSettings
+from jaxstyle.serve.uploads import UploadError, UploadStore
+
+PREVIEW_SIDE = 512  # previews are sent at most this size (the result is full size)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, 3) or (1, H, W, 3) in [0, 1] -> PNG bytes (the same pixels `save_image` writes;
+    compression level 1: at 512 px level 6 takes several times as long for ~10% less)."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image), mode="RGB").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def data_url(image: np.ndarray) -> str:
+    """A small PNG preview as a data: URL, for an event."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 4:
+        image = image[0]
+    height, width = image.shape[:2]
+    scale = PREVIEW_SIDE / max(height, width)
+    if scale < 1:
+        from jaxstyle.images import resize
+        image = resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+class Studio:
+    """Caches and engines behind the page (one per server)."""
+
+    def __init__(self, vgg_params: Optional[Callable[[], dict] | dict] = None,
+                 paintings: tuple[Path, ...] = (), models_dir: Optional[Path] = None,
+                 decoder: str = "any", uploads: Optional[UploadStore] = None):
+        self._vgg_source, self._vgg = vgg_params, None
+        self.paintings = (DEMO_STYLE, *paintings)
+        self.models_dir = models_dir
+        self.decoder_name = decoder
+        self.uploads = uploads or UploadStore()
+        self._models: dict[str, tuple] = {}
+        self._decoder: Optional[tuple] = None
+        self._last_run: Optional[tuple] = None  # (resume key, steps done, state)
+        self._lock = threading.Lock()
+
+    # --- what the page can choose from ---
+
+    def model_styles(self) -> dict[str, list[str]]:
+        """Each built-in multi-style model file's name and its style names."""
+        from jaxstyle.feedforward.apply import builtin_models
+        from jaxstyle.feedforward.modelfile import style_names
+
+        found = {}
+        for model in builtin_models(self.models_dir):
+            if model.style is None and model.name != self.decoder_name:
+                try:
+                    found[model.name] = style_names(self.model(model.name)[1])
+                except Exception:  # a damaged or foreign file: not offered
+                    continue
+        return found
+
+    def painting_names(self) -> list[str]:
+        return [path.stem.replace("_", " ") for path in self.paintings]
+
+    # --- cached resources ---
+
+    @property
+    def vgg(self) -> dict:
+        with self._lock:
+            if self._vgg is None:
+                source = self._vgg_source
+                if source is None:
+                    from jaxstyle.weights.fetch import resolve_params
+                    source = resolve_params
+                self._vgg = source() if callable(source) else source
+                from jaxstyle.vgg import prepare_params
+                self._vgg = prepare_params(self._vgg)
+            return self._vgg
+
+    def model(self, name: str) -> tuple:
+        """(params, header, compiled stylizer) of a built-in model, loaded once."""
+        from jaxstyle.feedforward.apply import make_stylizer, resolve_model
+        from jaxstyle.feedforward.modelfile import load_model
+
+        if name not in self._models:
+            path, _ = resolve_model(name, self.models_dir)
+            params, header = load_model(path)
+            self._models[name] = (params, header, make_stylizer(params, header))
+        return self._models[name]
+
+    def decoder(self) -> tuple:
+        """(params, header, compiled stylizer) of the arbitrary-style decoder, loaded once."""
+        from jaxstyle.arbitrary.decoderfile import load_decoder
+        from jaxstyle.arbitrary.transfer import ArbitraryStylizer
+        from jaxstyle.feedforward.apply import resolve_model
+
+        if self._decoder is None:
+            params, header = load_decoder(resolve_model(self.decoder_name, self.models_dir)[0])
+            self._decoder = (params, header,
+                             ArbitraryStylizer(self.vgg, params, header["width"]))
+        return self._decoder
+
+    def image(self, ref: ImageRef, max_dim: Optional[int]) -> np.ndarray:
+        if ref.kind == "upload":
+            path = self.uploads.path(ref.key)
+        elif ref.kind == "painting":
+            path = self.paintings[ref.key]
+        else:
+            path = DEMO_CONTENT
+        try:
+            return load_image(path, max_dim, self.uploads.max_pixels, what="image")
+        except JaxstyleError as exc:  # said without the server's own paths
+            raise UploadError(str(exc).replace(f"image {path}", ref.label())) from None
+
+    # --- engines ---
+
+    def run(self, job: Job) -> bytes:
+        settings = job.settings
+        if isinstance(settings, OptimizeSettings):
+            return self.run_optimize(job, settings)
+        if isinstance(settings, ModelSettings):
+            return self.run_model(job, settings)
+        if isinstance(settings, AnySettings):
+            return self.run_any(job, settings)
+        raise ConfigError(f"unknown job settings {type(settings).__name__}")
+
+    def run_model(self, job: Job, s: ModelSettings) -> bytes:
+        from jaxstyle.feedforward.apply import apply_model
+
+        params, header, stylizer = self.model(s.model)
+        photo = self.image(s.photo, s.max_dim)
+        job.check()
+        started = time.perf_counter()
+        out = apply_model(params, header, photo, blend=list(s.blend), strength=s.strength,
+                          preserve_color=s.preserve_color, stylizer=stylizer)
+        job.emit("timing", network_ms=round(1e3 * (time.perf_counter() - started), 1))
+        return png_bytes(out)
+
+    def run_any(self, job: Job, s: AnySettings) -> bytes:
+        from jaxstyle.arbitrary.apply import apply_any
+
+        params, header, stylizer = self.decoder()
+        photo = self.image(s.photo, s.max_dim)
+        styles = [self.image(ref, s.style_size) for ref in s.styles]
+        job.check()
+        started = time.perf_counter()
+        out = apply_any(None, params, header, photo, styles, alpha=s.alpha,
+                        blend=list(s.blend) if len(styles) > 1 else None,
+                        preserve_color=s.preserve_color, stylizer=stylizer)
+        job.emit("timing", network_ms=round(1e3 * (time.perf_counter() - started), 1))
+        return png_bytes(out)
+
+    def run_optimize(self, job: Job, s: OptimizeSettings) -> bytes:
+        from jaxstyle.gatys import StylizeInterrupted, stylize
+        from jaxstyle.gatys.pipeline import finish_image
+        from jaxstyle.gatys.state import output_image
+
+        cfg = s.config()
+        content = self.image(s.photo, cfg.max_dim)
+        styles = [self.image(ref, cfg.max_dim) for ref in s.styles]
+        state, done = None, 0
+        last = self._last_run
+        if last is not None and last[0] == s.resume_key() and s.scales == 1 and last[1] < s.steps:
+            done, state = last[1], last[2]
+            job.emit("resumed", step=done)
+        latest = {"state": state}
+        clock = {"time": time.perf_counter(), "step": done}
+
+        def progress(step, metrics, step_state):
+            latest["state"] = step_state
+            if job.cancel.is_set() or job.stop.is_set():
+                raise KeyboardInterrupt  # the library's own stop: it returns the state so far
+            if step % s.preview_every and step != s.steps:
+                return
+            image = finish_image(output_image(step_state, cfg), content, cfg)
+            now = time.perf_counter()
+            rate = (step - clock["step"]) / max(now - clock["time"], 1e-9)
+            clock.update(time=now, step=step)
+            loss = float(np.mean(np.asarray(metrics["loss"])))
+            eta = round((s.steps - step) / rate, 1) if rate > 0 else None
+            job.emit("progress", step=step, total=s.steps, loss=loss,
+                     steps_per_s=round(rate, 2), eta_s=eta, preview=data_url(image))
+
+        try:
+            image, _ = stylize(self.vgg, content, styles if len(styles) > 1 else styles[0],
+                               cfg, callback=progress, state=state)
+        except StylizeInterrupted as stopped:
+            if job.cancel.is_set():
+                raise JobCancelled from None
+            image = stopped.image  # Stop keeps the image as it is
+        final = latest["state"]
+        if final is not None and s.scales == 1:
+            self._last_run = (s.resume_key(), int(np.max(np.asarray(final.step))), final)
+        return png_bytes(np.asarray(image))
+
+
+__all__ = ["Studio", "data_url", "png_bytes"]

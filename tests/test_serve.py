@@ -1,0 +1,295 @@
+"""The studio's server without a browser (Starlette's TestClient): pages, uploads and their
+limits, hostile requests, the three engines as jobs, the queue, stop, resume and errors.
+Tiny random VGG weights, a 0.125-width model and decoder, 32-64 px images."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_image
+from studio_common import png, tiny_models, tiny_studio
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx2")
+from starlette.testclient import TestClient  # noqa: E402
+
+from jaxstyle.feedforward.apply import apply_model, make_stylizer  # noqa: E402
+from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
+from jaxstyle.serve import Job, JobQueue, Studio, create_app  # noqa: E402
+from jaxstyle.serve.settings import parse_job  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_params, models_dir, tmp_path_factory, rng):
+    made = tiny_studio(tiny_params, models_dir, tmp_path_factory.mktemp("paintings"), rng)
+    yield made
+    made.uploads.close()
+
+
+@pytest.fixture(scope="module")
+def client(studio):
+    with TestClient(create_app(studio, allowed_hosts=None)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def photo_id(client, rng):
+    response = client.post("/api/uploads", content=png(random_image(rng, 48, 64)[0]),
+                           headers={"Content-Type": "image/png"})
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def events_of(client, job_id: str) -> list[dict]:
+    """Every event of a job, read from its stream until it ends."""
+    found = []
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                found.append(json.loads(line[6:]))
+    return found
+
+
+def submit(client, **payload) -> dict:
+    response = client.post("/api/jobs", json=payload)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- pages and hostile requests ------------------------------------------------------------------
+
+def test_page_and_its_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "jaxstyle studio" in page.text
+    assert 'src="/app.js"' in page.text and "http" not in page.text.split("<body>")[0]
+    assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+    assert "EventSource" in client.get("/app.js").text
+
+
+@pytest.mark.parametrize("path", ["/../pyproject.toml", "/static/../../pyproject.toml",
+                                  "/%2e%2e/%2e%2e/etc/passwd", "/app.js/../../jaxstyle/cli.py",
+                                  "/api/jobs/..%2f..%2fetc%2fpasswd/result.png"])
+def test_path_traversal_finds_nothing(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "root:" not in response.text and "[project]" not in response.text
+
+
+def test_info_lists_paintings_and_models(client):
+    info = client.get("/api/info").json()
+    assert info["paintings"] == ["starry night", "swirls"]
+    assert info["models"] == {"tiny": ["waves", "dots"]}  # the decoder is not a model
+
+
+def test_uploads_are_checked(client, rng):
+    good = client.post("/api/uploads", content=png(random_image(rng, 33, 47)[0]),
+                       headers={"Content-Type": "image/png"}).json()
+    assert len(good["id"]) == 32 and (good["width"], good["height"]) == (47, 33)
+    cases = {
+        "not an image": (b"hello, this is text" * 10, "not an image"),
+        "truncated": (png(random_image(rng, 40, 40)[0])[:120], "not an image|truncated|corrupt"),
+        "empty": (b"", "empty"),
+    }
+    for what, (body, message) in cases.items():
+        response = client.post("/api/uploads", content=body, headers={"Content-Type": "image/png"})
+        assert response.status_code == 400, what
+        assert response.json()["error"] and "\n" not in response.json()["error"]
+        assert re.search(message, response.json()["error"]), (what, response.json())
+
+
+def test_oversized_and_bomb_uploads_are_refused_unread(client, studio):
+    too_big = client.post("/api/uploads", content=b"\0" * (studio.uploads.max_bytes + 1),
+                          headers={"Content-Type": "image/png"})
+    assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
+    # A 30000 x 30000 black PNG compresses to ~1 MB... so write one by hand: its header says
+    # 900 MP, its data is a few bytes. The pixel limit is read from the header, unopened.
+    header = struct.pack(">IIBBBBB", 30000, 30000, 1, 0, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    response = client.post("/api/uploads", content=bomb, headers={"Content-Type": "image/png"})
+    assert response.status_code == 400 and "pixel limit" in response.json()["error"]
+    assert client.get("/api/info").status_code == 200  # still serving
+
+
+def test_state_changing_routes_need_a_body_type_only_this_page_sends(client, photo_id):
+    form = client.post("/api/uploads", content=b"x", headers={"Content-Type": "text/plain"})
+    assert form.status_code == 400
+    job = client.post("/api/jobs", content=json.dumps({"engine": "model"}),
+                      headers={"Content-Type": "text/plain"})
+    assert job.status_code == 400 and "JSON" in job.json()["error"]
+
+
+def test_loopback_server_refuses_other_host_names(tiny_params):
+    own = Studio(vgg_params=tiny_params)  # an app's exit removes its studio's uploads
+    with TestClient(create_app(own), base_url="http://evil.example") as other:
+        assert other.get("/").status_code == 400
+    with TestClient(create_app(own), base_url="http://127.0.0.1:8000") as local:
+        assert local.get("/").status_code == 200
+    assert not own.uploads.folder.exists()  # removed when the server stopped
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"engine": "paint"}, "engine"),
+    ({"engine": "model", "photo": {"path": "/etc/passwd"}, "model": "tiny"}, "photo"),
+    ({"engine": "model", "photo": {"upload": "../../etc/passwd"}, "model": "tiny"}, "unknown"),
+    ({"engine": "model", "photo": {"demo": True}, "model": "/tmp/x.jxs"}, "model"),
+    ({"engine": "model", "photo": {"demo": True}, "model": "tiny", "blend": [1]}, "blend"),
+    ({"engine": "any", "photo": {"demo": True}, "styles": [{"painting": 7}]}, "unknown"),
+    ({"engine": "optimize", "photo": {"demo": True}, "styles": [{"painting": 0}],
+      "steps": 1e9}, "steps"),
+    ({"engine": "optimize", "photo": {"demo": True}, "styles": [{"painting": 0}],
+      "style_weight": "NaN"}, "style_weight"),
+    ([1, 2, 3], "object"),
+])
+def test_bad_jobs_are_one_line_errors(client, payload, message):
+    response = client.post("/api/jobs", json=payload)
+    assert response.status_code == 400
+    assert message in response.json()["error"] and "\n" not in response.json()["error"]
+
+
+def test_malformed_json_is_an_error_not_a_crash(client):
+    response = client.post("/api/jobs", content=b"{not json",
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]
+
+
+# --- engines as jobs -----------------------------------------------------------------------------
+
+def test_model_job_equals_apply_model(client, studio, photo_id, models_dir):
+    job = submit(client, engine="model", photo={"upload": photo_id}, model="tiny",
+                 blend=[0.3, 0.7], strength=0.8, max_dim=64)
+    assert job["command"].startswith("jaxstyle apply tiny upload-")
+    assert "--style-blend 0.3 0.7" in job["command"] and "--strength 0.8" in job["command"]
+    events = events_of(client, job["id"])
+    kinds = [e["type"] for e in events]
+    assert kinds[-1] == "done" and "timing" in kinds, events
+    result = np.asarray(Image.open(io.BytesIO(client.get(
+        f"/api/jobs/{job['id']}/result.png").content)), np.float32) / 255
+    params, header = load_model(models_dir / "tiny.jxs")
+    photo = np.asarray(Image.open(studio.uploads.path(photo_id)), np.float32) / 255
+    want = apply_model(params, header, photo, blend=[0.3, 0.7], strength=0.8,
+                       stylizer=make_stylizer(params, header))
+    assert np.abs(result - want).max() <= 1 / 255 + 1e-6
+
+
+def test_any_job_runs_with_an_uploaded_painting(client, photo_id, rng):
+    painting = client.post("/api/uploads", content=png(random_image(rng, 40, 40)[0]),
+                           headers={"Content-Type": "image/png"}).json()["id"]
+    job = submit(client, engine="any", photo={"upload": photo_id},
+                 styles=[{"upload": painting}, {"painting": 1}], blend=[0.5, 0.5], alpha=0.6,
+                 max_dim=64, style_size=48)
+    assert "--style-blend 0.5 0.5" in job["command"]
+    assert events_of(client, job["id"])[-1]["type"] == "done"
+    image = Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/result.png").content))
+    assert image.size == (64, 48)
+
+
+def test_optimisation_streams_previews_stops_and_resumes(client, photo_id):
+    common = dict(engine="optimize", photo={"upload": photo_id}, styles=[{"painting": 1}],
+                  max_dim=48, optimizer="adam", preview_every=1)
+    job = submit(client, steps=4, **common)
+    events = events_of(client, job["id"])
+    previews = [e["preview"] for e in events if e["type"] == "progress"]
+    assert len(previews) == 4 and len(set(previews)) >= 2  # the image changes as it paints
+    assert [e["step"] for e in events if e["type"] == "progress"] == [1, 2, 3, 4]
+    assert events[-1]["type"] == "done"
+    # Only the step count grew: the run continues from step 4 instead of starting again.
+    again = submit(client, steps=6, **common)
+    events = events_of(client, again["id"])
+    assert {"type": "resumed", "step": 4}.items() <= events[1].items()
+    assert [e["step"] for e in events if e["type"] == "progress"] == [5, 6]
+
+
+def test_stop_keeps_the_image_and_cancel_drops_a_queued_job(client, studio, photo_id):
+    queue = client.app.state.queue
+    common = dict(engine="optimize", photo={"upload": photo_id}, styles=[{"painting": 1}],
+                  max_dim=48, optimizer="adam", preview_every=1, steps=2000)
+    first = submit(client, **common)
+    second = submit(client, **{**common, "steps": 1999})
+    assert second["position"] >= 1, queue.get(first["id"]).events  # waits behind the first
+    assert client.post(f"/api/jobs/{second['id']}/cancel", json={}).json()["status"] \
+        == "cancelled"
+    with client.stream("GET", f"/api/jobs/{first['id']}/events") as stream:
+        for line in stream.iter_lines():
+            if '"progress"' in line:
+                client.post(f"/api/jobs/{first['id']}/stop", json={})
+            if '"stopped"' in line or '"done"' in line:
+                break
+    assert queue.get(first["id"]).status == "stopped", queue.get(first["id"]).events[-1]
+    result = client.get(f"/api/jobs/{first['id']}/result.png")
+    assert result.status_code == 200 and result.content.startswith(b"\x89PNG")
+    assert client.get(f"/api/jobs/{second['id']}/result.png").status_code == 404
+
+
+def test_a_gone_upload_is_an_error_event_and_the_next_job_runs(client, photo_id):
+    job = submit(client, engine="model", photo={"upload": "0" * 32}, model="tiny", blend=[1, 0])
+    last = events_of(client, job["id"])[-1]
+    assert last["type"] == "error" and "upload the image again" in last["message"]
+    job = submit(client, engine="model", photo={"upload": photo_id}, model="tiny", blend=[1, 0])
+    assert events_of(client, job["id"])[-1]["type"] == "done"
+
+
+def test_queue_survives_a_crashing_job_and_keeps_order():
+    queue = JobQueue()
+    order = []
+
+    def crash(job):
+        raise RuntimeError("boom\nwith a second line")
+
+    def work(job):
+        order.append(job.settings)
+        return b"png"
+
+    jobs = [queue.submit(Job(None, crash)), queue.submit(Job("a", work)),
+            queue.submit(Job("b", work))]
+    for job in jobs:
+        for _ in range(200):
+            if job.finished:
+                break
+            time.sleep(0.01)
+    assert jobs[0].status == "error" and jobs[0].events[-1]["message"] == \
+        "the job failed: RuntimeError: boom"
+    assert [j.status for j in jobs[1:]] == ["done", "done"] and order == ["a", "b"]
+    queue.close()
+
+
+def test_parse_job_commands_name_the_cli_flags():
+    settings = parse_job({"engine": "optimize", "photo": {"demo": True},
+                          "styles": [{"painting": 0}], "steps": 50, "preserve_color": "luminance",
+                          "scales": 2}, 1, {})
+    assert settings.command() == ("jaxstyle stylize chelsea.jpg painting-0 -o out.png --steps 50 "
+                                  "--max-dim 256 --style-weight 0.01 --content-weight 10000 "
+                                  "--optimizer lbfgs --preserve-color luminance --scales 2")
+
+
+def test_serve_command_reports_a_busy_port_in_one_line(capsys):
+    import socket
+
+    from jaxstyle.cli import main
+    from jaxstyle.cli.serve import is_loopback
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code = main(["serve", "--port", str(taken.getsockname()[1]), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: cannot listen on 127.0.0.1:")
+    assert err.count("\n") == 1
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")

@@ -116,6 +116,31 @@ def total_variation(images: jax.Array) -> jax.Array:
     return vertical + horizontal
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `jaxstyle.quality` and the YIQ colour code
+
+
+def layout_loss(images: jax.Array, photos: jax.Array, block: int = 8) -> jax.Array:
+    """MSE of block-averaged luminance, per image: (N,H,W,3), (N,H,W,3) in [0, 1] -> (N,).
+
+    The big shapes and the light of a picture, with its strokes averaged out: a content
+    anchor that leaves texture free, unlike VGG features, which hold the photo's edges too.
+    Not in Gatys et al. or Johnson et al.; the trained engines' answer to losing the photo
+    (issue 18). Rows and columns past the last whole block are left out.
+    """
+    _check_features(images, "images")
+    if images.shape != photos.shape:
+        raise ValueError(f"shapes differ: {images.shape} vs {photos.shape}")
+    luma = jnp.asarray(LUMA, jnp.float32)
+
+    def pooled(x):
+        grey = x.astype(jnp.float32) @ luma
+        n, h, w = grey.shape
+        grey = grey[:, :h // block * block, :w // block * block]
+        return grey.reshape(n, h // block, block, w // block, block).mean(axis=(2, 4))
+
+    return jnp.square(pooled(images) - pooled(photos)).mean(axis=(1, 2))
+
+
 def weighted_mean(values: list[jax.Array], weights=None) -> jax.Array:
     """Mean of per-layer losses over the layers (axis 0); with weights, their weighted average.
 

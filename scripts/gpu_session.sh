@@ -34,7 +34,8 @@ export JAXSTYLE_HOME=${JAXSTYLE_HOME:-/tmp/jaxstyle-home}
 
 # The engine-2 recipe (scripts/train_shipped_model.py) and engine 3's two stages
 # (scripts/train_shipped_decoder.py --stage reconstruct, then --stage adain).
-FF_RECIPE="--identity-start --content-layer-weights 0.004,1 --stability-weight 1e9"
+FF_RECIPE="--identity-start --content-layer-weights 0.004,1 --stability-weight 1e9 --layout-weight 1e10"
+DEC_RECIPE="--style-weight 2 --gram-weight 6 --perceptual-weight 2"
 if [ "${REHEARSAL:-0}" = 1 ]; then  # a CPU run of the same steps, small and short
   STEP1="--sizes 64 --steps 2 --warmup 1"; STEP1_BATCH="--sizes 64 --batch 2 --steps 2"
   FF="--size 64 --batch 2 --steps 30 --width 0.25 --time-limit 20s"
@@ -94,7 +95,7 @@ $JX train-decoder --data "$PHOTOS" -o /tmp/recon.jxs --reconstruct \
   $REC -q
 elapsed "engine 3 reconstruction trained (rc $?)"
 $JX train-decoder --data "$PHOTOS" --style-data "$STYLES" -o "$OUT/any.jxs" --init /tmp/recon.jxs \
-  --gram-weight 30 --checkpoint-dir /tmp/dec.checkpoints --checkpoint-every 0 \
+  $DEC_RECIPE --checkpoint-dir /tmp/dec.checkpoints --checkpoint-every 0 \
   --preview-every 0 --workers 4 $DEC -q
 elapsed "engine 3 trained (rc $?)"
 

@@ -18,14 +18,17 @@ from pathlib import Path
 import numpy as np
 
 
-def windows(records: list[dict], window: int, field: str) -> list[tuple[int, int, float]]:
-    """(first step, last step, median of field) per window of `window` logged steps."""
+def windows(records: list[dict], window: int, fields: list[str]) -> list[tuple]:
+    """(first step, last step, {field: median or None}) per window of `window` logged steps;
+    a field missing from a window (a term added by a later run) is None there."""
     rows = []
     for start in range(0, len(records), window):
-        chunk = [r for r in records[start:start + window] if field in r]
-        if chunk:
-            rows.append((chunk[0]["step"], chunk[-1]["step"],
-                         float(np.median([r[field] for r in chunk]))))
+        chunk = records[start:start + window]
+        medians = {}
+        for field in fields:
+            values = [r[field] for r in chunk if field in r]
+            medians[field] = float(np.median(values)) if values else None
+        rows.append((chunk[0]["step"], chunk[-1]["step"], medians))
     return rows
 
 
@@ -45,13 +48,16 @@ def main():
             records.append(record)
     if not records:
         sys.exit(f"{args.log}: no step records")
-    columns = {field: windows(records, args.window, field) for field in args.fields}
+    rows = windows(records, args.window, args.fields)
     print("| steps | " + " | ".join(f"median {f}" for f in args.fields) + " | change |")
     print("| --- |" + " --- |" * (len(args.fields) + 1))
-    first = columns[args.fields[0]]
-    for i, (start, end, value) in enumerate(first):
-        values = " | ".join(f"{columns[f][i][2]:.3g}" for f in args.fields)
-        change = f"{value / first[i - 1][2] - 1:+.1%}" if i else "-"
+    first = args.fields[0]
+    for i, (start, end, medians) in enumerate(rows):
+        values = " | ".join("-" if medians[f] is None else f"{medians[f]:.3g}"
+                            for f in args.fields)
+        previous = rows[i - 1][2][first] if i else None
+        change = (f"{medians[first] / previous - 1:+.1%}"
+                  if previous and medians[first] is not None else "-")
         print(f"| {start}-{end} | {values} | {change} |")
 
 

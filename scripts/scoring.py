@@ -71,7 +71,7 @@ def gatys_reference(params, content, style, cfg: StyleConfig,
 
 
 def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
-    """Rows of images side by side at one height, white gaps between."""
+    """Rows of images side by side at one height, white gaps between (a README picture)."""
     height = rows[0][0].shape[0]
     lines = []
     for images in rows:
@@ -80,7 +80,9 @@ def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
             width = round(image.shape[1] * height / image.shape[0])
             tiles += [resize(image, (height, width)), np.ones((height, 6, 3), np.float32)]
         lines.append(np.concatenate(tiles[:-1], axis=1))
-    width = min(line.shape[1] for line in lines)
+    width = max(line.shape[1] for line in lines)  # shorter rows are padded with white
+    lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=1.0)
+             for line in lines]
     gap = np.ones((6, width, 3), np.float32)
-    stacked = [part for line in lines for part in (line[:, :width], gap)][:-1]
+    stacked = [part for line in lines for part in (line, gap)][:-1]
     save_image(path, np.concatenate(stacked))

@@ -9,8 +9,9 @@ The current recipe (issue 18; jaxstyle/models/README.md has every run):
 - `reconstruct`: reconstruction pre-training (`train-decoder --reconstruct`: alpha 0, pixel
   and relu1_1..relu3_1 losses against the photo, no style term) on the photos alone, so the
   decoder first learns to give the photo back instead of painting blocks;
-- `adain`: AdaIN training from that decoder (--init) with `--gram-weight 30`, on the photos
-  and style images below plus `scripts/debian_artwork.py`'s artwork.
+- `adain`: AdaIN training from that decoder (--init) with lighter style terms (`--style-weight
+  2 --gram-weight 6`) and a shallow anchor to the photo (`--perceptual-weight 2`), on the
+  photos and style images below plus `scripts/debian_artwork.py`'s artwork.
 The earlier stages, kept to reproduce the earlier decoders: stage 1 trains from scratch;
 stage 2 fine-tunes stage 1's decoder (--stage1, or the file at --out, first copied next to the
 Debian images) with Debian's images added to both folders and `--gram-weight 30`.
@@ -116,7 +117,10 @@ def main():
         photos, styles, stage_options = _stage_two(args, run, styles)
     elif args.stage == "adain":
         photos, styles, _ = _stage_two(args, run, styles, current=True)
-        stage_options = [*init, "--gram-weight", "30"]
+        # The weights as run (jaxstyle/models/README.md): stage 2's style terms (10, 30)
+        # lost the photo; a fifth of them and a shallow anchor to the photo keep it.
+        stage_options = [*init, "--style-weight", "2", "--gram-weight", "6",
+                         "--perceptual-weight", "2"]
     command = [sys.executable, "-m", "jaxstyle", "train-decoder", "--data", photos,
                "--style-data", str(styles), "-o", args.out, "--steps", str(args.steps),
                "--width", str(args.width), "--size", str(args.size), "--batch", str(args.batch),

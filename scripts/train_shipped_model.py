@@ -8,8 +8,10 @@ domain). Photos: `scripts/training_photos.py` (the Python wheels' samples and De
 wallpaper photographs, 50 in all; its held-out photos, coffee and the astronaut are never
 trained on). The recipe, chosen by the A/B in BENCHMARKS.md ("Keeping the photo"):
 the identity start (the untrained network returns the photo), the shallow content anchor
-at its shipped weight, and the stability term (steadier video, and it penalises an output
-that depends on position, which is what a grid is).
+at its shipped weight, the layout term (block-averaged luminance against the photo's: it
+holds the photo while the style grows) and the stability term (steadier video, and it
+penalises an output that depends on position, which is what a grid is). The shipped file's
+first 890 steps ran without the layout term (jaxstyle/models/README.md).
 
 `--continue` starts from the model file at --out (`jaxstyle train --init`): several runs
 with a --time-limit add up to one long one, each committed in between; the header's
@@ -27,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "images"
 STYLES = ("starry_night.jpg", "shipwreck.jpg", "woman_with_hat.jpg")
-RECIPE = ["--identity-start", "--content-layer-weights", "0.004,1", "--stability-weight", "1e9"]
+RECIPE = ["--identity-start", "--content-layer-weights", "0.004,1", "--stability-weight", "1e9",
+          "--layout-weight", "1e10"]
 
 
 def main():

@@ -88,3 +88,25 @@ def test_gram_matrix_gradient_matches_numpy(rng):
     flat = features.reshape(2, 15, 4).astype(np.float64)
     expected = np.einsum("npc,ncd->npd", flat, weights + weights.transpose(0, 2, 1)) / 15
     np.testing.assert_allclose(grad, expected.reshape(features.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_layout_loss_matches_numpy_and_ignores_texture(rng):
+    from jaxstyle.losses import layout_loss
+
+    photos = rng.random((2, 20, 27, 3)).astype(np.float32)
+    images = rng.random((2, 20, 27, 3)).astype(np.float32)
+    luma = lambda x: x @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    pooled = lambda x: luma(x)[:, :16, :24].reshape(2, 2, 8, 3, 8).mean(axis=(2, 4))  # noqa: E731
+    want = np.square(pooled(images) - pooled(photos)).mean(axis=(1, 2))
+    np.testing.assert_allclose(jax.jit(layout_loss)(images, photos), want, rtol=1e-5)
+    # Texture inside each 8 px block that averages out (a +-0.1 checkerboard) costs nothing;
+    # the same brightness moved to another block does.
+    y, x = np.mgrid[:16, :24]
+    board = np.where((x + y) % 2, 0.1, -0.1)[None, ..., None].astype(np.float32)
+    flat = np.full((1, 16, 24, 3), 0.5, np.float32)
+    assert float(layout_loss(flat + board, flat)[0]) < 1e-10
+    brighter = flat.copy()
+    brighter[:, :8, :8] += 0.1
+    assert float(layout_loss(brighter, flat)[0]) > 1e-4
+    with pytest.raises(ValueError, match="shapes differ"):
+        layout_loss(flat, flat[:, :8])

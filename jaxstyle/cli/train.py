@@ -98,6 +98,9 @@ def add_parser(commands, add_command) -> None:
     terms.add_argument("--stability-weight", type=finite_float, default=d.stability_weight,
                        help="penalise output changes under 1-2 px shifts and noise (steadier "
                             "video; 0: off)")
+    terms.add_argument("--layout-weight", type=finite_float, default=d.layout_weight,
+                       help="hold the photo's big shapes and light: block-averaged luminance "
+                            "against the photo's (0: off)")
     terms.add_argument("--pooling", choices=POOLINGS, default=loss.pooling,
                        help="VGG pooling")
     terms.add_argument("--precision", choices=PRECISIONS, default=loss.precision,
@@ -137,6 +140,7 @@ def config_from_args(args):
                              learning_rate=args.lr, width=args.width,
                              num_styles=len(args.styles), style_size=args.style_size,
                              stability_weight=args.stability_weight,
+                             layout_weight=args.layout_weight,
                              identity_start=args.identity_start, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, keep=args.keep,
                              preview_every=args.preview_every)

@@ -33,7 +33,7 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import save_model, style_record
 from jaxstyle.feedforward.network import TransformerNet, init_params
-from jaxstyle.losses import gram_matrix
+from jaxstyle.losses import gram_matrix, layout_loss
 from jaxstyle.objective import Targets, as_image_batch, network_options, per_image_loss
 from jaxstyle.training import (  # noqa: F401  (re-exported: this module's API before the split)
     LoopSettings,
@@ -97,6 +97,9 @@ class FeedForwardConfig:
     # photo's layout (median 0.87 against 0.06) at equal CPU time.
     identity_start: bool = True
     stability_weight: float = 0.0  # temporal stability term (see `stability_loss`); 0: off
+    # Block-averaged luminance against the photo's (`losses.layout_loss`, 8 px blocks, [0, 1]
+    # units): holds the photo's big shapes and light while the style term paints. 0: off.
+    layout_weight: float = 0.0
     stability_shift: int = 2       # largest shift, px, of the stability term
     stability_noise: float = 0.02  # std of its gaussian noise, in [0, 1] pixel units
     seed: int = 0
@@ -112,7 +115,8 @@ class FeedForwardConfig:
                                      "log_every"),
                        nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
                        positive_numbers=("learning_rate", "width"),
-                       nonnegative_numbers=("stability_weight", "stability_noise"))
+                       nonnegative_numbers=("stability_weight", "stability_noise",
+                                            "layout_weight"))
         for name in ("size", "style_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < MIN_SIDE):
@@ -294,7 +298,11 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
         else:
             stability = jnp.zeros_like(totals)
         totals = totals + stability
-        return totals.mean(), {**parts, "stability": stability}
+        extra = {"stability": stability}
+        if cfg.layout_weight > 0:  # a Python branch: not computed at weight 0
+            extra["layout"] = cfg.layout_weight * layout_loss(outputs, images)
+            totals = totals + extra["layout"]
+        return totals.mean(), {**parts, **extra}
 
     def step(vgg_params, grams, state: TrainState, batch):
         images = batch.astype(jnp.float32) / 255.0  # uint8 on the wire, float on the device
@@ -419,7 +427,8 @@ def training_settings(cfg: FeedForwardConfig) -> dict:
             else list(loss.style_layer_weights),
             "content_weight": loss.content_weight, "style_weight": loss.style_weight,
             "tv_weight": loss.tv_weight, "pooling": loss.pooling, "precision": loss.precision,
-            "stability_weight": cfg.stability_weight, "seed": cfg.seed}
+            "stability_weight": cfg.stability_weight, "layout_weight": cfg.layout_weight,
+            "seed": cfg.seed}
 
 
 def model_header(cfg: FeedForwardConfig, styles: Sequence[StyleImage], data_count: int,

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 from PIL import Image
 
 from conftest import random_image
@@ -362,8 +363,20 @@ def test_non_finite_loss_skips_the_update(vgg, cfg, styles):
         np.testing.assert_array_equal(a, b)
     state, metrics = step(vgg, grams, state, batch)
     assert bool(metrics["finite"])
-    after = jax.tree.leaves(jax.device_get(state.params))
-    assert all(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), after))
+    flat_before = traverse_util.flatten_dict(before)
+    flat_after = traverse_util.flatten_dict(jax.device_get(state.params))
+    changed = {path for path in flat_before
+               if not np.array_equal(flat_before[path], flat_after[path])}
+    assert cfg.identity_start  # the default, which TRAIN_FLAGS keep
+    # With the identity start every gradient behind the output conv passes through its zero
+    # kernel, so the first update moves exactly the output conv (Adam moves nothing whose
+    # gradient is exactly zero); from the second step on, every conv trains.
+    assert changed == {("output", "kernel"), ("output", "bias")}
+    state, _ = step(vgg, grams, state, batch)
+    flat_after = traverse_util.flatten_dict(jax.device_get(state.params))
+    kernels = [path for path in flat_before if path[-1] == "kernel"]
+    assert len(kernels) == 16
+    assert all(not np.array_equal(flat_before[path], flat_after[path]) for path in kernels)
 
 
 # --- data parallel -------------------------------------------------------------------------------

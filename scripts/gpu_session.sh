@@ -76,6 +76,9 @@ elapsed "weights ready in $JAXSTYLE_HOME"
 } > "$OUT/step.txt" 2>&1
 elapsed "engine 1 step timed (step.txt)"
 
+# Fresh checkpoint folders each call: a rerun on a still-warm machine must not find the last
+# call's checkpoints (training refuses to mix runs).
+CK=$(mktemp -d /tmp/gpu-session-checkpoints.XXXXXX)
 PHOTOS=.gpu/photos
 STYLES=.gpu/styles
 PAINTINGS=../shared/images
@@ -84,18 +87,18 @@ PAINTINGS=../shared/images
 # Engine 2: the shipped multi-style network.
 $JX train "$PAINTINGS/starry_night.jpg" "$PAINTINGS/shipwreck.jpg" \
   "$PAINTINGS/woman_with_hat.jpg" --data "$PHOTOS" -o "$OUT/paintings.jxs" --style-size 256 \
-  --checkpoint-dir /tmp/ff.checkpoints --checkpoint-every 0 --preview-every 0 --workers 4 \
+  --checkpoint-dir $CK/ff --checkpoint-every 0 --preview-every 0 --workers 4 \
   $FF $FF_RECIPE -q
 elapsed "engine 2 trained (rc $?)"
 
 # Engine 3: reconstruction pre-training on the photos, then AdaIN training from it on the
 # style images (generated textures, Debian's artwork and the photos) with the Gram term.
-$JX train-decoder --data "$PHOTOS" -o /tmp/recon.jxs --reconstruct \
-  --checkpoint-dir /tmp/rec.checkpoints --checkpoint-every 0 --preview-every 0 --workers 4 \
+$JX train-decoder --data "$PHOTOS" -o $CK/recon.jxs --reconstruct \
+  --checkpoint-dir $CK/rec --checkpoint-every 0 --preview-every 0 --workers 4 \
   $REC -q
 elapsed "engine 3 reconstruction trained (rc $?)"
-$JX train-decoder --data "$PHOTOS" --style-data "$STYLES" -o "$OUT/any.jxs" --init /tmp/recon.jxs \
-  $DEC_RECIPE --checkpoint-dir /tmp/dec.checkpoints --checkpoint-every 0 \
+$JX train-decoder --data "$PHOTOS" --style-data "$STYLES" -o "$OUT/any.jxs" --init $CK/recon.jxs \
+  $DEC_RECIPE --checkpoint-dir $CK/dec --checkpoint-every 0 \
   --preview-every 0 --workers 4 $DEC -q
 elapsed "engine 3 trained (rc $?)"
 

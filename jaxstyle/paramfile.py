@@ -37,6 +37,27 @@ class ModelError(JaxstyleError):
     """A model file is missing, not a model, damaged, or does not fit its own header."""
 
 
+def check_shapes(params, expected: dict[tuple[str, ...], tuple[int, ...]], context: str,
+                 what: str) -> None:
+    """ModelError starting with `context` unless the nested params have exactly the expected
+    leaves (flattened path -> shape); `what` ends the message, e.g. 'for width 0.5'."""
+    from flax import traverse_util
+
+    try:
+        found = traverse_util.flatten_dict(params)
+    except (AttributeError, TypeError):
+        raise ModelError(f"{context}: params are not a nested dict") from None
+    for path, shape in expected.items():
+        leaf = found.get(path)
+        got = tuple(getattr(leaf, "shape", ())) if leaf is not None else None
+        if got != tuple(shape):
+            raise ModelError(f"{context}: {'/'.join(path)} has shape {got}, expected "
+                             f"{tuple(shape)} {what}")
+    extra = sorted("/".join(map(str, p)) for p in found.keys() - expected.keys())
+    if extra:
+        raise ModelError(f"{context}: unexpected {extra[0]}")
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -27,6 +27,17 @@ BGR_MEAN = (103.939, 116.779, 123.68)
 MIN_SIDE = 32  # four 2x2 poolings before block5 still leave a 2x2 map
 
 
+def scaled_channels(channels: int, width: float) -> int:
+    """A layer's channels at a width multiplier: rounded to a multiple of 8, at least 8."""
+    return channels if width == 1.0 else max(8, int(channels * width / 8 + 0.5) * 8)
+
+
+def params_width(params) -> float:
+    """The width multiplier of VGG19-shaped params: 1.0 for VGG19 itself, 0.25 for a distilled
+    encoder whose first conv has 16 channels (`jaxstyle.arbitrary.encoder`)."""
+    return params["block1_conv1"]["kernel"].shape[-1] / 64
+
+
 def layer_block(name: str) -> int:
     """The VGG block a layer belongs to: 'block3_conv1' -> 3 (its map is 1/2^(block-1) size)."""
     return int(name[len("block")])
@@ -193,6 +204,9 @@ class VGG19(nn.Module):
     pooling: str = "max"
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+    # Channel multiplier: 1 is VGG19; smaller is the same network with fewer channels per
+    # layer, the shape of engine 3's distilled encoder (`jaxstyle.arbitrary.encoder`).
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
@@ -202,7 +216,9 @@ class VGG19(nn.Module):
         x = preprocess(images.astype(jnp.float32)).astype(self.dtype)
         outputs: dict[str, jax.Array] = {}
         for block in range(1, 6):
-            convs = [(name, cin, cout) for name, cin, cout in VGG19_CONV_LAYERS[: deepest + 1]
+            convs = [(name, cin if cin == 3 else scaled_channels(cin, self.width),
+                      scaled_channels(cout, self.width))
+                     for name, cin, cout in VGG19_CONV_LAYERS[: deepest + 1]
                      if name.startswith(f"block{block}_")]
             if not convs:
                 break
@@ -217,10 +233,14 @@ class VGG19(nn.Module):
 
 def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: str = "max",
                    dtype=jnp.float32, remat: bool = False) -> dict[str, jax.Array]:
-    """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)}."""
+    """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)}.
+
+    The params' width (`params_width`) sets the channel counts: VGG19's own, or a narrower
+    network of the same shape (engine 3's distilled encoder)."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
     if min(images.shape[1:3]) < MIN_SIDE:
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
-    model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat)
+    model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat,
+                  width=params_width(params))
     return model.apply({"params": params}, images)

@@ -1,8 +1,12 @@
 """Quality of the arbitrary-style decoder (engine 3) against the per-style network and Gatys.
 
-    python scripts/eval_arbitrary.py [--decoder any] [--model paintings] [--size 256] \
-        [--photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg] [--gatys-steps 100] \
-        [--out docs/any.png]
+    python scripts/eval_arbitrary.py [--decoder any [any-vgg ...]] [--model paintings] \
+        [--size 256] [--photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg] \
+        [--gatys-steps 100] [--out docs/any.png]
+
+Several decoders are scored side by side on the same pairs (the first is the one the
+picture shows and the medians compare); `--gatys-steps 0` skips the optimiser's references
+(the layout floor is then 0.85 alone).
 
 For each held-out photo and painting (none of them in the decoder's training data; the
 paintings are the per-style network's own styles): engine 3's output (alpha 1, one pass),
@@ -56,63 +60,96 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decoder", default="any")
+    parser.add_argument("--decoder", nargs="+", default=["any"],
+                        help="decoders to score side by side (the first makes the picture)")
     parser.add_argument("--model", default="paintings", help="per-style network to compare")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"])
     parser.add_argument("--paintings", nargs="+", default=list(PAINTINGS))
-    parser.add_argument("--gatys-steps", type=int, default=100)
+    parser.add_argument("--gatys-steps", type=int, default=100,
+                        help="the optimiser's reference (0: none; the layout floor is 0.85)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--out", help="picture: photo | painting | result, per pair")
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
-    decoder_params, decoder_header = load_decoder(resolve_model(args.decoder)[0])
-    any_style = ArbitraryStylizer(params, decoder_params, decoder_header["width"])
+    decoders = {}
+    for name in args.decoder:
+        decoder_params, decoder_header = load_decoder(resolve_model(name)[0])
+        decoders[name] = (decoder_params, decoder_header,
+                          ArbitraryStylizer(params, decoder_params, decoder_header["width"]))
     net_params, net_header = load_model(resolve_model(args.model)[0])
     network = make_stylizer(net_params, net_header)
-    cfg = eval_config(args.size, args.gatys_steps)
+    cfg = eval_config(args.size, max(args.gatys_steps, 1))
 
-    def engine3(content, style, alpha=1.0):
+    def engine3(name, content, style, alpha=1.0):
+        decoder_params, decoder_header, stylizer = decoders[name]
         return apply_any(None, decoder_params, decoder_header, content, [style], alpha=alpha,
-                         stylizer=any_style)
+                         stylizer=stylizer)
 
-    print("| photo | reconstruction PSNR (alpha 0) |\n| --- | --- |")
-    psnrs = []
+    print("| photo | " + " | ".join(f"{name}: reconstruction PSNR (alpha 0)"
+                                    for name in decoders) + " |")
+    print("| --- |" + " --- |" * len(decoders))
+    psnrs = {name: [] for name in decoders}
     for photo in args.photos:
         content = load_image(image_path(photo), args.size)
-        psnrs.append(psnr(engine3(content, content, alpha=0.0), content))
-        print(f"| {Path(photo).name} | {psnrs[-1]:.2f} dB |", flush=True)
-    print(f"\nmedian reconstruction PSNR: {np.median(psnrs):.2f} dB\n")
-    print(f"| photo | painting | engine 3 loss | x network | x Gatys-{args.gatys_steps} | layout: "
+        for name in decoders:
+            psnrs[name].append(psnr(engine3(name, content, content, alpha=0.0), content))
+        print(f"| {Path(photo).name} | " + " | ".join(f"{psnrs[name][-1]:.2f} dB"
+                                                     for name in decoders) + " |", flush=True)
+    for name in decoders:
+        print(f"\n{name}: median reconstruction PSNR {np.median(psnrs[name]):.2f} dB")
+    gatys_columns = f" x Gatys-{args.gatys_steps} |" if args.gatys_steps else ""
+    print(f"\n| photo | painting | decoder | engine 3 loss | x network |{gatys_columns} layout: "
           "engine 3 / network / Gatys | grid: engine 3 / network | engine 3 ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    panels, rows = [], []
+    print("| --- | --- | --- | --- | --- |" + (" --- |" if args.gatys_steps else "")
+          + " --- | --- | --- |")
+    panels, rows = [], {name: [] for name in decoders}
     for photo in args.photos:
-        for name in args.paintings:
-            content, style = load_pair(photo, f"{name}.jpg", cfg)
-            engine3(content, style)  # compile
-            started = time.perf_counter()
-            ours = engine3(content, style)
-            ms = 1e3 * (time.perf_counter() - started)
-            trained = apply_model(net_params, net_header, content, style=name, stylizer=network)
-            gatys = gatys_reference(params, content, style, cfg, args.cache)
-            s_ours, s_net, s_gatys = (score(params, content, style, image, cfg)
-                                      for image in (ours, trained, gatys))
-            rows.append({"net": s_ours["loss"] / s_net["loss"],
-                         "gatys": s_ours["loss"] / s_gatys["loss"],
-                         "layout": s_ours["layout"], "grid": s_ours["grid"],
-                         "layout_ok": s_ours["layout"] >= min(0.85, s_gatys["layout"] - 0.05)})
-            print(f"| {Path(photo).name} | {name} | {s_ours['loss']:.3g} | {rows[-1]['net']:.2f} | "
-                  f"{rows[-1]['gatys']:.2f} | {s_ours['layout']:.2f} / {s_net['layout']:.2f} / "
-                  f"{s_gatys['layout']:.2f} | {s_ours['grid']:+.3f} / {s_net['grid']:+.3f} | "
-                  f"{ms:.0f} |", flush=True)
-            if photo == args.photos[0]:  # the picture: one photo, every painting
-                panels.append((content, style, ours))
-    median = lambda key: np.median([r[key] for r in rows])  # noqa: E731
-    print(f"\nmedian engine 3 / per-style network: {median('net'):.2f} (target <= 1.25); "
-          f"/ Gatys: {median('gatys'):.2f}; median layout {median('layout'):.3f}, layout "
-          f"target met in {sum(r['layout_ok'] for r in rows)} of {len(rows)}; max grid "
-          f"{max(r['grid'] for r in rows):+.3f} (target <= 0.05)")
+        for painting in args.paintings:
+            content, style = load_pair(photo, f"{painting}.jpg", cfg)
+            trained = apply_model(net_params, net_header, content, style=painting,
+                                  stylizer=network)
+            s_net = score(params, content, style, trained, cfg)
+            s_gatys = None
+            if args.gatys_steps:
+                gatys = gatys_reference(params, content, style, cfg, args.cache)
+                s_gatys = score(params, content, style, gatys, cfg)
+            floor = 0.85 if s_gatys is None else min(0.85, s_gatys["layout"] - 0.05)
+            for name in decoders:
+                engine3(name, content, style)  # compile
+                started = time.perf_counter()
+                ours = engine3(name, content, style)
+                ms = 1e3 * (time.perf_counter() - started)
+                s_ours = score(params, content, style, ours, cfg)
+                row = {"loss": s_ours["loss"], "net": s_ours["loss"] / s_net["loss"],
+                       "layout": s_ours["layout"], "grid": s_ours["grid"],
+                       "layout_ok": s_ours["layout"] >= floor}
+                if s_gatys is not None:
+                    row["gatys"] = s_ours["loss"] / s_gatys["loss"]
+                rows[name].append(row)
+                gatys_cell = f" {row['gatys']:.2f} |" if s_gatys is not None else ""
+                gatys_layout = f"{s_gatys['layout']:.2f}" if s_gatys is not None else "-"
+                print(f"| {Path(photo).name} | {painting} | {name} | {s_ours['loss']:.3g} | "
+                      f"{row['net']:.2f} |{gatys_cell} {s_ours['layout']:.2f} / "
+                      f"{s_net['layout']:.2f} / {gatys_layout} | {s_ours['grid']:+.3f} / "
+                      f"{s_net['grid']:+.3f} | {ms:.0f} |", flush=True)
+                if photo == args.photos[0] and name == args.decoder[0]:
+                    panels.append((content, style, ours))
+    for name, found in rows.items():
+        def median(key, found=found):
+            return np.median([r[key] for r in found])
+
+        versus_gatys = f"; / Gatys: {median('gatys'):.2f}" if args.gatys_steps else ""
+        print(f"\n{name}: median engine 3 / per-style network: {median('net'):.2f} (target "
+              f"<= 1.25){versus_gatys}; median layout {median('layout'):.3f}, layout target "
+              f"met in {sum(r['layout_ok'] for r in found)} of {len(found)}; max grid "
+              f"{max(r['grid'] for r in found):+.3f} (target <= 0.05)")
+    if len(decoders) > 1:
+        first, *others = decoders
+        for other in others:
+            ratios = [a["loss"] / b["loss"] for a, b in zip(rows[first], rows[other])]
+            print(f"{first} / {other} seed loss, per pair: median {np.median(ratios):.3f}, "
+                  f"range {min(ratios):.3f}-{max(ratios):.3f}")
     if args.out:
         picture(panels, args.out)
 

@@ -5,6 +5,11 @@
     python scripts/train_shipped_decoder.py --stage adain --init /tmp/recon.jxs --lr 2e-4 \
         -- --time-limit 60m
 
+The default `any` (issue 20) has its own small encoder; its recipe, as run, is in
+jaxstyle/models/README.md: `--stage encoder --width 0.25 --size 128 --batch 8 --lr 1e-4
+--out /tmp/small.enc.jxs`, then the two stages above with `--width 0.25 -- --encoder
+/tmp/small.enc.jxs` on the reconstruct stage (the adain stage's --init brings it along).
+
 The current recipe (issue 18; jaxstyle/models/README.md has every run):
 - `reconstruct`: reconstruction pre-training (`train-decoder --reconstruct`: alpha 0, pixel
   and relu1_1..relu3_1 losses against the photo, no style term) on the photos alone, so the
@@ -80,11 +85,14 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "jaxstyle" / "models" / "any.jxs"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="more `jaxstyle train-decoder` options")
-    parser.add_argument("--stage", choices=("reconstruct", "adain", "1", "2"),
+    parser.add_argument("--stage", choices=("encoder", "reconstruct", "adain", "1", "2"),
                         default="reconstruct",
-                        help="reconstruct: reconstruction pre-training on photos; adain: AdaIN "
-                             "training from --init with the relu4_1 Gram loss and Debian's "
-                             "artwork; 1, 2: the earlier recipe's stages")
+                        help="encoder: distil the small encoder (`train-encoder`) on the photos, "
+                             "the textures and Debian's artwork; reconstruct: reconstruction "
+                             "pre-training on photos; adain: AdaIN training from --init with "
+                             "the relu4_1 Gram loss and Debian's artwork; 1, 2: the earlier "
+                             "recipe's stages. Give `-- --encoder FILE` to train a decoder for "
+                             "a distilled encoder")
     parser.add_argument("--init", help="reconstruct / adain: the decoder to start from (a "
                         "path or built-in name; none: random)")
     parser.add_argument("--stage1", help="stage 2: the stage-1 decoder to start from (default: "
@@ -97,6 +105,19 @@ def main():
     if not (Path(args.photos) / "SOURCES.md").exists():
         run(str(ROOT / "scripts" / "training_photos.py"), args.photos)
     init = ["--init", args.init] if args.init else []
+    if args.stage == "encoder":
+        debian = Path(args.debian)
+        if not (debian / "SOURCES.md").exists():
+            run(str(ROOT / "scripts" / "debian_artwork.py"), str(debian))
+        textures = Path(args.styles).with_name(Path(args.styles).name + "-textures")
+        run(str(ROOT / "scripts" / "style_textures.py"), str(textures), "--count", "96")
+        command = [sys.executable, "-m", "jaxstyle", "train-encoder", "--data", args.photos,
+                   str(textures), str(debian / "styles"), "-o", args.out, "--steps",
+                   str(args.steps), "--width", str(args.width), "--size", str(args.size),
+                   "--batch", str(args.batch), "--lr", str(args.lr), "--workers",
+                   str(args.workers), *init, *args.extra]
+        print(" ".join(command), flush=True)
+        sys.exit(subprocess.run(command).returncode)
     if args.stage == "reconstruct":
         command = [sys.executable, "-m", "jaxstyle", "train-decoder", "--data", args.photos,
                    "-o", args.out, "--reconstruct", "--steps", str(args.steps), "--width",

@@ -255,3 +255,68 @@ def test_the_shipped_model_works_offline_by_style_name():
     out = np.asarray(apply_model(params, header, photo, style="shipwreck"))
     assert out.shape == photo.shape and np.isfinite(out).all()
     assert np.abs(out - photo).mean() > 0.05  # it repainted the photo
+
+
+# --- The CLI's pipeline: read ahead, fill the remainder batch, write behind -------------------
+
+def test_plan_batches_groups_by_shape_then_cuts():
+    from jaxstyle.cli.pipeline import fill_batch, plan_batches
+
+    keys = ["a", "b", "a", "a", "b", "a", "a"]
+    assert plan_batches(keys, 2) == [[0, 2], [3, 5], [6], [1, 4]]
+    images = [np.full((2, 2, 3), i, np.float32) for i in range(2)]
+    filled = fill_batch(images, 4)
+    assert filled.shape == (4, 2, 2, 3)
+    assert [float(x[0, 0, 0]) for x in filled] == [0, 1, 1, 1]
+    assert fill_batch(images, 2).shape == (2, 2, 2, 3)
+
+
+def test_pipeline_fills_the_remainder_and_counts_failures_in_order(model):
+    from jaxstyle.cli.pipeline import StageClock, run_pipeline
+    from jaxstyle.errors import JaxstyleError
+
+    _, params, header = model
+    stylizer = make_stylizer(params, header)
+    weights = style_weights_for(header, 0)
+    seen_batches, written, failed, done = [], {}, [], []
+
+    def load(item):
+        if item == "unreadable":
+            raise JaxstyleError("input unreadable: corrupt")
+        return photo(item)
+
+    def stylize(batch):
+        seen_batches.append(batch.shape)
+        return stylizer(batch, np.repeat(weights[None], batch.shape[0], axis=0))
+
+    def write(item, image):
+        if item == 3:
+            raise JaxstyleError("output 3: permission denied")
+        written[item] = image
+
+    clock = StageClock()
+    run_pipeline([[0, 1], [2, "unreadable", 3]], load, stylize, write, on_done=done.append,
+                 on_error=lambda item, error: failed.append((item, str(error))),
+                 errors=(JaxstyleError,), clock=clock)
+    # The second batch lost an image to a load error; it was filled back up to 2.
+    assert seen_batches == [(2, 32, 40, 3), (2, 32, 40, 3)]
+    assert stylizer.trace_count == 1  # the remainder reused the compiled program
+    assert done == [0, 1, 2] and [item for item, _ in failed] == ["unreadable", 3]
+    alone = apply_model(params, header, photo(2), style=0)
+    np.testing.assert_allclose(written[2], alone, atol=1e-5)
+    table = clock.table(1.0, 4)
+    assert "first call" in table and "network" in table and "encode" in table
+
+
+def test_apply_timings_table_names_every_stage(model, tmp_path, capsys):
+    path, _, _ = model
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in range(3):
+        write_photo(folder / f"{seed}.jpg", seed)
+    code = main(["apply", str(path), str(folder), "-o", str(tmp_path / "out"), "--batch", "2",
+                 "--timings", "-q"])
+    assert code == 0
+    rows = {line.split()[0] for line in capsys.readouterr().err.splitlines() if line.strip()}
+    assert {"decode", "resize", "to", "first", "network", "encode", "wall"} <= rows
+    assert len(list((tmp_path / "out").iterdir())) == 3

@@ -527,9 +527,15 @@ def test_cli_style_image_with_a_trained_model_is_refused(tmp_path, rng):
 
 def test_builtin_decoder_is_shipped_and_small():
     from jaxstyle.arbitrary.apply import load_builtin_decoder
+    from jaxstyle.arbitrary.decoderfile import load_any_model, needs_vgg
     from jaxstyle.paramfile import MODELS_DIR
 
     params, header = load_builtin_decoder()
     assert (MODELS_DIR / "any.jxs").stat().st_size <= 20e6
     assert header["data_count"] > 0 and header["style_count"] > 0
     assert jax.tree.leaves(params)
+    # The default carries its own small encoder; any-vgg is the decoder for VGG19 itself.
+    assert not needs_vgg(header) and header["encoder_width"] == 0.25
+    full = load_any_model(MODELS_DIR / "any-vgg.jxs")
+    assert full.encoder is None and needs_vgg(full.header)
+    assert (MODELS_DIR / "any-vgg.jxs").stat().st_size <= 20e6

@@ -123,3 +123,24 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path / "dir.png")
     check_writable(tmp_path / "new" / "out.png")
     assert (tmp_path / "new").is_dir()
+
+
+def test_a_shrunk_jpeg_decodes_reduced_with_the_full_decodes_result(tmp_path):
+    from jaxstyle.images import decode_image, resize
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(size=(25, 34, 3))
+    smooth = np.kron(coarse, np.ones((24, 24, 1)))[:600, :800]  # 800x600, JPEG-friendly
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.round(smooth * 255).astype(np.uint8)).save(path, quality=95)
+    pixels, size = decode_image(path, 96)
+    assert size == (72, 96)
+    assert max(pixels.shape[:2]) < 600  # JPEG's DCT scaling decoded it smaller...
+    assert min(pixels.shape[:2]) >= 2 * 72  # ...but no smaller than twice the final size
+    reduced = load_image(path, 96)
+    with Image.open(path) as image:
+        full = np.asarray(image.convert("RGB"), np.float32) / 255
+    expected = resize(full, (72, 96))
+    assert reduced.shape == (72, 96, 3)
+    assert np.abs(reduced - expected).mean() < 2 / 255
+

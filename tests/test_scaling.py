@@ -42,6 +42,13 @@ def test_arbitrary_style_shards_over_four_devices(four_device_results):
     assert r["arbitrary_tiled_ran_tiles"] and r["arbitrary_tiled_max_abs"] <= 2e-5
 
 
+def test_encoder_distillation_step_over_four_devices_equals_one(four_device_results):
+    r = four_device_results
+    assert r["encoder_step_moved"] > 1e-6  # the step changed the params (lr 1e-5)...
+    assert r["encoder_step_mean_abs"] <= 0.01 * r["encoder_step_moved"]  # ...the same way
+    assert r["encoder_loss_rel"] <= 1e-5 and r["encoder_grad_norm_rel"] <= 1e-4
+
+
 @pytest.mark.parametrize("mesh", ["4x1", "2x2"])
 def test_spatial_sharding_matches_unsharded_without_gathering(four_device_results, mesh):
     r = four_device_results

@@ -1,7 +1,10 @@
 """Engine 3 for callers: arrays in, arrays out, with every control the CLI has.
 
     params, header = load_builtin_decoder()               # or load_decoder("my.jxs")
-    out = apply_any(vgg_params, params, header, photos, [painting], alpha=0.8)
+    out = apply_any(None, params, header, photos, [painting], alpha=0.8)
+
+The built-in `any` carries its own small encoder, so VGG19's params may be None; a decoder
+for VGG19 (`any-vgg`, `needs_vgg(header)`) takes them as the first argument.
 """
 
 from __future__ import annotations

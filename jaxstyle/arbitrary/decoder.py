@@ -50,16 +50,19 @@ def decoder_channels(width: float) -> tuple[int, int, int]:
 
 
 class Decoder(nn.Module):
-    """(N, h, w, 512) relu4_1 features -> (N, 8h, 8w, 3) float32 image in (0, 1)."""
+    """(N, h, w, C) relu4_1 features -> (N, 8h, 8w, 3) float32 image in (0, 1).
+
+    C is VGG19's 512, or a distilled encoder's fewer (`jaxstyle.arbitrary.encoder`); the
+    first conv's kernel has that many inputs.
+    """
 
     width: float = 1.0
     dtype: jnp.dtype = jnp.float32  # compute dtype of the convs; the output stays float32
 
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
-        if features.ndim != 4 or features.shape[-1] != ENCODER_CHANNELS:
-            raise ValueError(f"features must be (N, h, w, {ENCODER_CHANNELS}), "
-                             f"got {features.shape}")
+        if features.ndim != 4:
+            raise ValueError(f"features must be (N, h, w, C), got {features.shape}")
         channels = decoder_channels(self.width)
         x = (features / FEATURE_MEANS[ENCODER_LAYER]).astype(self.dtype)
         for i, (level, upsample) in enumerate(_LAYOUT):
@@ -72,29 +75,31 @@ class Decoder(nn.Module):
         return jax.nn.sigmoid(x.astype(jnp.float32))
 
 
-def init_decoder(seed: int | jax.Array, width: float = 1.0) -> dict:
-    """Fresh params (the inner `params` dict) of Decoder(width); see `_compiled_init`."""
+def init_decoder(seed: int | jax.Array, width: float = 1.0,
+                 in_channels: int = ENCODER_CHANNELS) -> dict:
+    """Fresh params (the inner `params` dict) of Decoder(width) for features of
+    `in_channels`; see `_compiled_init`."""
     key = jax.random.key(seed, impl="rbg") if isinstance(seed, int) else seed
-    return _compiled_init(float(width))(key)["params"]
+    return _compiled_init(float(width), int(in_channels))(key)["params"]
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_init(width: float) -> Callable:
+def _compiled_init(width: float, in_channels: int) -> Callable:
     """key -> variables, all initialisers in one compiled program (fast to compile with rbg)."""
-    example = jnp.zeros((1, 4, 4, ENCODER_CHANNELS), jnp.float32)  # a constant in the program
+    example = jnp.zeros((1, 4, 4, in_channels), jnp.float32)  # a constant in the program
     return jax.jit(lambda key: Decoder(width=width).init(key, example))
 
 
-def decoder_param_shapes(width: float) -> dict:
+def decoder_param_shapes(width: float, in_channels: int = ENCODER_CHANNELS) -> dict:
     """The params' shapes and dtypes (ShapeDtypeStructs), with nothing computed."""
     return jax.eval_shape(lambda: Decoder(width=width).init(
-        jax.random.key(0), jnp.zeros((1, 4, 4, ENCODER_CHANNELS), jnp.float32)))["params"]
+        jax.random.key(0), jnp.zeros((1, 4, 4, in_channels), jnp.float32)))["params"]
 
 
-def decoder_flops_per_pixel(width: float) -> float:
+def decoder_flops_per_pixel(width: float, in_channels: int = ENCODER_CHANNELS) -> float:
     """Multiply-adds x 2 per output pixel (convs only)."""
     channels = decoder_channels(width)
-    flops, cin, area = 0.0, ENCODER_CHANNELS, 1 / 64  # conv0 runs at H/8
+    flops, cin, area = 0.0, in_channels, 1 / 64  # conv0 runs at H/8
     for level, upsample in _LAYOUT:
         cout = channels[level]
         flops += 2 * 9 * cin * cout * area

@@ -1,20 +1,32 @@
 """Engine 3's model file: the shared params container (`jaxstyle.paramfile`) with an AdaIN
-decoder inside. Header fields: architecture "adain-vgg19-relu4_1", width, training,
-data_count (photos), style_count (style images)."""
+decoder inside, and the encoder it was trained for when that is not VGG19 itself.
+
+Two architectures, named in the header, so `jaxstyle apply` needs no flag to tell them apart:
+- "adain-vgg19-relu4_1": params are the decoder's; the encoder is the shared VGG19 (fetched
+  weights);
+- "adain-distilled-relu4_1": params are {"decoder": ..., "encoder": ...}, the encoder a
+  distilled small one (`jaxstyle.arbitrary.encoder`) of header field `encoder_width`; no
+  VGG19 weights are needed to apply it.
+Other header fields: width (the decoder's), training, data_count (photos), style_count."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
 from flax import traverse_util
 
 from jaxstyle.arbitrary.decoder import decoder_param_shapes
-from jaxstyle.paramfile import ModelError, read_param_file, write_param_file
+from jaxstyle.arbitrary.encoder import check_encoder, encoder_width_of
+from jaxstyle.arbitrary.transfer import split_params
+from jaxstyle.paramfile import ModelError, check_shapes, read_param_file, write_param_file
 
 ARCHITECTURE = "adain-vgg19-relu4_1"
+OWN_ENCODER_ARCHITECTURE = "adain-distilled-relu4_1"
+ARCHITECTURES = (ARCHITECTURE, OWN_ENCODER_ARCHITECTURE)
 
 
 def _width_of(header: dict, context: str) -> float:
@@ -25,42 +37,72 @@ def _width_of(header: dict, context: str) -> float:
 
 
 def _check(header: dict, params, context: str) -> None:
-    """ModelError starting with `context` unless the params are a Decoder(width)'s."""
-    if header.get("architecture") != ARCHITECTURE:
+    """ModelError starting with `context` unless the params fit the header (see above)."""
+    architecture = header.get("architecture")
+    if architecture not in ARCHITECTURES:
         raise ModelError(f"{context}: not an arbitrary-style decoder (architecture "
-                         f"{header.get('architecture')!r}, expected {ARCHITECTURE!r})")
+                         f"{architecture!r}, expected one of {', '.join(ARCHITECTURES)})")
     width = _width_of(header, context)
-    expected = traverse_util.flatten_dict(decoder_param_shapes(width))
-    try:
-        found = traverse_util.flatten_dict(params)
-    except (AttributeError, TypeError):
-        raise ModelError(f"{context}: params are not a nested dict") from None
-    for path, spec in expected.items():
-        leaf = found.get(path)
-        shape = tuple(getattr(leaf, "shape", ())) if leaf is not None else None
-        if shape != spec.shape:
-            raise ModelError(f"{context}: {'/'.join(path)} has shape {shape}, expected "
-                             f"{spec.shape} for width {width:g}")
-    extra = sorted("/".join(map(str, p)) for p in found.keys() - expected.keys())
-    if extra:
-        raise ModelError(f"{context}: unexpected {extra[0]}")
+    in_channels = 512
+    if architecture == OWN_ENCODER_ARCHITECTURE:
+        if not isinstance(params, dict) or set(params) != {"decoder", "encoder"}:
+            raise ModelError(f"{context}: params must hold a decoder and an encoder")
+        encoder_width = encoder_width_of(header, context, "encoder_width")
+        check_encoder(params["encoder"], encoder_width, context)
+        in_channels = params["encoder"]["block4_conv1"]["bias"].shape[0]
+        params = params["decoder"]
+    expected = traverse_util.flatten_dict(decoder_param_shapes(width, in_channels))
+    check_shapes(params, {path: spec.shape for path, spec in expected.items()}, context,
+                 f"for width {width:g}")
 
 
-def save_decoder(path: str | os.PathLike, params: dict, header: dict) -> Path:
-    """Write a decoder (header needs `width`) atomically."""
+def save_decoder(path: str | os.PathLike, params: dict, header: dict,
+                 encoder: Optional[dict] = None) -> Path:
+    """Write a decoder (header needs `width`) atomically; with `encoder` (distilled encoder
+    params; header needs `encoder_width`) the file carries it and names it."""
     path = Path(path)
+    if encoder is not None:
+        params = {"decoder": params, "encoder": encoder}
     params = jax.tree.map(lambda leaf: np.asarray(leaf, np.float32), params)
-    header = {"architecture": ARCHITECTURE, "training": {}, "data_count": None,
-              "style_count": None, **header}
+    header = {"architecture": ARCHITECTURE if encoder is None else OWN_ENCODER_ARCHITECTURE,
+              "training": {}, "data_count": None, "style_count": None, **header}
     _check(header, params, f"cannot save decoder {path.name}")
     return write_param_file(path, params, header)
 
 
+class AnyModel(NamedTuple):
+    """An engine-3 model file's contents: the decoder's params, its own encoder's (None: the
+    shared VGG19) and that encoder's width (1.0 for VGG19), and the header."""
+
+    decoder: dict
+    encoder: Optional[dict]
+    encoder_width: float
+    header: dict
+
+
+def load_any_model(path: str | os.PathLike) -> AnyModel:
+    """The decoder, and its own encoder if it has one; ModelError names any problem."""
+    params, header = load_decoder(path)
+    decoder, encoder = split_params(params)
+    width = 1.0 if encoder is None else float(header["encoder_width"])
+    return AnyModel(decoder, encoder, width, header)
+
+
 def load_decoder(path: str | os.PathLike) -> tuple[dict, dict]:
-    """(params, header) of a decoder file; ModelError names any problem in one line."""
+    """(params, header) of a decoder file; ModelError names any problem in one line.
+
+    params are the file's as they are: the decoder's, or {"decoder": ..., "encoder": ...}
+    for a model with its own encoder. Everything that runs a model (`ArbitraryStylizer`,
+    `apply_any`) takes either (`split_params`); `load_any_model` names the parts.
+    """
     params, header, where = read_param_file(path)
     _check(header, params, where)
     return params, header
+
+
+def needs_vgg(header: dict) -> bool:
+    """Whether applying this model needs VGG19's weights (it has no encoder of its own)."""
+    return header.get("architecture") != OWN_ENCODER_ARCHITECTURE
 
 
 def describe_decoder(header: dict) -> str:
@@ -69,8 +111,10 @@ def describe_decoder(header: dict) -> str:
 
     width = float(header.get("width", 0) or 0)
     channels = "/".join(map(str, decoder_channels(width))) if width > 0 else "?"
+    encoder = ("VGG19 encoder (fetched weights)" if header.get("architecture") == ARCHITECTURE
+               else f"its own distilled encoder, width {header.get('encoder_width')}")
     lines = [f"{header.get('architecture')} decoder, width {width:g} ({channels} channels), "
-             f"{header.get('params_bytes', 0) / 1e6:.1f} MB of params, format "
+             f"{encoder}, {header.get('params_bytes', 0) / 1e6:.1f} MB of params, format "
              f"{header.get('format')}, jaxstyle {header.get('jaxstyle_version')}",
              "  any style image works: jaxstyle apply any PHOTO --style-image PAINTING"]
     training = header.get("training") or {}
@@ -83,7 +127,9 @@ def describe_decoder(header: dict) -> str:
 
 
 def is_decoder_header(header: dict) -> bool:
-    return header.get("architecture") == ARCHITECTURE
+    return header.get("architecture") in ARCHITECTURES
 
 
-__all__ = ["ARCHITECTURE", "describe_decoder", "is_decoder_header", "load_decoder", "save_decoder"]
+__all__ = ["ARCHITECTURE", "ARCHITECTURES", "OWN_ENCODER_ARCHITECTURE", "AnyModel",
+           "describe_decoder", "is_decoder_header", "load_any_model", "load_decoder",
+           "needs_vgg", "save_decoder"]

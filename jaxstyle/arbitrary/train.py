@@ -34,12 +34,13 @@ import optax
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats
 from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, Decoder, init_decoder
 from jaxstyle.arbitrary.decoderfile import save_decoder
-from jaxstyle.arbitrary.transfer import STATS_LAYERS, encode, stylize_arrays
+from jaxstyle.arbitrary.encoder import embed
+from jaxstyle.arbitrary.transfer import STATS_LAYERS, conv_params, encode, stylize_arrays
 from jaxstyle.errors import ConfigError
-from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.losses import gram_matrix
 from jaxstyle.training import (
     LoopSettings,
+    ParallelStep,
     all_finite,
     auto_axes,
     check_settings,
@@ -124,9 +125,10 @@ def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-def init_decoder_state(cfg: DecoderConfig, params=None) -> DecoderState:
-    """Fresh training state: a new decoder, or `params` (fine-tuning) with a fresh Adam."""
-    params = init_decoder(cfg.seed, cfg.width) if params is None else params
+def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: int = 512) -> DecoderState:
+    """Fresh training state: a new decoder (for features of `in_channels`), or `params`
+    (fine-tuning) with a fresh Adam."""
+    params = init_decoder(cfg.seed, cfg.width, in_channels) if params is None else params
     state = DecoderState(params, make_optimizer(cfg).init(params), jnp.zeros([], jnp.int32))
     # The step donates the state, so no two leaves may share a buffer.
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
@@ -153,21 +155,36 @@ def normalised(features: dict[str, Array]) -> dict[str, Array]:
     return {layer: f / FEATURE_MEANS[layer] for layer, f in features.items()}
 
 
-def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderConfig):
-    """(mean total loss, parts per image) for photos and style images (N, size, size, 3)."""
+def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderConfig,
+                 encoder: Optional[dict] = None):
+    """(mean total loss, parts per image) for photos and style images (N, size, size, 3).
+
+    encoder: a distilled encoder's params (`jaxstyle.arbitrary.encoder`), or None for VGG19
+    itself. With one, AdaIN runs on its own relu4_1 features (photo and style image) and the
+    decoder decodes those; the loss is still VGG19's, with the AdaIN target carried into
+    VGG19's relu4_1 space by the encoder's learned 1x1 embedding for the content term.
+    """
     n = photos.shape[0]
     scale = FEATURE_MEANS[ENCODER_LAYER]
     # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
     photo_layers = PERCEPTUAL_LAYERS + (ENCODER_LAYER,) if cfg.perceptual_weight else (
         ENCODER_LAYER,)
     photo_features = jax.lax.stop_gradient(normalised(encode(vgg_params, photos, photo_layers)))
-    content = photo_features[ENCODER_LAYER]
+    own = None if encoder is None else conv_params(encoder)
+
+    def content_of(images, vgg_features):
+        """The relu4_1 features AdaIN works on (normalised): the own encoder's, or VGG19's."""
+        if own is None:
+            return vgg_features[ENCODER_LAYER]
+        return jax.lax.stop_gradient(encode(own, images)[ENCODER_LAYER] / scale)
+
+    content = content_of(photos, photo_features)
     target = content
     if cfg.uses_style_images:  # a Python branch: pure reconstruction never encodes styles
         style_features = jax.lax.stop_gradient(
             normalised(encode(vgg_params, styles, STATS_LAYERS)))
         style_targets = {layer: channel_stats(f) for layer, f in style_features.items()}
-        mean, std = style_targets[ENCODER_LAYER]
+        mean, std = channel_stats(content_of(styles, style_features))
         # Image i takes style i: K = N styles and identity blend weights.
         target = jax.lax.stop_gradient(adain_target(
             content, StyleStats(mean, std), weights=jnp.eye(n, dtype=jnp.float32),
@@ -176,7 +193,9 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     out_layers = tuple(dict.fromkeys(
         (STATS_LAYERS if cfg.uses_style_images else ()) + photo_layers))
     out_features = normalised(encode(vgg_params, out, out_layers))
-    content_loss = jnp.square(out_features[ENCODER_LAYER] - target).mean(axis=(1, 2, 3))
+    content_target = target if encoder is None else jax.lax.stop_gradient(
+        embed(target, encoder["embed"][ENCODER_LAYER]))
+    content_loss = jnp.square(out_features[ENCODER_LAYER] - content_target).mean(axis=(1, 2, 3))
     parts = {"content": cfg.content_weight * content_loss}
     if cfg.uses_style_images:
         parts["style"] = cfg.style_weight * stats_loss(out_features, style_targets)
@@ -193,13 +212,15 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
 
 
 def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
-    """The pure step(vgg_params, state, (photos_uint8, styles_uint8)) -> (state, metrics)."""
+    """The pure step((vgg_params, encoder or None), state, (photos_uint8, styles_uint8))
+    -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
-    def step(vgg_params, state: DecoderState, batch):
+    def step(frozen, state: DecoderState, batch):
+        vgg_params, encoder = frozen
         photos, styles = (x.astype(jnp.float32) / 255.0 for x in batch)
         (loss, parts), grads = jax.value_and_grad(decoder_loss, has_aux=True)(
-            state.params, vgg_params, photos, styles, cfg)
+            state.params, vgg_params, photos, styles, cfg, encoder)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss skips the batch; the host stops after many in a row.
@@ -213,38 +234,11 @@ def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
     return step
 
 
-class DecoderStep:
-    """`jax.jit` of the decoder step, state donated; data-parallel over a mesh's 'data' axis
-    (batch split, params replicated; XLA adds the gradient all-reduce). On a CPU its convs
-    stay off YNNPACK, which ran this step about 2x slower (`jaxstyle.fastconv`)."""
+class DecoderStep(ParallelStep):
+    """The decoder step, jitted and data-parallel (`jaxstyle.training.ParallelStep`)."""
 
     def __init__(self, cfg: DecoderConfig, mesh=None):
-        from jaxstyle.mesh import batch_sharding, replicated
-
-        self.trace_count = 0
-        step_fn = make_decoder_step_fn(cfg)
-
-        def counted(vgg_params, state, batch):
-            self.trace_count += 1  # runs only while tracing
-            return step_fn(vgg_params, state, batch)
-
-        if mesh is None:
-            self.replicated = self.batch_sharding = None
-            self._jitted = jax.jit(counted, donate_argnums=(1,),
-                                   compiler_options=cpu_conv_compiler_options())
-            return
-        if cfg.batch % mesh.devices.size:
-            raise ConfigError(f"batch {cfg.batch} does not split evenly over "
-                              f"{mesh.devices.size} devices")
-        mesh = auto_axes(mesh)
-        self.replicated, self.batch_sharding = replicated(mesh), batch_sharding(mesh)
-        whole, split = self.replicated, self.batch_sharding
-        self._jitted = jax.jit(counted, in_shardings=(whole, whole, (split, split)),
-                               out_shardings=(whole, whole), donate_argnums=(1,),
-                               compiler_options=cpu_conv_compiler_options())
-
-    def __call__(self, vgg_params, state: DecoderState, batch):
-        return self._jitted(vgg_params, state, batch)
+        super().__init__(make_decoder_step_fn(cfg), cfg.batch, mesh)
 
 
 @functools.lru_cache(maxsize=4)
@@ -269,15 +263,15 @@ def training_settings(cfg: DecoderConfig) -> dict:
             "seed": cfg.seed}
 
 
-def _render_preview(vgg_params, params, photo: np.ndarray, style: np.ndarray,
+def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray,
                     cfg: DecoderConfig) -> np.ndarray:
     """photo | style image | result at alpha 1 | the photo reconstructed (alpha 0), side by
     side (H, 4W, 3): the last shows what reconstruction pre-training teaches."""
     from jaxstyle.arbitrary.transfer import style_statistics
 
-    stats = style_statistics(vgg_params, style)
+    stats = style_statistics(encoder_params, style)
     photos = jnp.asarray(photo)[None]
-    styled, rebuilt = (_preview_fn(cfg.width)(vgg_params, params, photos, stats, alpha)
+    styled, rebuilt = (_preview_fn(cfg.width)(encoder_params, params, photos, stats, alpha)
                        for alpha in (1.0, 0.0))
     return np.concatenate([photo, style, np.asarray(styled[0]), np.asarray(rebuilt[0])], axis=1)
 
@@ -295,8 +289,12 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                   log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
                   mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None,
                   time_limit: Optional[float] = None,
-                  init: Optional[tuple[dict, str]] = None) -> DecoderTrainResult:
+                  init: Optional[tuple[dict, str]] = None,
+                  encoder: Optional[tuple[dict, float]] = None) -> DecoderTrainResult:
     """Train a decoder on photos and style images and save it to `output`.
+
+    encoder: (params, width) of a distilled encoder (`jaxstyle.arbitrary.encoder`) whose
+    features the decoder learns to decode, saved inside the model file; None: VGG19's.
 
     init: (params, description) of a trained decoder of the same width to start from
     (fine-tuning, e.g. the shipped one on your own paintings) instead of a random one; a
@@ -316,9 +314,13 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
-    state = jax.device_put(init_decoder_state(cfg, None if init is None else init[0]), whole)
+    own_encoder = None if encoder is None else jax.device_put(encoder[0], whole)
+    in_channels = 512 if encoder is None else encoder[0]["block4_conv1"]["bias"].shape[0]
+    state = jax.device_put(init_decoder_state(cfg, None if init is None else init[0],
+                                              in_channels), whole)
+    encoder_fields = {} if encoder is None else {"encoder_width": float(encoder[1])}
     record = {"width": cfg.width, "data_count": len(photo_paths),
-              "style_count": len(style_paths), "seconds": 0.0}
+              "style_count": len(style_paths), "seconds": 0.0, **encoder_fields}
     started_from = {} if init is None else {"initialised_from": init[1]}
     header = {}
 
@@ -327,9 +329,11 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                     "devices": jax.device_count(), "backend": jax.default_backend(),
                     **started_from, **({"interrupted": True} if interrupted else {})}
         header.update({"width": cfg.width, "training": training,
-                       "data_count": len(photo_paths), "style_count": len(style_paths)})
+                       "data_count": len(photo_paths), "style_count": len(style_paths),
+                       **encoder_fields})
         if jax.process_index() == 0:
-            save_decoder(output, host_copy(state.params), header)
+            save_decoder(output, host_copy(state.params), header,
+                         encoder=None if encoder is None else host_copy(encoder[0]))
 
     local = cfg.batch // processes
     photos = iter(make_loader(photo_paths, cfg.size, local, cfg.seed, worker_count))
@@ -348,12 +352,17 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
 
     try:
         result = run_training(
-            lambda state, batch: step(vgg_params, state, batch), state, next_batch, iterators,
+            lambda state, batch: step((vgg_params, own_encoder), state, batch), state,
+            next_batch, iterators,
             LoopSettings(cfg.steps, cfg.batch, cfg.checkpoint_every, cfg.keep,
                          cfg.preview_every, cfg.log_every), output, record=record,
-            must_match={"width": "decoder width"}, save_model_file=save_model_file,
+            must_match={"width": "decoder width", **({"encoder_width": "encoder width"}
+                                                     if encoder else {})},
+            save_model_file=save_model_file,
             render_preview=None if preview is None
-            else lambda params: _render_preview(vgg_params, params, *preview, cfg),
+            else lambda params: _render_preview(
+                vgg_params if encoder is None else conv_params(own_encoder), params, *preview,
+                cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
             log_path=Path(log_path) if log_path else None, on_log=on_log,
             time_limit=time_limit)

@@ -31,6 +31,25 @@ from jaxstyle.vgg import MIN_SIDE, vgg19_features
 STATS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 
 
+# A distilled encoder's convs (`jaxstyle.arbitrary.encoder`): VGG19's names up to relu4_1.
+ENCODER_CONVS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1",
+                 "block3_conv2", "block3_conv3", "block3_conv4", "block4_conv1")
+
+
+def conv_params(encoder: dict) -> dict:
+    """A distilled encoder's conv params alone (what `encode` runs), without its embeddings."""
+    return {name: encoder[name] for name in ENCODER_CONVS}
+
+
+def split_params(params: dict) -> tuple[dict, Optional[dict]]:
+    """(decoder params, own encoder params or None) of a model file's params
+    (`jaxstyle.arbitrary.decoderfile.load_decoder`): a model with its own distilled encoder
+    holds {"decoder": ..., "encoder": ...}; one for VGG19 holds the decoder's alone."""
+    if set(params) == {"decoder", "encoder"}:
+        return params["decoder"], params["encoder"]
+    return params, None
+
+
 def pad_for_encoder(images: jax.Array) -> tuple[jax.Array, tuple[int, int], tuple[int, int]]:
     """Reflection-pad (N,H,W,C) so H and W are multiples of 8; returns (padded, rows, cols)."""
     rows = padding_to_multiple(images.shape[1], ENCODER_DOWNSAMPLING)
@@ -211,6 +230,13 @@ class ArbitraryStylizer:
                  tile: Optional[int] = DEFAULT_TILE):
         from jaxstyle.mesh import batch_sharding, replicated
 
+        # A model with its own (distilled) encoder runs that, and needs no VGG19 (None).
+        decoder_params, own_encoder = split_params(decoder_params)
+        if own_encoder is not None:
+            vgg_params = conv_params(own_encoder)
+        elif vgg_params is None:
+            raise ValueError("this decoder decodes VGG19's features: give VGG19's params")
+
         self.mesh = mesh
         self.whole = whole = None if mesh is None else replicated(mesh)
         self.split = None if mesh is None else batch_sharding(mesh)
@@ -295,7 +321,8 @@ def all_devices_mesh():
     return data_mesh() if jax.device_count() > 1 else None
 
 
-__all__ = ["DEFAULT_TILE", "STATS_LAYERS", "TILE_HALO", "ArbitraryStylizer", "all_devices_mesh",
-           "encode", "encode_any_orientation", "mask_features", "pad_for_encoder",
-           "runs_transposed", "style_statistics", "stylize_arrays", "stylize_tiled",
-           "tile_windows"]
+__all__ = ["DEFAULT_TILE", "ENCODER_CONVS", "STATS_LAYERS", "TILE_HALO", "ArbitraryStylizer",
+           "all_devices_mesh", "conv_params", "encode", "encode_any_orientation",
+           "mask_features", "pad_for_encoder",
+           "runs_transposed", "split_params", "style_statistics", "stylize_arrays",
+           "stylize_tiled", "tile_windows"]

@@ -17,13 +17,15 @@ from jaxstyle.cli import (
     stylize,
     train,
     train_decoder,
+    train_encoder,
     video,
     weights,
 )
 from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
 from jaxstyle.errors import JaxstyleError
 
-COMMANDS = (stylize, demo, weights, bench, train, train_decoder, apply, video, serve)
+COMMANDS = (stylize, demo, weights, bench, train, train_decoder, train_encoder, apply, video,
+            serve)
 
 
 def build_parser() -> Parser:

@@ -8,7 +8,6 @@ import argparse
 import io
 import sys
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
@@ -70,6 +69,9 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("--batch", type=positive_int, default=4,
                    help="images of the same size stylised per call")
     p.add_argument("--list", action="store_true", help="describe the model and its styles")
+    p.add_argument("--timings", action="store_true",
+                   help="print where the time went, per stage (decode, resize, transfer, "
+                        "network, encode), at the end")
     any_style = p.add_argument_group("any style (model `any` or another decoder file)")
     any_style.add_argument("--style-image", nargs="+", metavar="PATH",
                            help="painting(s) to use as the style; several are blended "
@@ -173,11 +175,12 @@ def _write(target, image) -> None:
     import numpy as np
     from PIL import Image
 
-    from jaxstyle.images import save_image, to_uint8
+    from jaxstyle.images import PNG_COMPRESS_LEVEL, save_image, to_uint8
 
     if target == STDIO:
         buffer = io.BytesIO()
-        Image.fromarray(to_uint8(np.asarray(image)), mode="RGB").save(buffer, format="PNG")
+        Image.fromarray(to_uint8(np.asarray(image)), mode="RGB").save(
+            buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         sys.stdout.buffer.write(buffer.getvalue())
         sys.stdout.buffer.flush()
     else:
@@ -221,7 +224,7 @@ def _apply_any(args, path: Path) -> int:
     import numpy as np
 
     from jaxstyle.arbitrary.apply import apply_any, region_masks
-    from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder
+    from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder, needs_vgg
     from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
     from jaxstyle.config import normalised_blend
     from jaxstyle.errors import ConfigError
@@ -255,7 +258,9 @@ def _apply_any(args, path: Path) -> int:
     if mask_images:
         region_masks(np.stack([resize(m[..., None], (8, 8))[..., 0] for m in mask_images]),
                      count)  # a wrong count fails before any work
-    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
+    # A model with its own distilled encoder needs no VGG19 weights: none are loaded.
+    vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
+    stylizer = ArbitraryStylizer(vgg, params, header["width"],
                                   mesh=all_devices_mesh(), tile=args.tile or None)
     stats = stylizer.style_stats(styles)  # once, not once per batch
 
@@ -298,16 +303,19 @@ def _apply_trained(args, path: Path, builtin_style) -> int:
 
 
 def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
-    """Load, stylise (batched by shape) and write every job; a failed image is counted, not
-    fatal. stylize_batch: (N, H, W, 3) floats in [0, 1] -> the same."""
-    import numpy as np
+    """Load, stylise (batched by shape, `jaxstyle.cli.pipeline`) and write every job; a failed
+    image is counted, not fatal. stylize_batch: (N, H, W, 3) floats in [0, 1] -> the same."""
+    import time
 
+    from jaxstyle.cli.pipeline import StageClock, plan_batches, run_pipeline
     from jaxstyle.errors import JaxstyleError
-    from jaxstyle.images import load_image
+    from jaxstyle.images import decode_image, resize_to
 
     quiet = args.quiet
     report = Reporter(len(jobs), quiet, unit="image")
+    clock = StageClock()
     failures = 0
+    started = time.perf_counter()
 
     def fail(job: Job, error: Exception) -> None:
         nonlocal failures
@@ -315,38 +323,30 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         report.line(f"error: {error}")
         report.advance(1)
 
-    def run(group: list[tuple[Job, np.ndarray]]) -> None:
-        out = stylize_batch(np.stack([image for _, image in group]))
-        for (job, _), image in zip(group, out):
-            try:
-                _write(job.target, image)
-            except JaxstyleError as error:
-                fail(job, error)
-                continue
-            report.advance(1)
+    def load(job: Job):
+        if job.source == STDIO:
+            with clock.measure("decode"):
+                return _read_stdin_image(args.max_dim, args.max_pixels)
+        with clock.measure("decode"):
+            pixels, size = decode_image(job.source, args.max_dim, args.max_pixels, what="input")
+        with clock.measure("resize"):
+            return resize_to(pixels, size, job.source, what="input")
+
+    def write(job: Job, image) -> None:
+        _write(job.target, image)
+
     try:
         if jobs[0].source == STDIO:
-            image = _read_stdin_image(args.max_dim, args.max_pixels)
-            run([(jobs[0], image)])
+            batches = [[jobs[0]]]
         else:
-            groups: dict[Optional[tuple[int, int]], list[Job]] = defaultdict(list)
-            for job in jobs:
-                groups[_expected_shape(job.source, args.max_dim)].append(job)
-            for jobs_of_shape in groups.values():
-                for start in range(0, len(jobs_of_shape), args.batch):
-                    loaded: dict[tuple, list] = defaultdict(list)
-                    for job in jobs_of_shape[start:start + args.batch]:
-                        try:
-                            image = load_image(job.source, args.max_dim, args.max_pixels,
-                                               what="input")
-                        except JaxstyleError as error:
-                            fail(job, error)
-                            continue
-                        loaded[image.shape].append((job, image))
-                    for group in loaded.values():  # headers can mislead (odd EXIF, say)
-                        run(group)
+            shapes = [_expected_shape(job.source, args.max_dim) for job in jobs]
+            batches = [[jobs[i] for i in batch] for batch in plan_batches(shapes, args.batch)]
+        run_pipeline(batches, load, stylize_batch, write, on_done=lambda job: report.advance(1),
+                     on_error=fail, errors=(JaxstyleError,), clock=clock)
     finally:
         report.close()
+    if args.timings:
+        print(clock.table(time.perf_counter() - started, len(jobs)), file=sys.stderr)
     done = len(jobs) - failures
     if jobs[0].target != STDIO:
         where = jobs[0].target if len(jobs) == 1 else args.output

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
@@ -106,14 +107,8 @@ def add_parser(commands, add_command) -> None:
     terms.add_argument("--precision", choices=PRECISIONS, default=loss.precision,
                        help="bf16: convolutions in bfloat16, losses and Adam in fp32")
     run = p.add_argument_group("checkpoints and progress")
-    run.add_argument("--checkpoint-dir", metavar="DIR",
-                     help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
-    run.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
-                     metavar="N", help="steps between checkpoints (0: only at the end)")
-    run.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
-    add_time_limit_option(run)
-    run.add_argument("--resume", action="store_true",
-                     help="continue from the latest checkpoint (same styles and settings)")
+    add_checkpoint_options(run, d, "continue from the latest checkpoint (same styles and "
+                                   "settings)")
     run.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
                      metavar="N", help="render the preview photo every N steps into "
                                        "MODEL's name + .preview.png (0: never)")
@@ -211,6 +206,48 @@ def duration(text: str) -> float:
     return seconds
 
 
+def add_checkpoint_options(group, defaults, resume_help: str) -> None:
+    """--checkpoint-dir, --checkpoint-every, --keep, --time-limit and --resume: every trainer's
+    (defaults: its config, for checkpoint_every and keep)."""
+    group.add_argument("--checkpoint-dir", metavar="DIR",
+                       help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
+    group.add_argument("--checkpoint-every", type=nonnegative_int,
+                       default=defaults.checkpoint_every, metavar="N",
+                       help="steps between checkpoints (0: only at the end)")
+    group.add_argument("--keep", type=positive_int, default=defaults.keep,
+                       help="checkpoints kept")
+    add_time_limit_option(group)
+    group.add_argument("--resume", action="store_true", help=resume_help)
+
+
+def check_resume(args, output: Path) -> None:
+    """--resume without a checkpoint to resume is a usage error, before any work."""
+    from jaxstyle.training import default_checkpoint_dir
+
+    if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
+        raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+
+
+def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
+                      quiet: bool) -> int:
+    """Run train(on_log=progress) -> result; Ctrl-C (TrainingInterrupted) exits 130 with its
+    message as the last line; otherwise the saved-model line."""
+    from jaxstyle.training import TrainingInterrupted
+
+    try:
+        result = train(on_log=progress)
+    except TrainingInterrupted as stop:
+        progress.close()  # so the message is the last line, not under the bar
+        print(str(stop), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        progress.close()
+        raise
+    progress.close()
+    report_saved(output, result, total_steps, progress, quiet)
+    return 0
+
+
 def add_time_limit_option(group) -> None:
     group.add_argument("--time-limit", type=duration, metavar="DURATION",
                        help="stop after this much training time in this run (90s, 45m, 2h), "
@@ -271,15 +308,14 @@ def cmd_train(args) -> int:
     import jax
 
     from jaxstyle.data import describe, find_training_images
-    from jaxstyle.feedforward.train import TrainingInterrupted, default_checkpoint_dir, train
+    from jaxstyle.feedforward.train import train
     from jaxstyle.vgg import prepare_params
 
     quiet = args.quiet or jax.process_index() != 0
     cfg = config_from_args(args)
     output = Path(args.output)
     check_model_output(output)
-    if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
-        raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+    check_resume(args, output)
     styles = load_styles(args.styles, cfg.style_side)
     init = initial_model(args.init, cfg) if args.init else None
     scan = find_training_images(args.data, cfg.batch)
@@ -301,19 +337,9 @@ def cmd_train(args) -> int:
     log(f"training {len(styles)} style(s) ({', '.join(s.name for s in styles)}) at "
         f"{cfg.size} px, batch {cfg.batch}, {cfg.steps} steps on {jax.device_count()} "
         f"{jax.default_backend()} device(s); compiling...", quiet)
-    progress = TrainingProgress(cfg.steps, quiet)
-    try:
-        result = train(vgg_params, styles, scan.usable, output, cfg,
-                       checkpoint_dir=args.checkpoint_dir, resume=args.resume, preview=preview,
-                       worker_count=args.workers, on_log=progress, time_limit=args.time_limit,
-                       init=init)
-    except TrainingInterrupted as stop:
-        progress.close()  # so the message is the last line, not under the bar
-        print(str(stop), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BaseException:
-        progress.close()
-        raise
-    progress.close()
-    report_saved(output, result, cfg.steps, progress, quiet)
-    return 0
+    return run_with_progress(
+        lambda on_log: train(vgg_params, styles, scan.usable, output, cfg,
+                             checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                             preview=preview, worker_count=args.workers, on_log=on_log,
+                             time_limit=args.time_limit, init=init),
+        TrainingProgress(cfg.steps, quiet), output, cfg.steps, quiet)

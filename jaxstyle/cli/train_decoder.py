@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Optional
 
 from jaxstyle.cli.common import (
-    EXIT_INTERRUPTED,
     UsageError,
     add_weights_option,
     finite_float,
@@ -16,10 +15,11 @@ from jaxstyle.cli.common import (
 )
 from jaxstyle.cli.train import (
     TrainingProgress,
-    add_time_limit_option,
+    add_checkpoint_options,
     check_model_output,
+    check_resume,
     nonnegative_int,
-    report_saved,
+    run_with_progress,
 )
 
 EXAMPLES = [
@@ -29,6 +29,8 @@ EXAMPLES = [
     "jaxstyle train-decoder --data coco/ --style-data wikiart/ -o any.jxs --resume",
     "jaxstyle train-decoder --data photos/ -o recon.jxs --reconstruct --steps 2000",
     "jaxstyle train-decoder --data photos/ --style-data art/ -o any.jxs --init recon.jxs",
+    "jaxstyle train-decoder --data photos/ -o small.jxs --encoder small.enc.jxs --width 0.25 "
+    "--reconstruct",
 ]
 # Loss options left unset take DecoderConfig's defaults, or --reconstruct's preset.
 _LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "perceptual_weight")
@@ -81,19 +83,17 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--init", metavar="MODEL",
                      help="start from this trained decoder (a path or a built-in name such as "
                           "`any`; same --width) instead of a random one: fine-tuning")
+    run.add_argument("--encoder", metavar="MODEL",
+                     help="a distilled encoder (`jaxstyle train-encoder`) whose features the "
+                          "decoder learns to decode instead of VGG19's; the model file "
+                          "carries it (an --init decoder that has one brings its own)")
     run.add_argument("--seed", type=int, default=d.seed)
     run.add_argument("--workers", type=nonnegative_int, default=None,
                      help="image decoding processes per loader (0: in this process; None: "
                           "min(4, CPUs))")
     out = p.add_argument_group("checkpoints and progress")
-    out.add_argument("--checkpoint-dir", metavar="DIR",
-                     help="checkpoint folder (None: MODEL's name + .checkpoints, next to it)")
-    out.add_argument("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
-                     metavar="N")
-    out.add_argument("--keep", type=positive_int, default=d.keep, help="checkpoints kept")
-    add_time_limit_option(out)
-    out.add_argument("--resume", action="store_true",
-                     help="continue from the latest checkpoint (same settings and data)")
+    add_checkpoint_options(out, d, "continue from the latest checkpoint (same settings and "
+                                   "data)")
     out.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
                      metavar="N", help="render photo | style | result every N steps into "
                                        "MODEL's name + .preview.png (0: never)")
@@ -131,18 +131,63 @@ def _preview_images(args, side: int):
     return photo[:crop, :crop], style[:crop, :crop]
 
 
-def _initial_decoder(name_or_path: str, width: float) -> tuple[dict, str]:
-    """(params, description) of the --init decoder; it must have the run's width."""
-    from jaxstyle.arbitrary.decoderfile import load_decoder
+def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[dict, float]],
+                     photos) -> tuple[tuple[dict, str], Optional[tuple[dict, float]]]:
+    """((params, description), the encoder it decodes or None for VGG19) of --init.
+
+    It must have the run's width; with --encoder (`encoder`) it must be a decoder for VGG19,
+    which is carried over to the small encoder's features: composed with its embedding
+    (exact, `compose_embedding`), and pruned to the run's width if that is narrower
+    (`prune_decoder`, channels chosen on a few of the training photos).
+    """
+    from jaxstyle.arbitrary.decoderfile import load_any_model
     from jaxstyle.feedforward.apply import resolve_model
 
     path, _ = resolve_model(name_or_path)
-    params, header = load_decoder(path)
-    if float(header["width"]) != width:
-        raise UsageError(f"--init {name_or_path}: a width {header['width']:g} decoder; give "
-                         f"--width {header['width']:g} to fine-tune it")
-    steps = header.get("training", {}).get("steps")
-    return params, path.name + (f" (trained {steps} steps)" if steps else "")
+    model = load_any_model(path)
+    theirs = float(model.header["width"])
+    steps = model.header.get("training", {}).get("steps")
+    description = path.name + (f" (trained {steps} steps)" if steps else "")
+    if encoder is None:
+        if theirs != width:
+            raise UsageError(f"--init {name_or_path}: a width {theirs:g} decoder; give "
+                             f"--width {theirs:g} to fine-tune it")
+        own = None if model.encoder is None else (model.encoder, model.encoder_width)
+        return (model.decoder, description), own
+    if model.encoder is not None:
+        raise UsageError(f"--init {name_or_path} brings its own encoder; leave out --encoder")
+    if width > theirs:
+        raise UsageError(f"--init {name_or_path}: a width {theirs:g} decoder can be pruned to "
+                         f"a narrower --width, not widened to {width:g}")
+    from jaxstyle.arbitrary.encoder import compose_embedding, prune_decoder, sample_images
+    from jaxstyle.arbitrary.transfer import ENCODER_LAYER, conv_params, encode
+
+    params = compose_embedding(model.decoder, encoder[0]["embed"][ENCODER_LAYER])
+    description += ", composed with the encoder's embedding"
+    if width < theirs:
+        features = encode(conv_params(encoder[0]), sample_images(photos, 128, 24))
+        params = prune_decoder(params, theirs, width, features[ENCODER_LAYER])
+        description += f", pruned to width {width:g}"
+    return (params, description), encoder
+
+
+def _encoder_option(name_or_path: str) -> tuple[dict, float]:
+    """(params, width) of --encoder: an encoder file, or a decoder file carrying one."""
+    from jaxstyle.arbitrary.encoder import ENCODER_ARCHITECTURE, load_encoder
+    from jaxstyle.cli.train_encoder import initial_encoder_file
+    from jaxstyle.feedforward.apply import resolve_model
+    from jaxstyle.paramfile import read_header
+
+    path, _ = resolve_model(name_or_path)
+    header = read_header(path)
+    if header.get("architecture") == ENCODER_ARCHITECTURE:
+        params, header = load_encoder(path)
+        return params, float(header["width"])
+    width = header.get("encoder_width")
+    if not isinstance(width, (int, float)):
+        raise UsageError(f"--encoder {name_or_path}: neither an encoder file nor a decoder "
+                         "with its own encoder")
+    return initial_encoder_file(name_or_path, float(width))[0], float(width)
 
 
 def cmd_train_decoder(args) -> int:
@@ -154,7 +199,6 @@ def cmd_train_decoder(args) -> int:
     from jaxstyle.arbitrary.train import train_decoder
     from jaxstyle.data import describe, find_training_images
     from jaxstyle.errors import ConfigError
-    from jaxstyle.training import TrainingInterrupted, default_checkpoint_dir
     from jaxstyle.vgg import prepare_params
 
     quiet = args.quiet or jax.process_index() != 0
@@ -164,8 +208,7 @@ def cmd_train_decoder(args) -> int:
         raise UsageError(str(exc)) from None
     output = Path(args.output)
     check_model_output(output)
-    if args.resume and args.checkpoint_dir is None and not default_checkpoint_dir(output).exists():
-        raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
+    check_resume(args, output)
     if cfg.uses_style_images and args.style_data is None:
         raise UsageError("--style-data DIR is needed unless the run only reconstructs photos "
                          "(--reconstruct)")
@@ -177,25 +220,23 @@ def cmd_train_decoder(args) -> int:
         style_paths = styles.usable
     else:
         style_paths = []
-    init = _initial_decoder(args.init, cfg.width) if args.init else None
+    encoder = _encoder_option(args.encoder) if args.encoder else None
+    init = None
+    if args.init:
+        init, encoder = _initial_decoder(args.init, cfg.width, encoder, photos.usable)
     preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
     vgg_params = prepare_params(load_params(args.weights, quiet))
-    log(f"training a width {cfg.width:g} decoder at {cfg.size} px, batch {cfg.batch}, "
+    features = "VGG19" if encoder is None else f"a width {encoder[1]:g} encoder"
+    log(f"training a width {cfg.width:g} decoder for {features} at {cfg.size} px, "
+        f"batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
     fields = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
         "loss", "content", "pixel", "perceptual")
-    progress = TrainingProgress(cfg.steps, quiet, fields=fields)
-    try:
-        result = train_decoder(vgg_params, photos.usable, style_paths, output, cfg,
-                               checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                               preview=preview, worker_count=args.workers, on_log=progress,
-                               time_limit=args.time_limit, init=init)
-    except TrainingInterrupted as stop:
-        progress.close()
-        print(str(stop), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        progress.close()
-    report_saved(output, result, cfg.steps, progress, quiet)
-    return 0
+    return run_with_progress(
+        lambda on_log: train_decoder(vgg_params, photos.usable, style_paths, output, cfg,
+                                     checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                                     preview=preview, worker_count=args.workers,
+                                     on_log=on_log, time_limit=args.time_limit, init=init,
+                                     encoder=encoder),
+        TrainingProgress(cfg.steps, quiet, fields=fields), output, cfg.steps, quiet)

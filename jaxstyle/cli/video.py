@@ -85,7 +85,7 @@ def decoder_frame_stylizer(path, args):
     import numpy as np
 
     from jaxstyle.arbitrary.apply import apply_any
-    from jaxstyle.arbitrary.decoderfile import load_decoder
+    from jaxstyle.arbitrary.decoderfile import load_decoder, needs_vgg
     from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
     from jaxstyle.images import load_image
 
@@ -93,7 +93,9 @@ def decoder_frame_stylizer(path, args):
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     params, header = load_decoder(path)
     style = load_image(args.style_image, args.style_size, what="style image")
-    stylizer = ArbitraryStylizer(load_params(args.weights, args.quiet), params, header["width"],
+    # A model with its own distilled encoder needs no VGG19 weights: none are loaded.
+    vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
+    stylizer = ArbitraryStylizer(vgg, params, header["width"],
                                   mesh=all_devices_mesh())
     stats = stylizer.style_stats([style])  # once, not once per batch
 

@@ -81,4 +81,45 @@ result["arbitrary_tiled_max_abs"] = float(np.abs(
     np.asarray(tiled(big, stats, alpha=0.8)) - np.asarray(single_device(big, stats, alpha=0.8))
 ).max())
 result["arbitrary_tiled_ran_tiles"] = tiled.trace_count == 0 and tiled.runs_tiled(120, 136)
+
+# Engine 3's encoder distillation: one data-parallel step over 4 devices against 1 device.
+import jax.numpy as jnp  # noqa: E402
+
+from jaxstyle.arbitrary.encoder import (  # noqa: E402
+    EncoderConfig,
+    EncoderState,
+    initial_encoder,
+    make_encoder_step_fn,
+    make_optimizer,
+)
+from jaxstyle.training import ParallelStep  # noqa: E402
+
+unscaled = random_params(0)  # features of O(100), like the real VGG's
+crops = np.concatenate([random_image(rng, 32, 32) for _ in range(4)])
+encoder_cfg = EncoderConfig(size=32, batch=4, learning_rate=1e-5)
+start = jax.tree.map(jnp.asarray, initial_encoder(unscaled, crops, 0.25))
+batch = jnp.asarray(np.round(crops * 255).astype(np.uint8))
+after = {}
+for name, mesh in (("single", None), ("sharded", data_mesh())):
+    step = ParallelStep(make_encoder_step_fn(encoder_cfg), 4, mesh)
+    params = jax.tree.map(jnp.copy, start)
+    state = EncoderState(params, make_optimizer(encoder_cfg).init(params),
+                         jnp.zeros([], jnp.int32))
+    split = batch if mesh is None else jax.device_put(batch, step.batch_sharding)
+    state, metrics = step(unscaled, state, split)
+    after[name] = (state.params, float(metrics["loss"]), float(metrics["grad_norm"]))
+
+
+def mean_abs(first, second):
+    """Mean absolute difference over every param."""
+    pairs = list(zip(jax.tree.leaves(first), jax.tree.leaves(second)))
+    return float(sum(jnp.abs(a - b).sum() for a, b in pairs) / sum(a.size for a, _ in pairs))
+
+
+# Adam's first step is about lr * sign(gradient), so a parameter whose gradient is ~0 may step
+# either way under another summation order: compare the mean change, the loss and the norm.
+result["encoder_step_mean_abs"] = mean_abs(after["single"][0], after["sharded"][0])
+result["encoder_step_moved"] = mean_abs(after["single"][0], start)
+result["encoder_loss_rel"] = abs(after["single"][1] / after["sharded"][1] - 1)
+result["encoder_grad_norm_rel"] = abs(after["single"][2] / after["sharded"][2] - 1)
 print(json.dumps(result))

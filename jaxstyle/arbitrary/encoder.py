@@ -159,7 +159,7 @@ def prune_decoder(decoder_params: dict, width: float, new_width: float,
     activations = captured["intermediates"]
     names = sorted((name for name in decoder_params if name.startswith("conv")),
                    key=lambda name: int(name[4:]))
-    wanted = dict(zip((64 * w for w in (4, 2, 1)), decoder_channels(new_width)))
+    wanted = dict(zip(decoder_channels(width), decoder_channels(new_width)))  # per level
     pruned, kept_inputs = {}, None
     for name in names:
         kernel = np.asarray(decoder_params[name]["kernel"])
@@ -170,18 +170,11 @@ def prune_decoder(decoder_params: dict, width: float, new_width: float,
             pruned[name] = {"kernel": kernel, "bias": bias}
             break
         out = np.asarray(jax.nn.relu(activations[name]["__call__"][0]))
-        count = wanted[_base_channels(kernel.shape[-1], width)]
+        count = wanted[kernel.shape[-1]]
         kept = np.sort(np.argsort(-out.mean(axis=(0, 1, 2)), kind="stable")[:count])
         pruned[name] = {"kernel": kernel[..., kept], "bias": bias[kept]}
         kept_inputs = kept
     return pruned
-
-
-def _base_channels(channels: int, width: float) -> int:
-    """Which of the decoder's levels (256, 128, 64 at width 1) a conv of `channels` is."""
-    from jaxstyle.arbitrary.decoder import BASE_CHANNELS, decoder_channels
-
-    return BASE_CHANNELS[decoder_channels(width).index(channels)]
 
 
 # --- Distillation ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, st
 from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
-from jaxstyle.vgg import MIN_SIDE, vgg19_features
+from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE, vgg19_features
 
 # Huang & Belongie's style layers: relu1_1 .. relu4_1, whose statistics the decoder's training
 # matches; relu4_1 is also the content layer and where AdaIN happens.
@@ -32,8 +32,7 @@ STATS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 
 
 # A distilled encoder's convs (`jaxstyle.arbitrary.encoder`): VGG19's names up to relu4_1.
-ENCODER_CONVS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1",
-                 "block3_conv2", "block3_conv3", "block3_conv4", "block4_conv1")
+ENCODER_CONVS = LAYER_NAMES[:LAYER_NAMES.index(ENCODER_LAYER) + 1]
 
 
 def conv_params(encoder: dict) -> dict:

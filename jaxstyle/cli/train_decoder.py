@@ -171,25 +171,6 @@ def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[di
     return (params, description), encoder
 
 
-def _encoder_option(name_or_path: str) -> tuple[dict, float]:
-    """(params, width) of --encoder: an encoder file, or a decoder file carrying one."""
-    from jaxstyle.arbitrary.encoder import ENCODER_ARCHITECTURE, load_encoder
-    from jaxstyle.cli.train_encoder import initial_encoder_file
-    from jaxstyle.feedforward.apply import resolve_model
-    from jaxstyle.paramfile import read_header
-
-    path, _ = resolve_model(name_or_path)
-    header = read_header(path)
-    if header.get("architecture") == ENCODER_ARCHITECTURE:
-        params, header = load_encoder(path)
-        return params, float(header["width"])
-    width = header.get("encoder_width")
-    if not isinstance(width, (int, float)):
-        raise UsageError(f"--encoder {name_or_path}: neither an encoder file nor a decoder "
-                         "with its own encoder")
-    return initial_encoder_file(name_or_path, float(width))[0], float(width)
-
-
 def cmd_train_decoder(args) -> int:
     from jaxstyle.mesh import initialize_distributed
 
@@ -220,7 +201,11 @@ def cmd_train_decoder(args) -> int:
         style_paths = styles.usable
     else:
         style_paths = []
-    encoder = _encoder_option(args.encoder) if args.encoder else None
+    encoder = None
+    if args.encoder:
+        from jaxstyle.cli.train_encoder import load_any_encoder
+
+        encoder = load_any_encoder(args.encoder, "--encoder")[:2]
     init = None
     if args.init:
         init, encoder = _initial_decoder(args.init, cfg.width, encoder, photos.usable)

@@ -70,28 +70,27 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_train_encoder)
 
 
-def initial_encoder_file(name_or_path: str, width: float) -> tuple[dict, str]:
-    """(params, description) of an --init encoder: an encoder file, or a decoder file that
-    carries its own encoder; it must have the run's width."""
+def load_any_encoder(name_or_path: str, option: str) -> tuple[dict, float, str]:
+    """(params, width, description) of a distilled encoder: an encoder file, or a decoder
+    file that carries its own encoder; `option` names the flag in errors."""
     from jaxstyle.arbitrary.decoderfile import load_any_model
     from jaxstyle.arbitrary.encoder import ENCODER_ARCHITECTURE, load_encoder
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.paramfile import read_header
 
     path, _ = resolve_model(name_or_path)
-    if read_header(path).get("architecture") == ENCODER_ARCHITECTURE:
+    header = read_header(path)
+    if header.get("architecture") == ENCODER_ARCHITECTURE:
         params, header = load_encoder(path)
-        theirs = float(header["width"])
+        width = float(header["width"])
     else:
         model = load_any_model(path)
         if model.encoder is None:
-            raise UsageError(f"{name_or_path}: a decoder for VGG19 itself, with no small "
-                             "encoder of its own")
-        params, theirs = model.encoder, model.encoder_width
-    if theirs != width:
-        raise UsageError(f"{name_or_path}: a width {theirs:g} encoder; give --width {theirs:g}")
-    steps = read_header(path).get("training", {}).get("steps")
-    return params, path.name + (f" (trained {steps} steps)" if steps else "")
+            raise UsageError(f"{option} {name_or_path}: a decoder for VGG19 itself, with no "
+                             "small encoder of its own")
+        params, width = model.encoder, model.encoder_width
+    steps = header.get("training", {}).get("steps")
+    return params, width, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
 def cmd_train_encoder(args) -> int:
@@ -122,7 +121,13 @@ def cmd_train_encoder(args) -> int:
         paths.extend(scan.usable)
     if len(paths) < cfg.batch:
         raise UsageError(f"need at least {cfg.batch} images, found {len(paths)}")
-    init = initial_encoder_file(args.init, cfg.width) if args.init else None
+    init = None
+    if args.init:
+        params, width, description = load_any_encoder(args.init, "--init")
+        if width != cfg.width:
+            raise UsageError(f"--init {args.init}: a width {width:g} encoder; give "
+                             f"--width {width:g}")
+        init = (params, description)
     vgg_params = load_params(args.weights, quiet)
     log(f"distilling a width {cfg.width:g} encoder at {cfg.size} px, batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "

@@ -119,6 +119,21 @@ def total_variation(images: jax.Array) -> jax.Array:
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as `jaxstyle.quality` and the YIQ colour code
 
 
+def _block_luminance(images: jax.Array, block: int) -> jax.Array:
+    """(N,H,W,3) -> (N, H // block, W // block) mean luminance; the last partial blocks are
+    left out."""
+    grey = images.astype(jnp.float32) @ jnp.asarray(LUMA, jnp.float32)
+    n, h, w = grey.shape
+    grey = grey[:, :h // block * block, :w // block * block]
+    return grey.reshape(n, h // block, block, w // block, block).mean(axis=(2, 4))
+
+
+def _check_pair(images: jax.Array, photos: jax.Array) -> None:
+    _check_features(images, "images")
+    if images.shape != photos.shape:
+        raise ValueError(f"shapes differ: {images.shape} vs {photos.shape}")
+
+
 def layout_loss(images: jax.Array, photos: jax.Array, block: int = 8) -> jax.Array:
     """MSE of block-averaged luminance, per image: (N,H,W,3), (N,H,W,3) in [0, 1] -> (N,).
 
@@ -127,18 +142,59 @@ def layout_loss(images: jax.Array, photos: jax.Array, block: int = 8) -> jax.Arr
     Not in Gatys et al. or Johnson et al.; the trained engines' answer to losing the photo
     (issue 18). Rows and columns past the last whole block are left out.
     """
-    _check_features(images, "images")
-    if images.shape != photos.shape:
-        raise ValueError(f"shapes differ: {images.shape} vs {photos.shape}")
+    _check_pair(images, photos)
+    return jnp.square(_block_luminance(images, block) - _block_luminance(photos, block)
+                      ).mean(axis=(1, 2))
+
+
+def layout_decorrelation(images: jax.Array, photos: jax.Array, block: int = 8) -> jax.Array:
+    """1 - the correlation of block-averaged luminance, per image: (N,H,W,3) x2 -> (N,) in
+    [0, 2].
+
+    `layout_loss` without its grip on brightness and contrast: a painting may darken or
+    flatten the photo's light as long as the big shapes stay where they were. It is one
+    minus `jaxstyle.quality.layout_score` (which box-averages to 32 px instead of fixed
+    blocks), so engine 3, whose AdaIN sets every channel's mean and spread from the
+    painting, is anchored only where the photo is, not in how light it is.
+    """
+    _check_pair(images, photos)
+    a, b = (x - x.mean(axis=(1, 2), keepdims=True)
+            for x in (_block_luminance(images, block), _block_luminance(photos, block)))
+    # The epsilon keeps a flat image's gradient finite (its correlation is 0/0).
+    covariance = (a * b).sum(axis=(1, 2))
+    spread = jnp.sqrt((a * a).sum(axis=(1, 2)) * (b * b).sum(axis=(1, 2)) + 1e-12)
+    return 1.0 - covariance / spread
+
+
+def _blockiness(grey: jax.Array, period: int) -> jax.Array:
+    """`jaxstyle.quality.blockiness` on (N, H, W) luminance, differentiable: (N,)."""
+    scores = []
+    for axis in (1, 2):
+        steps = jnp.abs(jnp.diff(grey, axis=axis)).mean(axis=3 - axis)   # (N, L)
+        phases = jax.nn.one_hot(jnp.arange(steps.shape[1]) % period, period)
+        profile = (steps @ phases) / phases.sum(axis=0)                  # (N, period)
+        mean = profile.mean(axis=1)
+        # sqrt(var + eps): a flat profile's std has an infinite derivative at 0.
+        std = jnp.sqrt(jnp.square(profile - mean[:, None]).mean(axis=1) + 1e-12)
+        scores.append(std / jnp.maximum(mean, 1e-12))
+    return (scores[0] + scores[1]) / 2
+
+
+def grid_loss(images: jax.Array, photos: jax.Array, period: int = 8) -> jax.Array:
+    """The grid an output adds, per image: (N,H,W,3) x2 in [0, 1] -> (N,) >= 0.
+
+    `jaxstyle.quality.grid_excess` (how much edge strength depends on position mod
+    `period`, beyond the photo's own), clipped at 0 so that no image is pushed below its
+    photo's sampling noise. Engine 3's decoder upsamples x2 three times; an undertrained one
+    leaves its 8 px period in the picture (issue 18's grid target).
+    """
+    _check_pair(images, photos)
+    if min(images.shape[1:3]) < 4 * period:
+        raise ValueError(f"images {images.shape} are too small to measure a {period} px grid")
     luma = jnp.asarray(LUMA, jnp.float32)
-
-    def pooled(x):
-        grey = x.astype(jnp.float32) @ luma
-        n, h, w = grey.shape
-        grey = grey[:, :h // block * block, :w // block * block]
-        return grey.reshape(n, h // block, block, w // block, block).mean(axis=(2, 4))
-
-    return jnp.square(pooled(images) - pooled(photos)).mean(axis=(1, 2))
+    excess = (_blockiness(images.astype(jnp.float32) @ luma, period)
+              - _blockiness(photos.astype(jnp.float32) @ luma, period))
+    return jnp.maximum(excess, 0.0)
 
 
 def weighted_mean(values: list[jax.Array], weights=None) -> jax.Array:

@@ -12,7 +12,8 @@ Why these: the issue's list of what can be had here names Debian's wallpaper pac
 them holds famous paintings, so the style set takes their digital paintings and illustrations
 (KDE Plasma, UKUI, MATE), GNOME's patterned backgrounds and Krita's paper, canvas and
 brush-mark textures (greyscale: they teach strokes and grain, the generated textures of
-`scripts/style_textures.py` teach colour). Their photographs go to the photo set, which had 15.
+`scripts/style_textures.py` teach colour). Their photographs go to the photo set, which had
+15, less the validation photos (`HELD_OUT`), which are kept for scoring.
 
 Licences (from each package's copyright file, copied into SOURCES.md): GPL-2+ (Plasma
 wallpapers, MATE's photos), CC-BY-SA-3.0 / 4.0 (UKUI, MATE's abstract images), CC-BY-SA-3.0 /
@@ -32,6 +33,11 @@ from pathlib import Path
 from PIL import Image
 
 MAX_SIDE = 1024
+# Debian photos kept for scoring the trained models (the A/B and BENCHMARKS tables), never
+# trained on: `training_photos.py --held-out DIR` writes them there, and this script's
+# photo folder leaves them out.
+HELD_OUT = ("lomiri_aitzgorri_by_Aitzol_Berasategi.jpg", "lomiri_friends_by_Aitzol_Berasategi.jpg",
+            "lomiri_Wine_by_Jakkub_Mede.jpg", "plasma_EveningGlow.jpg")
 
 # package -> {path glob inside the package: "styles" | "photos"}. Plasma wallpapers come in
 # many sizes each: the largest file of each wallpaper folder is taken (see `pick`).
@@ -118,6 +124,8 @@ def build(out_dir: Path) -> dict[str, int]:
                     name = f"{package.split('-')[0]}_{path.parent.parent.parent.name}" \
                         if "/wallpapers/" in pattern else f"{package.split('-')[0]}_{path.stem}"
                     target = out_dir / kind / f"{name}.jpg"
+                    if kind == "photos" and target.name in HELD_OUT:
+                        continue  # a validation photo (HELD_OUT): never trained on
                     if convert(path, target):
                         counts[kind] += 1
                         sources.append(f"- {kind}/{target.name}: /{path.relative_to(root)}")

@@ -35,8 +35,8 @@ export JAXSTYLE_HOME=${JAXSTYLE_HOME:-/tmp/jaxstyle-home}
 
 # The engine-2 recipe (scripts/train_shipped_model.py) and engine 3's two stages
 # (scripts/train_shipped_decoder.py --stage reconstruct, then --stage adain).
-FF_RECIPE="--identity-start --content-layer-weights 0.004,1 --stability-weight 1e9 --layout-weight 1e10"
-DEC_RECIPE="--style-weight 2 --gram-weight 6 --perceptual-weight 2"
+FF_RECIPE="--identity-start --content-layer-weights 0.004,1 --stability-weight 1e9 --layout-weight 1e10 --grid-weight 1e9"
+DEC_RECIPE="--style-weight 2 --gram-weight 6 --perceptual-weight 2 --layout-weight 30 --grid-weight 100"
 if [ "${REHEARSAL:-0}" = 1 ]; then  # a CPU run of the same steps, small and short
   STEP1="--sizes 64 --steps 2 --warmup 1"; STEP1_BATCH="--sizes 64 --batch 2 --steps 2"
   FF="--size 64 --batch 2 --steps 30 --width 0.25 --time-limit 20s"
@@ -111,8 +111,9 @@ $JX train-decoder --data "$PHOTOS" --style-data "$STYLES" -o "$OUT/any-vgg.jxs" 
 elapsed "engine 3 trained (rc $?)"
 
 # Engine 3's default model (issue 20): distil the small encoder on photos and style images,
-# then train its decoder in the same two stages, starting from the VGG19 decoder just
-# trained, composed with the encoder's embedding and pruned to the narrower width (a
+# then train its decoder in the same two stages (the encoder learning with it in the
+# second, at a quarter of the decoder's rate: on the CPU that is what kept the photo),
+# starting from the VGG19 decoder just trained, composed with the encoder's embedding and pruned to the narrower width (a
 # quarter-width decoder from scratch was still painting blobs after 600 CPU steps); the model
 # file carries the encoder.
 $JX train-encoder --data "$PHOTOS" "$STYLES" -o $CK/small.enc.jxs --checkpoint-dir $CK/enc \
@@ -123,7 +124,8 @@ $JX train-decoder --data "$PHOTOS" -o $CK/small-recon.jxs --reconstruct \
   --preview-every 0 --workers 4 $SMALL_REC -q
 elapsed "small decoder reconstruction trained (rc $?)"
 $JX train-decoder --data "$PHOTOS" --style-data "$STYLES" -o "$OUT/any.jxs" \
-  --init $CK/small-recon.jxs $DEC_RECIPE --checkpoint-dir $CK/small-dec --checkpoint-every 0 \
+  --init $CK/small-recon.jxs $DEC_RECIPE --encoder-lr 2.5e-5 --distill-weight 2 \
+  --checkpoint-dir $CK/small-dec --checkpoint-every 0 \
   --preview-every 0 --workers 4 $SMALL_DEC -q
 elapsed "small decoder trained (rc $?)"
 cp $CK/small.enc.jxs "$OUT/" 2>/dev/null

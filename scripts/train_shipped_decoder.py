@@ -139,9 +139,12 @@ def main():
     elif args.stage == "adain":
         photos, styles, _ = _stage_two(args, run, styles, current=True)
         # The weights as run (jaxstyle/models/README.md): stage 2's style terms (10, 30)
-        # lost the photo; a fifth of them and a shallow anchor to the photo keep it.
+        # lost the photo; a fifth of them and a shallow anchor to the photo keep it; the
+        # layout and grid terms (issue 18's own scores, made losses) lift the layout floor
+        # and remove the grid. Options after `--` win (argparse keeps the last).
         stage_options = [*init, "--style-weight", "2", "--gram-weight", "6",
-                         "--perceptual-weight", "2"]
+                         "--perceptual-weight", "2", "--layout-weight", "30",
+                         "--grid-weight", "100"]
     command = [sys.executable, "-m", "jaxstyle", "train-decoder", "--data", photos,
                "--style-data", str(styles), "-o", args.out, "--steps", str(args.steps),
                "--width", str(args.width), "--size", str(args.size), "--batch", str(args.batch),

@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from debian_artwork import convert, download, licence_lines  # noqa: E402
+from debian_artwork import HELD_OUT, convert, download, licence_lines  # noqa: E402
 
 # (wheel, member) -> file name. Licences: scikit-image's data/README (CC0 or public domain),
 # scikit-learn's china.jpg / flower.jpg (CC-BY 2.0 in their README), matplotlib's Grace Hopper
@@ -76,10 +76,9 @@ DEBIAN_PHOTOS = {
         "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")],
     "lomiri-wallpapers-20.04": [LOMIRI.format("Kleiber_by_Lukas_Baubkus")],
 }
-# Validation photos: never trained on. Chosen before any training for variety (a mountain
-# landscape, animals behind a window, a still life, a dark scene), not for how models score.
-HELD_OUT = ("lomiri_aitzgorri_by_Aitzol_Berasategi.jpg", "lomiri_friends_by_Aitzol_Berasategi.jpg",
-            "lomiri_Wine_by_Jakkub_Mede.jpg", "plasma_EveningGlow.jpg")
+# Validation photos (HELD_OUT, from debian_artwork.py): never trained on. Chosen before any
+# training for variety (a mountain landscape, animals behind a window, a still life, a dark
+# scene), not for how models score.
 SHARED_HELD_OUT = ("coffee.jpg", "astronaut.jpg")  # ../shared/images, for scoring only
 
 

@@ -320,6 +320,34 @@ def test_gram_term_matches_numpy_and_is_absent_at_weight_zero(decoder, rng):
                                rtol=1e-5)
 
 
+def test_layout_and_grid_terms_add_to_the_loss_and_a_step_on_layout_raises_it(decoder, rng):
+    from jaxstyle.losses import grid_loss, layout_decorrelation
+
+    vgg_params = random_params(0)
+    photos, styles = (jnp.asarray(np.concatenate([random_image(rng, 32, 32) for _ in "ab"]))
+                      for _ in "ps")
+    params, _ = decoder
+    # At alpha 0 the AdaIN target is the photo's own features, so the output the terms
+    # score can be recomputed from the photo alone.
+    cfg = DecoderConfig(size=32, width=WIDTH, alpha=0.0, layout_weight=2.0, grid_weight=5.0)
+    total, parts = decoder_loss(params, vgg_params, photos, styles, cfg)
+    assert {"layout", "grid", "content", "style"} <= set(parts)
+    np.testing.assert_allclose(float(total), float(sum(parts.values()).mean()), rtol=1e-6)
+    out = Decoder(width=WIDTH).apply({"params": params}, encode(vgg_params, photos)[ENCODER_LAYER])
+    np.testing.assert_allclose(parts["layout"], 2.0 * layout_decorrelation(out, photos),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(parts["grid"], 5.0 * grid_loss(out, photos), rtol=1e-4,
+                               atol=1e-6)
+    assert float(parts["layout"].min()) > 0  # a random decoder does not give the photo back
+
+    def layout_term(p):
+        return decoder_loss(p, vgg_params, photos, styles, cfg)[1]["layout"].mean()
+
+    grads = jax.grad(layout_term)(params)
+    stepped = jax.tree.map(lambda p, g: p - 1e-3 * g / optax.tree.norm(grads), params, grads)
+    assert float(layout_term(stepped)) < float(layout_term(params))
+
+
 def test_reconstruction_loss_has_only_photo_terms_and_matches_numpy(decoder, rng):
     vgg_params = random_params(0)
     photos = jnp.asarray(np.concatenate([random_image(rng, 32, 32) for _ in "ab"]))
@@ -449,7 +477,8 @@ def test_cli_train_decoder_fine_tunes_from_init(tmp_path, decoder_file, tiny_wei
               "--checkpoint-every", "0", "--weights", tiny_weights_file, "--init", decoder_file)
     # A learning rate of 1e-9 moves no weight more than ~1e-9 in one Adam step, so the saved
     # decoder must be the --init one (a random start would differ by O(0.1)).
-    done = _cli(*common, "--width", WIDTH, "--steps", "1", "--lr", "1e-9", "--gram-weight", "2")
+    done = _cli(*common, "--width", WIDTH, "--steps", "1", "--lr", "1e-9", "--gram-weight", "2",
+                "--layout-weight", "0.5", "--grid-weight", "3")
     assert done.returncode == 0, done.stderr
     tuned, header = load_decoder(output)
     start, _ = load_decoder(decoder_file)
@@ -457,6 +486,8 @@ def test_cli_train_decoder_fine_tunes_from_init(tmp_path, decoder_file, tiny_wei
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert header["training"]["initialised_from"] == "d.jxs"
     assert header["training"]["gram_weight"] == 2.0
+    assert header["training"]["layout_weight"] == 0.5 and header["training"]["grid_weight"] == 3
+    assert {"layout", "grid"} <= set(read_log(output.with_suffix(".log.jsonl"))[0])
     wrong_width = _cli(*common, "--width", "0.25", "--steps", "1")
     assert wrong_width.returncode == 2
     assert "--init" in wrong_width.stderr and "--width 0.125" in wrong_width.stderr

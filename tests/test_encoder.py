@@ -33,7 +33,13 @@ from jaxstyle.arbitrary.encoder import (
     prune_vgg,
     save_encoder,
 )
-from jaxstyle.arbitrary.train import RECONSTRUCTION, DecoderConfig, decoder_loss
+from jaxstyle.arbitrary.train import (
+    RECONSTRUCTION,
+    DecoderConfig,
+    decoder_loss,
+    init_decoder_state,
+    make_decoder_step_fn,
+)
 from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     conv_params,
@@ -41,6 +47,7 @@ from jaxstyle.arbitrary.transfer import (
     style_statistics,
     stylize_arrays,
 )
+from jaxstyle.errors import ConfigError
 from jaxstyle.paramfile import ModelError
 from jaxstyle.vgg import vgg19_features
 
@@ -175,6 +182,40 @@ def test_own_encoder_loss_targets_vgg_space_through_the_embedding(vgg, encoder, 
     assert set(vgg_parts) == set(parts)
 
 
+def test_the_encoder_trains_with_the_decoder_only_when_asked(vgg, encoder, own_model, images):
+    _, decoder = own_model
+    photos, styles = jnp.asarray(images[:2]), jnp.asarray(images[2:])
+    frozen = DecoderConfig(size=32, batch=2, width=DECODER_WIDTH, distill_weight=2.0)
+    joint = frozen.replace(encoder_learning_rate=1e-3)
+    assert joint.trains_encoder and not frozen.trains_encoder
+    # The distillation term is encoder.distill_loss on the photos, weighted.
+    _, parts = decoder_loss(decoder, vgg, photos, styles, joint, encoder)
+    np.testing.assert_allclose(float(parts["distill"].mean()),
+                               2.0 * float(distill_loss(encoder, vgg, photos)[0]), rtol=1e-4)
+
+    def style_term(enc, cfg):
+        return decoder_loss(decoder, vgg, photos, styles, cfg, enc)[1]["style"].mean()
+
+    # The style term reaches the encoder through AdaIN and the decoder only when it trains.
+    moving = optax_norm(jax.grad(style_term)(encoder, joint))
+    still = optax_norm(jax.grad(style_term)(encoder, frozen))
+    assert moving > 0 and still == 0
+    # One joint step moves both parts; the state holds them as {decoder, encoder}.
+    state = init_decoder_state(joint, decoder, 128, encoder)
+    assert set(state.params) == {"decoder", "encoder"}
+    batch = tuple(jnp.asarray(np.round(x * 255).astype(np.uint8)) for x in (photos, styles))
+    new, metrics = jax.jit(make_decoder_step_fn(joint))((vgg, None), state, batch)
+    assert bool(metrics["finite"]) and float(metrics["distill"]) > 0
+    for part in ("decoder", "encoder"):
+        assert optax_norm(jax.tree.map(jnp.subtract, new.params[part], state.params[part])) > 0
+    with pytest.raises(ConfigError, match="distilled encoder"):
+        init_decoder_state(joint, decoder, 128, None)
+
+
+def optax_norm(tree) -> float:
+    return float(jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))))
+
+
 def test_a_vgg_decoder_composed_with_the_embedding_decodes_the_small_features(encoder,
                                                                              images):
     scale = FEATURE_MEANS[ENCODER_LAYER]
@@ -221,6 +262,16 @@ def test_cli_distils_trains_its_decoder_and_applies_without_weights(tmp_path,
               "0", "--weights", tiny_weights_file, "--width", DECODER_WIDTH, "--steps", "1")
     done = _cli(*common, "--encoder", encoder_file)
     assert done.returncode == 0, done.stderr
+    # --encoder-lr: the file carries the encoder as trained, not as given.
+    joint = _cli(*common, "--encoder", encoder_file, "--encoder-lr", "1e-2", "--distill-weight",
+                 "1", "-o", tmp_path / "joint.jxs")
+    assert joint.returncode == 0, joint.stderr
+    trained = load_any_model(tmp_path / "joint.jxs")
+    assert trained.header["training"]["encoder_learning_rate"] == 0.01
+    assert not np.array_equal(trained.encoder["block4_conv1"]["kernel"],
+                              load_encoder(encoder_file)[0]["block4_conv1"]["kernel"])
+    alone = _cli(*common, "--encoder-lr", "1e-3", "-o", tmp_path / "alone.jxs")
+    assert alone.returncode == 2 and "--encoder FILE" in alone.stderr
     loaded = load_any_model(model)
     assert loaded.header["encoder_width"] == WIDTH
     np.testing.assert_array_equal(loaded.encoder["block4_conv1"]["kernel"],

@@ -110,3 +110,42 @@ def test_layout_loss_matches_numpy_and_ignores_texture(rng):
     assert float(layout_loss(brighter, flat)[0]) > 1e-4
     with pytest.raises(ValueError, match="shapes differ"):
         layout_loss(flat, flat[:, :8])
+
+
+def test_layout_decorrelation_keeps_shapes_and_frees_the_light(rng):
+    from jaxstyle.losses import layout_decorrelation
+    from jaxstyle.quality import layout_score
+
+    photos = rng.random((2, 64, 96, 3)).astype(np.float32)
+    # With 8 px blocks on a 256 px short side it is 1 - the quality score (box-averaged to
+    # a 32 px short side).
+    big = np.kron(photos[:1], np.ones((1, 4, 4, 1), np.float32))
+    noise = (big + 0.3 * rng.standard_normal(big.shape)).clip(0, 1).astype(np.float32)
+    got = float(jax.jit(layout_decorrelation)(noise, big)[0])
+    assert got == pytest.approx(1 - layout_score(noise[0], big[0]), abs=1e-4)
+    assert got > 0.01
+    # Darker and flatter light keeps the shapes: (almost) nothing to pay. The same light
+    # with the shapes moved costs.
+    assert float(layout_decorrelation(0.4 * photos + 0.1, photos).max()) < 1e-5
+    assert float(layout_decorrelation(photos[:, ::-1], photos).min()) > 0.3
+    grad = jax.grad(lambda x: layout_decorrelation(x, photos).sum())(np.full_like(photos, 0.5))
+    assert np.isfinite(np.asarray(grad)).all()  # a flat output still gets a gradient
+
+
+def test_grid_loss_is_the_quality_grid_and_catches_a_checkerboard(rng):
+    from jaxstyle.losses import grid_loss
+    from jaxstyle.quality import grid_excess
+
+    photos = rng.random((2, 48, 64, 3)).astype(np.float32)
+    images = (photos + 0.2 * rng.random(photos.shape)).astype(np.float32)
+    want = [max(grid_excess(i, p), 0.0) for i, p in zip(images, photos)]
+    np.testing.assert_allclose(jax.jit(grid_loss)(images, photos), want, rtol=1e-4, atol=1e-6)
+    # An 8 px checkerboard over the photo is a grid: far above the 0.05 target.
+    y, x = np.mgrid[:48, :64]
+    board = np.where((x // 8 + y // 8) % 2, 0.2, -0.2)[None, ..., None].astype(np.float32)
+    assert float(grid_loss((0.6 * photos + 0.2 + board), photos).min()) > 0.3
+    assert float(grid_loss(photos, photos).max()) == 0.0
+    grad = jax.grad(lambda i: grid_loss(i, photos).sum())(0.6 * photos + 0.2 + board)
+    assert np.isfinite(np.asarray(grad)).all() and float(np.abs(grad).max()) > 0
+    with pytest.raises(ValueError, match="too small"):
+        grid_loss(photos[:, :16], photos[:, :16])

@@ -467,15 +467,17 @@ def test_init_continues_a_model_and_refuses_another_architecture(photos, style_f
     second = tmp_path / "second.jxs"
     code, _, err = run_cli(capsys, "train", *style_files, "-o", second, *common, "--steps", "1",
                            "--identity-start", "--init", first, "--lr", "1e-9",
-                           "--layout-weight", "3")
+                           "--layout-weight", "3", "--grid-weight", "2")
     assert code == 0, err
-    assert read_log(log_path_for(second))[0]["layout"] > 0  # the layout term is in the loss
+    logged = read_log(log_path_for(second))[0]
+    assert logged["layout"] > 0  # the layout term is in the loss
+    assert logged["grid"] >= 0  # and the grid term (0 while the output has no grid of its own)
     (start, start_header), (continued, header) = load_model(first), load_model(second)
     for got, want in zip(jax.tree.leaves(continued), jax.tree.leaves(start)):
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert header["identity_start"] is True and start_header["identity_start"] is True
     assert header["training"]["initialised_from"] == "first.jxs (trained 2 steps)"
-    assert header["training"]["layout_weight"] == 3
+    assert header["training"]["layout_weight"] == 3 and header["training"]["grid_weight"] == 2
     code, _, err = run_cli(capsys, "train", *style_files, "-o", tmp_path / "third.jxs",
                            *common, "--steps", "1", "--no-identity-start", "--init", first)
     assert code == 2

@@ -12,9 +12,15 @@ the encoder (reconstruction pre-training), helped by `pixel_weight` (the photo's
 (WCT, LinearStyleTransfer, Collaborative Distillation) is first trained this way; a decoder
 that never learned to reproduce a photo paints blocks and loses it (issue 18).
 
-The encoder is the shared VGG19, frozen. The host loop (checkpoints, resume, log, previews,
-Ctrl-C) is the shared one in `jaxstyle.training`; data comes from two grain loaders (`--data`
-photos, `--style-data` style images) with the same crops and flips as engine 2's.
+The encoder is the shared VGG19, frozen, or a distilled small one (`jaxstyle.arbitrary.encoder`),
+frozen too unless `encoder_learning_rate` > 0: then it trains with the decoder, on the same
+loss (plus `distill_weight` times its distillation loss, which keeps its embeddings VGG19's),
+so that its few channels learn to carry what the decoder needs (Collaborative Distillation,
+Wang et al. 2020, trains its small encoder with the decoder in the same spirit).
+
+The host loop (checkpoints, resume, log, previews, Ctrl-C) is the shared one in
+`jaxstyle.training`; data comes from two grain loaders (`--data` photos, `--style-data` style
+images) with the same crops and flips as engine 2's.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ import optax
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats
 from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, Decoder, init_decoder
 from jaxstyle.arbitrary.decoderfile import save_decoder
-from jaxstyle.arbitrary.encoder import embed
+from jaxstyle.arbitrary.encoder import DISTILL_LAYERS, embed, normalised_features
 from jaxstyle.arbitrary.transfer import STATS_LAYERS, conv_params, encode, stylize_arrays
 from jaxstyle.errors import ConfigError
-from jaxstyle.losses import gram_matrix
+from jaxstyle.losses import gram_matrix, grid_loss, layout_decorrelation
 from jaxstyle.training import (
     LoopSettings,
     ParallelStep,
@@ -77,6 +83,19 @@ class DecoderConfig:
     alpha: float = 1.0
     pixel_weight: float = 0.0       # mean squared pixel error against the photo, [0, 1] units
     perceptual_weight: float = 0.0  # the same for normalised relu1_1..relu3_1 features
+    # Anchors on what a person sees (issue 18), both 0 in Huang & Belongie: the layout (1 -
+    # the correlation of 8 px block luminance with the photo's, `losses.layout_decorrelation`:
+    # where the big shapes are, not how light they are, which AdaIN takes from the painting)
+    # and the grid (`losses.grid_loss`: edge strength tied to the 8 px period of the three
+    # x2 upsamplings, beyond the photo's own).
+    layout_weight: float = 0.0
+    grid_weight: float = 0.0
+    # A distilled encoder's own training (`train-decoder --encoder`): its Adam learning rate
+    # (0: frozen, the decoder alone learns) and the weight of its distillation loss on the
+    # photos (the embedded features against VGG19's, `encoder.distill_loss`), which keeps
+    # the relu4_1 embedding that carries the content target true to VGG19.
+    encoder_learning_rate: float = 0.0
+    distill_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
     keep: int = 3
@@ -89,7 +108,9 @@ class DecoderConfig:
                        positive_numbers=("learning_rate", "width"),
                        nonnegative_numbers=("lr_decay", "content_weight", "style_weight",
                                             "gram_weight", "pixel_weight",
-                                            "perceptual_weight"))
+                                            "perceptual_weight", "layout_weight",
+                                            "grid_weight", "encoder_learning_rate",
+                                            "distill_weight"))
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
@@ -98,6 +119,11 @@ class DecoderConfig:
 
     def replace(self, **changes) -> DecoderConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def trains_encoder(self) -> bool:
+        """Whether a distilled encoder learns with the decoder (its params join the state)."""
+        return self.encoder_learning_rate > 0
 
     @property
     def uses_style_images(self) -> bool:
@@ -121,14 +147,30 @@ class DecoderState(NamedTuple):
 
 
 def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
-    schedule = lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step)  # noqa: E731
-    return optax.adam(schedule)
+    """Adam with inverse-time decay; when the encoder trains too (params {decoder, encoder}),
+    each part gets its own learning rate (Adam is blind to a gradient's scale, so the rates
+    must differ in the optimiser, not in the loss)."""
+    def adam(rate):
+        return optax.adam(lambda step: rate / (1.0 + cfg.lr_decay * step))
+
+    if not cfg.trains_encoder:
+        return adam(cfg.learning_rate)
+    return optax.multi_transform(
+        {"decoder": adam(cfg.learning_rate), "encoder": adam(cfg.encoder_learning_rate)},
+        lambda params: {part: jax.tree.map(lambda _, label=part: label, tree)
+                        for part, tree in params.items()})
 
 
-def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: int = 512) -> DecoderState:
+def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: int = 512,
+                       encoder: Optional[dict] = None) -> DecoderState:
     """Fresh training state: a new decoder (for features of `in_channels`), or `params`
-    (fine-tuning) with a fresh Adam."""
+    (fine-tuning) with a fresh Adam. When `cfg.trains_encoder`, the state's params are
+    {"decoder", "encoder"}, with `encoder` the distilled encoder's params."""
     params = init_decoder(cfg.seed, cfg.width, in_channels) if params is None else params
+    if cfg.trains_encoder:
+        if encoder is None:
+            raise ConfigError("encoder_learning_rate > 0 needs a distilled encoder (--encoder)")
+        params = {"decoder": params, "encoder": encoder}
     state = DecoderState(params, make_optimizer(cfg).init(params), jnp.zeros([], jnp.int32))
     # The step donates the state, so no two leaves may share a buffer.
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
@@ -171,12 +213,14 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         ENCODER_LAYER,)
     photo_features = jax.lax.stop_gradient(normalised(encode(vgg_params, photos, photo_layers)))
     own = None if encoder is None else conv_params(encoder)
+    # A frozen encoder's features are inputs; a training one's carry its gradient.
+    through_encoder = (lambda x: x) if cfg.trains_encoder else jax.lax.stop_gradient
 
     def content_of(images, vgg_features):
         """The relu4_1 features AdaIN works on (normalised): the own encoder's, or VGG19's."""
         if own is None:
             return vgg_features[ENCODER_LAYER]
-        return jax.lax.stop_gradient(encode(own, images)[ENCODER_LAYER] / scale)
+        return through_encoder(encode(own, images)[ENCODER_LAYER] / scale)
 
     content = content_of(photos, photo_features)
     target = content
@@ -186,7 +230,7 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         style_targets = {layer: channel_stats(f) for layer, f in style_features.items()}
         mean, std = channel_stats(content_of(styles, style_features))
         # Image i takes style i: K = N styles and identity blend weights.
-        target = jax.lax.stop_gradient(adain_target(
+        target = through_encoder(adain_target(
             content, StyleStats(mean, std), weights=jnp.eye(n, dtype=jnp.float32),
             alpha=cfg.alpha))
     out = Decoder(width=cfg.width).apply({"params": params}, target * scale)
@@ -208,6 +252,18 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         parts["perceptual"] = cfg.perceptual_weight * sum(
             jnp.square(out_features[layer] - photo_features[layer]).mean(axis=(1, 2, 3))
             for layer in PERCEPTUAL_LAYERS)
+    if cfg.layout_weight:
+        parts["layout"] = cfg.layout_weight * layout_decorrelation(out, photos)
+    if cfg.grid_weight:
+        parts["grid"] = cfg.grid_weight * grid_loss(out, photos)
+    if cfg.distill_weight and encoder is not None:
+        # encoder.distill_loss per image, on the photos (VGG19's side is computed above).
+        vgg_side = photo_features if cfg.perceptual_weight else jax.lax.stop_gradient(
+            normalised(encode(vgg_params, photos, DISTILL_LAYERS)))
+        small = normalised_features(own, photos)
+        parts["distill"] = cfg.distill_weight * sum(
+            jnp.square(embed(small[layer], encoder["embed"][layer]) - vgg_side[layer])
+            .mean(axis=(1, 2, 3)) for layer in DISTILL_LAYERS)
     return sum(parts.values()).mean(), parts
 
 
@@ -216,11 +272,17 @@ def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
     -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
+    def loss_of(params, vgg_params, photos, styles, encoder):
+        if cfg.trains_encoder:  # the encoder is in the state, not among the frozen inputs
+            return decoder_loss(params["decoder"], vgg_params, photos, styles, cfg,
+                                params["encoder"])
+        return decoder_loss(params, vgg_params, photos, styles, cfg, encoder)
+
     def step(frozen, state: DecoderState, batch):
         vgg_params, encoder = frozen
         photos, styles = (x.astype(jnp.float32) / 255.0 for x in batch)
-        (loss, parts), grads = jax.value_and_grad(decoder_loss, has_aux=True)(
-            state.params, vgg_params, photos, styles, cfg, encoder)
+        (loss, parts), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            state.params, vgg_params, photos, styles, encoder)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss skips the batch; the host stops after many in a row.
@@ -260,7 +322,9 @@ def training_settings(cfg: DecoderConfig) -> dict:
             "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
             "gram_weight": cfg.gram_weight, "alpha": cfg.alpha,
             "pixel_weight": cfg.pixel_weight, "perceptual_weight": cfg.perceptual_weight,
-            "seed": cfg.seed}
+            "layout_weight": cfg.layout_weight, "grid_weight": cfg.grid_weight,
+            "encoder_learning_rate": cfg.encoder_learning_rate,
+            "distill_weight": cfg.distill_weight, "seed": cfg.seed}
 
 
 def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray,
@@ -314,10 +378,18 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
-    own_encoder = None if encoder is None else jax.device_put(encoder[0], whole)
     in_channels = 512 if encoder is None else encoder[0]["block4_conv1"]["bias"].shape[0]
     state = jax.device_put(init_decoder_state(cfg, None if init is None else init[0],
-                                              in_channels), whole)
+                                              in_channels, encoder and encoder[0]), whole)
+    # A training encoder lives in the state; the step's frozen inputs then hold none.
+    own_encoder = None if encoder is None or cfg.trains_encoder else jax.device_put(
+        encoder[0], whole)
+
+    def parts_of(params) -> tuple[dict, Optional[dict]]:
+        """(decoder params, the encoder's as of these params, or None for VGG19)."""
+        if cfg.trains_encoder:
+            return params["decoder"], params["encoder"]
+        return params, own_encoder
     encoder_fields = {} if encoder is None else {"encoder_width": float(encoder[1])}
     record = {"width": cfg.width, "data_count": len(photo_paths),
               "style_count": len(style_paths), "seconds": 0.0, **encoder_fields}
@@ -332,8 +404,8 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                        "data_count": len(photo_paths), "style_count": len(style_paths),
                        **encoder_fields})
         if jax.process_index() == 0:
-            save_decoder(output, host_copy(state.params), header,
-                         encoder=None if encoder is None else host_copy(encoder[0]))
+            decoder, own = host_copy(parts_of(state.params))
+            save_decoder(output, decoder, header, encoder=own)
 
     local = cfg.batch // processes
     photos = iter(make_loader(photo_paths, cfg.size, local, cfg.seed, worker_count))
@@ -361,16 +433,16 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
             save_model_file=save_model_file,
             render_preview=None if preview is None
             else lambda params: _render_preview(
-                vgg_params if encoder is None else conv_params(own_encoder), params, *preview,
-                cfg),
+                vgg_params if encoder is None else conv_params(parts_of(params)[1]),
+                parts_of(params)[0], *preview, cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
             log_path=Path(log_path) if log_path else None, on_log=on_log,
             time_limit=time_limit)
     finally:
         for iterator in iterators.values():
             close_iterator(iterator)
-    return DecoderTrainResult(host_copy(result.state.params), header, result.steps,
-                              result.seconds, result.skipped_steps)
+    return DecoderTrainResult(host_copy(parts_of(result.state.params)[0]), header,
+                              result.steps, result.seconds, result.skipped_steps)
 
 
 __all__ = ["PERCEPTUAL_LAYERS", "RECONSTRUCTION", "DecoderConfig", "DecoderState", "DecoderStep",

@@ -102,6 +102,9 @@ def add_parser(commands, add_command) -> None:
     terms.add_argument("--layout-weight", type=finite_float, default=d.layout_weight,
                        help="hold the photo's big shapes and light: block-averaged luminance "
                             "against the photo's (0: off)")
+    terms.add_argument("--grid-weight", type=finite_float, default=d.grid_weight,
+                       help="penalise edge strength tied to the upsamplings' period, beyond "
+                            "the photo's own: an 8 px grid (0: off)")
     terms.add_argument("--pooling", choices=POOLINGS, default=loss.pooling,
                        help="VGG pooling")
     terms.add_argument("--precision", choices=PRECISIONS, default=loss.precision,
@@ -135,7 +138,7 @@ def config_from_args(args):
                              learning_rate=args.lr, width=args.width,
                              num_styles=len(args.styles), style_size=args.style_size,
                              stability_weight=args.stability_weight,
-                             layout_weight=args.layout_weight,
+                             layout_weight=args.layout_weight, grid_weight=args.grid_weight,
                              identity_start=args.identity_start, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, keep=args.keep,
                              preview_every=args.preview_every)

@@ -33,7 +33,8 @@ EXAMPLES = [
     "--reconstruct",
 ]
 # Loss options left unset take DecoderConfig's defaults, or --reconstruct's preset.
-_LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "perceptual_weight")
+_LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "perceptual_weight",
+                 "layout_weight", "grid_weight")
 
 
 def add_parser(commands, add_command) -> None:
@@ -76,6 +77,13 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--perceptual-weight", type=finite_float,
                      help="relu1_1..relu3_1 feature error against the photo (default "
                           f"{d.perceptual_weight:g})")
+    run.add_argument("--layout-weight", type=finite_float,
+                     help="1 - the correlation of the output's 8 px block luminance with the "
+                          "photo's: keeps the photo's big shapes, leaves its light to the "
+                          f"painting (default {d.layout_weight:g})")
+    run.add_argument("--grid-weight", type=finite_float,
+                     help="edge strength tied to the upsamplings' 8 px period, beyond the "
+                          f"photo's own (default {d.grid_weight:g})")
     run.add_argument("--reconstruct", action="store_true",
                      help="reconstruction pre-training: the decoder learns to give back the "
                           "photo (alpha 0, no style terms, pixel weight 10, perceptual 1; "
@@ -87,6 +95,13 @@ def add_parser(commands, add_command) -> None:
                      help="a distilled encoder (`jaxstyle train-encoder`) whose features the "
                           "decoder learns to decode instead of VGG19's; the model file "
                           "carries it (an --init decoder that has one brings its own)")
+    run.add_argument("--encoder-lr", type=finite_float, default=d.encoder_learning_rate,
+                     help="train that encoder with the decoder at this Adam learning rate, "
+                          "on the same loss (default 0: frozen)")
+    run.add_argument("--distill-weight", type=finite_float, default=d.distill_weight,
+                     help="with --encoder-lr: weight of the encoder's distillation loss on "
+                          "the photos, which keeps its features VGG19's (default "
+                          f"{d.distill_weight:g})")
     run.add_argument("--seed", type=int, default=d.seed)
     run.add_argument("--workers", type=nonnegative_int, default=None,
                      help="image decoding processes per loader (0: in this process; None: "
@@ -114,7 +129,9 @@ def config_from_args(args):
                          learning_rate=args.lr, lr_decay=args.lr_decay, width=args.width,
                          content_weight=args.content_weight, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, keep=args.keep,
-                         preview_every=args.preview_every, **{**preset, **loss})
+                         preview_every=args.preview_every,
+                         encoder_learning_rate=args.encoder_lr,
+                         distill_weight=args.distill_weight, **{**preset, **loss})
 
 
 def _preview_images(args, side: int):
@@ -209,6 +226,9 @@ def cmd_train_decoder(args) -> int:
     init = None
     if args.init:
         init, encoder = _initial_decoder(args.init, cfg.width, encoder, photos.usable)
+    if cfg.trains_encoder and encoder is None:
+        raise UsageError("--encoder-lr trains a distilled encoder: give --encoder FILE (or an "
+                         "--init model that carries one)")
     preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
     vgg_params = prepare_params(load_params(args.weights, quiet))
     features = "VGG19" if encoder is None else f"a width {encoder[1]:g} encoder"
@@ -218,6 +238,8 @@ def cmd_train_decoder(args) -> int:
         "compiling...", quiet)
     fields = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
         "loss", "content", "pixel", "perceptual")
+    fields += tuple(term for term in ("layout", "grid", "distill")
+                    if getattr(cfg, f"{term}_weight"))
     return run_with_progress(
         lambda on_log: train_decoder(vgg_params, photos.usable, style_paths, output, cfg,
                                      checkpoint_dir=args.checkpoint_dir, resume=args.resume,

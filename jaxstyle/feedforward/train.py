@@ -33,7 +33,7 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.modelfile import save_model, style_record
 from jaxstyle.feedforward.network import TransformerNet, init_params
-from jaxstyle.losses import gram_matrix, layout_loss
+from jaxstyle.losses import gram_matrix, grid_loss, layout_loss
 from jaxstyle.objective import Targets, as_image_batch, network_options, per_image_loss
 from jaxstyle.training import (  # noqa: F401  (re-exported: this module's API before the split)
     LoopSettings,
@@ -100,6 +100,9 @@ class FeedForwardConfig:
     # Block-averaged luminance against the photo's (`losses.layout_loss`, 8 px blocks, [0, 1]
     # units): holds the photo's big shapes and light while the style term paints. 0: off.
     layout_weight: float = 0.0
+    # Edge strength tied to the upsamplings' period beyond the photo's own (`losses.grid_loss`,
+    # issue 18's grid score made a loss). 0: off.
+    grid_weight: float = 0.0
     stability_shift: int = 2       # largest shift, px, of the stability term
     stability_noise: float = 0.02  # std of its gaussian noise, in [0, 1] pixel units
     seed: int = 0
@@ -116,7 +119,7 @@ class FeedForwardConfig:
                        nonnegative_ints=("checkpoint_every", "preview_every", "seed"),
                        positive_numbers=("learning_rate", "width"),
                        nonnegative_numbers=("stability_weight", "stability_noise",
-                                            "layout_weight"))
+                                            "layout_weight", "grid_weight"))
         for name in ("size", "style_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < MIN_SIDE):
@@ -302,6 +305,9 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
         if cfg.layout_weight > 0:  # a Python branch: not computed at weight 0
             extra["layout"] = cfg.layout_weight * layout_loss(outputs, images)
             totals = totals + extra["layout"]
+        if cfg.grid_weight > 0:
+            extra["grid"] = cfg.grid_weight * grid_loss(outputs, images)
+            totals = totals + extra["grid"]
         return totals.mean(), {**parts, **extra}
 
     def step(vgg_params, grams, state: TrainState, batch):
@@ -428,7 +434,7 @@ def training_settings(cfg: FeedForwardConfig) -> dict:
             "content_weight": loss.content_weight, "style_weight": loss.style_weight,
             "tv_weight": loss.tv_weight, "pooling": loss.pooling, "precision": loss.precision,
             "stability_weight": cfg.stability_weight, "layout_weight": cfg.layout_weight,
-            "seed": cfg.seed}
+            "grid_weight": cfg.grid_weight, "seed": cfg.seed}
 
 
 def model_header(cfg: FeedForwardConfig, styles: Sequence[StyleImage], data_count: int,

@@ -211,18 +211,26 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
     photo_layers = PERCEPTUAL_LAYERS + (ENCODER_LAYER,) if cfg.perceptual_weight else (
         ENCODER_LAYER,)
-    photo_features = jax.lax.stop_gradient(normalised(encode(vgg_params, photos, photo_layers)))
+    distilling = bool(cfg.distill_weight) and encoder is not None
+    # One pass of each encoder over the photos serves every term that needs them.
+    photo_features = jax.lax.stop_gradient(normalised(encode(
+        vgg_params, photos, tuple(dict.fromkeys(photo_layers + (
+            DISTILL_LAYERS if distilling else ()))))))
     own = None if encoder is None else conv_params(encoder)
     # A frozen encoder's features are inputs; a training one's carry its gradient.
     through_encoder = (lambda x: x) if cfg.trains_encoder else jax.lax.stop_gradient
 
-    def content_of(images, vgg_features):
+    def content_of(images, vgg_features, own_features=None):
         """The relu4_1 features AdaIN works on (normalised): the own encoder's, or VGG19's."""
         if own is None:
             return vgg_features[ENCODER_LAYER]
-        return through_encoder(encode(own, images)[ENCODER_LAYER] / scale)
+        if own_features is None:
+            own_features = normalised_features(own, images, (ENCODER_LAYER,))
+        return through_encoder(own_features[ENCODER_LAYER])
 
-    content = content_of(photos, photo_features)
+    small = None if own is None else normalised_features(
+        own, photos, DISTILL_LAYERS if distilling else (ENCODER_LAYER,))
+    content = content_of(photos, photo_features, small)
     target = content
     if cfg.uses_style_images:  # a Python branch: pure reconstruction never encodes styles
         style_features = jax.lax.stop_gradient(
@@ -256,13 +264,9 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         parts["layout"] = cfg.layout_weight * layout_decorrelation(out, photos)
     if cfg.grid_weight:
         parts["grid"] = cfg.grid_weight * grid_loss(out, photos)
-    if cfg.distill_weight and encoder is not None:
-        # encoder.distill_loss per image, on the photos (VGG19's side is computed above).
-        vgg_side = photo_features if cfg.perceptual_weight else jax.lax.stop_gradient(
-            normalised(encode(vgg_params, photos, DISTILL_LAYERS)))
-        small = normalised_features(own, photos)
+    if distilling:  # encoder.distill_loss per image, on the photos
         parts["distill"] = cfg.distill_weight * sum(
-            jnp.square(embed(small[layer], encoder["embed"][layer]) - vgg_side[layer])
+            jnp.square(embed(small[layer], encoder["embed"][layer]) - photo_features[layer])
             .mean(axis=(1, 2, 3)) for layer in DISTILL_LAYERS)
     return sum(parts.values()).mean(), parts
 

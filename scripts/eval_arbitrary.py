@@ -6,7 +6,9 @@
 
 Several decoders are scored side by side on the same pairs (the first is the one the
 picture shows and the medians compare); `--gatys-steps 0` skips the optimiser's references
-(the layout floor is then 0.85 alone).
+(the layout floor is then 0.85 alone). A WCT model can be named with its levels, e.g.
+`--decoder wct.jxs@4 wct.jxs@3 wct.jxs@4,2,1`, to score several chains of one file, and any
+decoder with an alpha after a second @ (`wct.jxs@4,1@0.7`, `any-vgg@@0.8`; default 1).
 
 For each held-out photo and painting (none of them in the decoder's training data; the
 paintings are the per-style network's own styles): engine 3's output (alpha 1, one pass),
@@ -40,9 +42,8 @@ from scoring import (  # noqa: E402
 )
 
 from jaxstyle import load_image  # noqa: E402
-from jaxstyle.arbitrary.apply import apply_any  # noqa: E402
+from jaxstyle.arbitrary.apply import apply_any, make_any_stylizer  # noqa: E402
 from jaxstyle.arbitrary.decoderfile import load_decoder  # noqa: E402
-from jaxstyle.arbitrary.transfer import ArbitraryStylizer  # noqa: E402
 from jaxstyle.feedforward.apply import apply_model, make_stylizer, resolve_model  # noqa: E402
 from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
@@ -73,16 +74,23 @@ def main():
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
     decoders = {}
+    alphas = {}
     for name in args.decoder:
-        decoder_params, decoder_header = load_decoder(resolve_model(name)[0])
-        decoders[name] = (decoder_params, decoder_header,
-                          ArbitraryStylizer(params, decoder_params, decoder_header["width"]))
+        model, _, levels = name.partition("@")
+        levels, _, alpha = levels.partition("@")
+        alphas[name] = float(alpha) if alpha else 1.0
+        decoder_params, decoder_header = load_decoder(resolve_model(model)[0])
+        levels = None if not levels else (int(levels) if levels.isdigit() else tuple(
+            int(k) for k in levels.split(",")))
+        decoders[name] = (decoder_params, decoder_header, make_any_stylizer(
+            params, decoder_params, decoder_header, levels=levels))
     net_params, net_header = load_model(resolve_model(args.model)[0])
     network = make_stylizer(net_params, net_header)
     cfg = eval_config(args.size, max(args.gatys_steps, 1))
 
-    def engine3(name, content, style, alpha=1.0):
+    def engine3(name, content, style, alpha=None):
         decoder_params, decoder_header, stylizer = decoders[name]
+        alpha = alphas[name] if alpha is None else alpha
         return apply_any(None, decoder_params, decoder_header, content, [style], alpha=alpha,
                          stylizer=stylizer)
 
@@ -99,8 +107,9 @@ def main():
     for name in decoders:
         print(f"\n{name}: median reconstruction PSNR {np.median(psnrs[name]):.2f} dB")
     gatys_columns = f" x Gatys-{args.gatys_steps} |" if args.gatys_steps else ""
-    print(f"\n| photo | painting | decoder | engine 3 loss | x network |{gatys_columns} layout: "
-          "engine 3 / network / Gatys | grid: engine 3 / network | engine 3 ms |")
+    print(f"\n| photo | painting | decoder | engine 3 loss (block4 Gram) | x network |"
+          f"{gatys_columns} layout: engine 3 / network / Gatys | grid: engine 3 / network | "
+          "engine 3 ms |")
     print("| --- | --- | --- | --- | --- |" + (" --- |" if args.gatys_steps else "")
           + " --- | --- | --- |")
     panels, rows = [], {name: [] for name in decoders}
@@ -122,6 +131,7 @@ def main():
                 ms = 1e3 * (time.perf_counter() - started)
                 s_ours = score(params, content, style, ours, cfg)
                 row = {"loss": s_ours["loss"], "net": s_ours["loss"] / s_net["loss"],
+                       "block4": s_ours["block4"],
                        "layout": s_ours["layout"], "grid": s_ours["grid"],
                        "layout_ok": s_ours["layout"] >= floor}
                 if s_gatys is not None:
@@ -129,7 +139,8 @@ def main():
                 rows[name].append(row)
                 gatys_cell = f" {row['gatys']:.2f} |" if s_gatys is not None else ""
                 gatys_layout = f"{s_gatys['layout']:.2f}" if s_gatys is not None else "-"
-                print(f"| {Path(photo).name} | {painting} | {name} | {s_ours['loss']:.3g} | "
+                print(f"| {Path(photo).name} | {painting} | {name} | {s_ours['loss']:.3g} "
+                      f"({s_ours['block4']:.3g}) | "
                       f"{row['net']:.2f} |{gatys_cell} {s_ours['layout']:.2f} / "
                       f"{s_net['layout']:.2f} / {gatys_layout} | {s_ours['grid']:+.3f} / "
                       f"{s_net['grid']:+.3f} | {ms:.0f} |", flush=True)
@@ -141,7 +152,8 @@ def main():
 
         versus_gatys = f"; / Gatys: {median('gatys'):.2f}" if args.gatys_steps else ""
         print(f"\n{name}: median engine 3 / per-style network: {median('net'):.2f} (target "
-              f"<= 1.25){versus_gatys}; median layout {median('layout'):.3f}, layout target "
+              f"<= 1.25){versus_gatys}; median loss {median('loss'):.3g} (block4 Gram "
+              f"{median('block4'):.3g}); median layout {median('layout'):.3f}, layout target "
               f"met in {sum(r['layout_ok'] for r in found)} of {len(found)}; max grid "
               f"{max(r['grid'] for r in found):+.3f} (target <= 0.05)")
     if len(decoders) > 1:

@@ -48,10 +48,20 @@ def seed_loss(params, content, style, image, cfg: StyleConfig) -> float:
     return float(loss_fn(params, targets, np.asarray(image)[None], cfg)[0])
 
 
+def block4_gram_term(params, content, style, image, cfg: StyleConfig) -> float:
+    """The seed loss's block4_conv1 Gram term alone: its share of the style term (which
+    averages the style layers), with no content or TV term."""
+    block4 = cfg.replace(style_layers=("block4_conv1",), content_weight=0.0, tv_weight=0.0,
+                         style_layer_weights=None)
+    return seed_loss(params, content, style, image, block4) / len(cfg.style_layers)
+
+
 def score(params, content, style, image, cfg: StyleConfig) -> dict[str, float]:
-    """{loss, layout, grid} of one output (H, W, 3) for its photo and style image."""
+    """{loss, block4 Gram term, layout, grid} of one output (H, W, 3) for its photo and
+    style image."""
     image = np.asarray(image, np.float32)
     return {"loss": seed_loss(params, content, style, image, cfg),
+            "block4": block4_gram_term(params, content, style, image, cfg),
             "layout": layout_score(image, content), "grid": grid_excess(image, content)}
 
 

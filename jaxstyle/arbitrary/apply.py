@@ -4,7 +4,7 @@
     out = apply_any(None, params, header, photos, [painting], alpha=0.8)
 
 The built-in `any` carries its own small encoder, so VGG19's params may be None; a decoder
-for VGG19 (`any-vgg`, `needs_vgg(header)`) takes them as the first argument.
+for VGG19 (`any-vgg`, a WCT model; `needs_vgg(header)`) takes them as the first argument.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.arbitrary.adain import StyleStats
-from jaxstyle.arbitrary.decoderfile import load_decoder
-from jaxstyle.arbitrary.transfer import ArbitraryStylizer
+from jaxstyle.arbitrary.decoderfile import is_wct_header, load_decoder
+from jaxstyle.arbitrary.transfer import DEFAULT_TILE, ArbitraryStylizer
 from jaxstyle.color import recombine_luminance
 from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
@@ -31,6 +31,27 @@ PRESERVE_COLOR = ("luminance",)
 def load_builtin_decoder() -> tuple[dict, dict]:
     """The decoder shipped with the package (see jaxstyle/models/README.md)."""
     return load_decoder(MODELS_DIR / f"{BUILTIN_DECODER}.jxs")
+
+
+def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, mesh=None,
+                      tile: Optional[int] = DEFAULT_TILE):
+    """The compiled one-pass stylizer a model file asks for: the WCT chain
+    (`multilevel.WCTStylizer`, at `levels` or the header's `default_levels`, else every level
+    it holds) or the AdaIN decoder (`ArbitraryStylizer`). Both take the same calls."""
+    if is_wct_header(header):
+        from jaxstyle.arbitrary.multilevel import WCTStylizer
+
+        if levels is None:
+            levels = header.get("default_levels")
+        try:
+            return WCTStylizer(vgg_params, params, header["width"], levels=levels, mesh=mesh,
+                               tile=tile)
+        except ValueError as exc:  # a tile the levels cannot split: said as a usage error
+            raise ConfigError(str(exc)) from None
+    if levels is not None:
+        raise ConfigError("levels choose WCT's levels; this model is an AdaIN decoder "
+                          f"({header.get('architecture')})")
+    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh, tile=tile)
 
 
 def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
@@ -84,7 +105,7 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     single = images.ndim == 3
     batch = images[None] if single else images
     n = batch.shape[0]
-    stylizer = stylizer or ArbitraryStylizer(vgg_params, decoder_params, header["width"])
+    stylizer = stylizer or make_any_stylizer(vgg_params, decoder_params, header)
     if stats is None:
         stats = stylizer.style_stats(style_images)
     weights = region = None
@@ -105,4 +126,4 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
 
 
 __all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "load_builtin_decoder",
-           "region_masks"]
+           "make_any_stylizer", "region_masks"]

@@ -38,8 +38,14 @@ import numpy as np
 import optax
 
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats
-from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, Decoder, init_decoder
-from jaxstyle.arbitrary.decoderfile import save_decoder
+from jaxstyle.arbitrary.decoder import (
+    ENCODER_LAYER,
+    FEATURE_MEANS,
+    LEVEL_LAYERS,
+    Decoder,
+    init_decoder,
+)
+from jaxstyle.arbitrary.decoderfile import save_decoder, save_wct_level
 from jaxstyle.arbitrary.encoder import DISTILL_LAYERS, embed, normalised_features
 from jaxstyle.arbitrary.transfer import STATS_LAYERS, conv_params, encode, stylize_arrays
 from jaxstyle.errors import ConfigError
@@ -96,6 +102,9 @@ class DecoderConfig:
     # the relu4_1 embedding that carries the content target true to VGG19.
     encoder_learning_rate: float = 0.0
     distill_weight: float = 0.0
+    # None: the AdaIN decoder at relu4_1. 1..5: a WCT level's decoder (relu{level}_1 ->
+    # image), which only learns to reconstruct (`jaxstyle.arbitrary.wct` does the style).
+    level: Optional[int] = None
     seed: int = 0
     checkpoint_every: int = 1000
     keep: int = 3
@@ -116,6 +125,15 @@ class DecoderConfig:
         if not isinstance(self.size, int) or self.size < MIN_SIDE or self.size % 8:
             raise ConfigError(f"size must be a multiple of 8 and >= {MIN_SIDE}, got "
                               f"{self.size!r}")
+        if self.level is not None:
+            if self.level not in LEVEL_LAYERS:
+                raise ConfigError(f"level must be 1-5, got {self.level!r}")
+            if self.uses_style_images:
+                raise ConfigError("a WCT level's decoder only learns to reconstruct: alpha, "
+                                  "style and Gram weights must be 0 (--reconstruct)")
+            if self.size % 2 ** (self.level - 1):
+                raise ConfigError(f"size must be a multiple of {2 ** (self.level - 1)} at "
+                                  f"level {self.level}")
 
     def replace(self, **changes) -> DecoderConfig:
         return dataclasses.replace(self, **changes)
@@ -124,6 +142,11 @@ class DecoderConfig:
     def trains_encoder(self) -> bool:
         """Whether a distilled encoder learns with the decoder (its params join the state)."""
         return self.encoder_learning_rate > 0
+
+    @property
+    def decoder_level(self) -> int:
+        """The VGG level the decoder inverts: 4 (relu4_1) for AdaIN."""
+        return 4 if self.level is None else self.level
 
     @property
     def uses_style_images(self) -> bool:
@@ -137,6 +160,12 @@ class DecoderConfig:
 RECONSTRUCTION = {"alpha": 0.0, "style_weight": 0.0, "gram_weight": 0.0, "pixel_weight": 10.0,
                   "perceptual_weight": 1.0}
 PERCEPTUAL_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")
+
+
+def perceptual_layers(level: int) -> tuple[str, ...]:
+    """The perceptual term's layers for a level's decoder: every level shallower than it
+    (relu1_1..relu3_1 at relu4_1, as before; none at relu1_1, where the pixels are the rest)."""
+    return tuple(LEVEL_LAYERS[k] for k in range(1, level))
 
 class DecoderState(NamedTuple):
     """Everything a step changes: params, Adam's state, steps taken (int32)."""
@@ -161,12 +190,13 @@ def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
                         for part, tree in params.items()})
 
 
-def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: int = 512,
+def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: Optional[int] = None,
                        encoder: Optional[dict] = None) -> DecoderState:
     """Fresh training state: a new decoder (for features of `in_channels`), or `params`
     (fine-tuning) with a fresh Adam. When `cfg.trains_encoder`, the state's params are
     {"decoder", "encoder"}, with `encoder` the distilled encoder's params."""
-    params = init_decoder(cfg.seed, cfg.width, in_channels) if params is None else params
+    if params is None:
+        params = init_decoder(cfg.seed, cfg.width, in_channels, level=cfg.decoder_level)
     if cfg.trains_encoder:
         if encoder is None:
             raise ConfigError("encoder_learning_rate > 0 needs a distilled encoder (--encoder)")
@@ -207,10 +237,11 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     VGG19's relu4_1 space by the encoder's learned 1x1 embedding for the content term.
     """
     n = photos.shape[0]
-    scale = FEATURE_MEANS[ENCODER_LAYER]
+    layer = LEVEL_LAYERS[cfg.decoder_level]  # relu4_1 for AdaIN
+    scale = FEATURE_MEANS[layer]
+    shallower = perceptual_layers(cfg.decoder_level) if cfg.perceptual_weight else ()
     # Both inputs are fixed targets: no gradient flows into them (or into the frozen VGG).
-    photo_layers = PERCEPTUAL_LAYERS + (ENCODER_LAYER,) if cfg.perceptual_weight else (
-        ENCODER_LAYER,)
+    photo_layers = shallower + (layer,)
     distilling = bool(cfg.distill_weight) and encoder is not None
     # One pass of each encoder over the photos serves every term that needs them.
     photo_features = jax.lax.stop_gradient(normalised(encode(
@@ -223,7 +254,7 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     def content_of(images, vgg_features, own_features=None):
         """The relu4_1 features AdaIN works on (normalised): the own encoder's, or VGG19's."""
         if own is None:
-            return vgg_features[ENCODER_LAYER]
+            return vgg_features[layer]
         if own_features is None:
             own_features = normalised_features(own, images, (ENCODER_LAYER,))
         return through_encoder(own_features[ENCODER_LAYER])
@@ -241,13 +272,14 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         target = through_encoder(adain_target(
             content, StyleStats(mean, std), weights=jnp.eye(n, dtype=jnp.float32),
             alpha=cfg.alpha))
-    out = Decoder(width=cfg.width).apply({"params": params}, target * scale)
+    out = Decoder(width=cfg.width, level=cfg.decoder_level).apply({"params": params},
+                                                                 target * scale)
     out_layers = tuple(dict.fromkeys(
         (STATS_LAYERS if cfg.uses_style_images else ()) + photo_layers))
     out_features = normalised(encode(vgg_params, out, out_layers))
     content_target = target if encoder is None else jax.lax.stop_gradient(
         embed(target, encoder["embed"][ENCODER_LAYER]))
-    content_loss = jnp.square(out_features[ENCODER_LAYER] - content_target).mean(axis=(1, 2, 3))
+    content_loss = jnp.square(out_features[layer] - content_target).mean(axis=(1, 2, 3))
     parts = {"content": cfg.content_weight * content_loss}
     if cfg.uses_style_images:
         parts["style"] = cfg.style_weight * stats_loss(out_features, style_targets)
@@ -256,10 +288,10 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         parts["gram"] = cfg.gram_weight * gram_loss(out_features, style_gram)
     if cfg.pixel_weight:
         parts["pixel"] = cfg.pixel_weight * jnp.square(out - photos).mean(axis=(1, 2, 3))
-    if cfg.perceptual_weight:
+    if shallower:
         parts["perceptual"] = cfg.perceptual_weight * sum(
-            jnp.square(out_features[layer] - photo_features[layer]).mean(axis=(1, 2, 3))
-            for layer in PERCEPTUAL_LAYERS)
+            jnp.square(out_features[name] - photo_features[name]).mean(axis=(1, 2, 3))
+            for name in shallower)
     if cfg.layout_weight:
         parts["layout"] = cfg.layout_weight * layout_decorrelation(out, photos)
     if cfg.grid_weight:
@@ -328,7 +360,8 @@ def training_settings(cfg: DecoderConfig) -> dict:
             "pixel_weight": cfg.pixel_weight, "perceptual_weight": cfg.perceptual_weight,
             "layout_weight": cfg.layout_weight, "grid_weight": cfg.grid_weight,
             "encoder_learning_rate": cfg.encoder_learning_rate,
-            "distill_weight": cfg.distill_weight, "seed": cfg.seed}
+            "distill_weight": cfg.distill_weight, "seed": cfg.seed,
+            **({} if cfg.level is None else {"level": cfg.level})}
 
 
 def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray,
@@ -337,17 +370,37 @@ def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray
     side (H, 4W, 3): the last shows what reconstruction pre-training teaches."""
     from jaxstyle.arbitrary.transfer import style_statistics
 
-    stats = style_statistics(encoder_params, style)
     photos = jnp.asarray(photo)[None]
+    if cfg.level is not None:  # a WCT level's decoder: photo | its reconstruction
+        rebuilt = _reconstruct_fn(cfg.width, cfg.level)(encoder_params, params, photos)
+        return np.concatenate([photo, np.asarray(rebuilt[0])], axis=1)
+    stats = style_statistics(encoder_params, style)
     styled, rebuilt = (_preview_fn(cfg.width)(encoder_params, params, photos, stats, alpha)
                        for alpha in (1.0, 0.0))
     return np.concatenate([photo, style, np.asarray(styled[0]), np.asarray(rebuilt[0])], axis=1)
 
 
 @functools.lru_cache(maxsize=2)
+def _reconstruct_fn(width: float, level: int):
+    layer = LEVEL_LAYERS[level]
+    return jax.jit(lambda vgg, params, photos: Decoder(width=width, level=level).apply(
+        {"params": params}, encode(vgg, photos, (layer,))[layer]))
+
+
+@functools.lru_cache(maxsize=2)
 def _preview_fn(width: float):
     return jax.jit(lambda vgg, params, photos, stats, alpha: stylize_arrays(
         vgg, params, width, photos, stats, alpha=alpha))
+
+
+def level_run_path(output: str | os.PathLike, level: int) -> Path:
+    """`wct.jxs` -> `wct.relu2_1.jxs`: the name a level's run takes its checkpoints and log
+    from (wct.relu2_1.checkpoints/, wct.relu2_1.log.jsonl), as several levels train into
+    one WCT file and their runs must never mix."""
+    from jaxstyle.arbitrary.decoder import level_name
+
+    output = Path(output)
+    return output.with_name(f"{output.stem}.{level_name(level)}{output.suffix}")
 
 
 def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
@@ -376,13 +429,22 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
     from jaxstyle.mesh import global_batch
 
     output = Path(output)
+    if cfg.level is not None:
+        from jaxstyle.training import default_checkpoint_dir, log_path_for
+
+        per_level = level_run_path(output, cfg.level)
+        checkpoint_dir = checkpoint_dir or default_checkpoint_dir(per_level)
+        log_path = log_path or log_path_for(per_level)
     processes = jax.process_count()
     if cfg.batch % processes:
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
     vgg_params = jax.device_put(vgg_params, whole)
-    in_channels = 512 if encoder is None else encoder[0]["block4_conv1"]["bias"].shape[0]
+    if cfg.level is not None and encoder is not None:
+        raise ConfigError("WCT levels decode VGG19's features; a distilled encoder is not "
+                          "supported with a level yet")
+    in_channels = None if encoder is None else encoder[0]["block4_conv1"]["bias"].shape[0]
     state = jax.device_put(init_decoder_state(cfg, None if init is None else init[0],
                                               in_channels, encoder and encoder[0]), whole)
     # A training encoder lives in the state; the step's frozen inputs then hold none.
@@ -396,6 +458,7 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
         return params, own_encoder
     encoder_fields = {} if encoder is None else {"encoder_width": float(encoder[1])}
     record = {"width": cfg.width, "data_count": len(photo_paths),
+              **({} if cfg.level is None else {"level": cfg.level}),
               "style_count": len(style_paths), "seconds": 0.0, **encoder_fields}
     started_from = {} if init is None else {"initialised_from": init[1]}
     header = {}
@@ -409,7 +472,10 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                        **encoder_fields})
         if jax.process_index() == 0:
             decoder, own = host_copy(parts_of(state.params))
-            save_decoder(output, decoder, header, encoder=own)
+            if cfg.level is not None:  # one level of a WCT file; its other levels are kept
+                save_wct_level(output, cfg.level, decoder, header)
+            else:
+                save_decoder(output, decoder, header, encoder=own)
 
     local = cfg.batch // processes
     photos = iter(make_loader(photo_paths, cfg.size, local, cfg.seed, worker_count))
@@ -433,7 +499,8 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
             LoopSettings(cfg.steps, cfg.batch, cfg.checkpoint_every, cfg.keep,
                          cfg.preview_every, cfg.log_every), output, record=record,
             must_match={"width": "decoder width", **({"encoder_width": "encoder width"}
-                                                     if encoder else {})},
+                                                     if encoder else {}),
+                        **({"level": "WCT level"} if cfg.level is not None else {})},
             save_model_file=save_model_file,
             render_preview=None if preview is None
             else lambda params: _render_preview(
@@ -451,4 +518,5 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
 
 __all__ = ["PERCEPTUAL_LAYERS", "RECONSTRUCTION", "DecoderConfig", "DecoderState", "DecoderStep",
            "DecoderTrainResult", "cached_decoder_step", "decoder_loss", "init_decoder_state",
-           "make_decoder_step_fn", "stats_loss", "train_decoder"]
+           "level_run_path", "make_decoder_step_fn", "perceptual_layers", "stats_loss",
+           "train_decoder"]

@@ -35,6 +35,7 @@ EXAMPLES = [
     "jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png --alpha 0.8",
     "jaxstyle apply any photos/ --style-image a.jpg b.jpg --style-blend 0.7 0.3 -o out/",
     "jaxstyle apply any photo.jpg --style-image sky.jpg land.jpg --mask sky_mask.png -o out.png",
+    "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --levels 3",
 ]
 
 
@@ -44,6 +45,15 @@ def tile_size(text: str) -> int:
     if value != 0 and (value < 56 or value % 8):
         raise argparse.ArgumentTypeError(f"must be 0 or a multiple of 8 >= 56, got {value}")
     return value
+
+
+def levels_option(text: str):
+    """--levels: N (relu{N}_1 .. relu1_1) or a comma-separated list of levels 1-5."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and 1 <= int(part) <= 5 for part in parts):
+        raise argparse.ArgumentTypeError(f"must be a level 1-5 or a list such as 4,2,1, got "
+                                         f"{text!r}")
+    return int(parts[0]) if len(parts) == 1 else tuple(int(part) for part in parts)
 
 
 def add_parser(commands, add_command) -> None:
@@ -84,6 +94,10 @@ def add_parser(commands, add_command) -> None:
     any_style.add_argument("--mask", action="append", metavar="PATH",
                            help="greyscale mask per style image (white = that style here), "
                                 "or one mask for two style images")
+    any_style.add_argument("--levels", type=levels_option, metavar="N|LIST",
+                           help="WCT models: run relu{N}_1 down to relu1_1, or the levels "
+                                "listed (e.g. 4,2,1); fewer are faster and keep more of the "
+                                "photo (default: the model's own choice, --list)")
     any_style.add_argument("--tile", type=tile_size, default=1024, metavar="PX",
                            help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
                                 "result in bounded memory (about 1 GB a tile at 1024); 0: never")
@@ -191,7 +205,8 @@ def _check_any_options(args) -> None:
     """UsageError for options of the other kind of model, before any work."""
     decoder = args.style_image is not None
     if not decoder:
-        for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask)):
+        for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask),
+                              ("--levels", args.levels is not None)):
             if given:
                 raise UsageError(f"{option} works with an arbitrary-style decoder "
                                  "(jaxstyle apply any ... --style-image PAINTING)")
@@ -223,9 +238,9 @@ def _apply_any(args, path: Path) -> int:
     """Engine 3: any style image(s), one pass."""
     import numpy as np
 
-    from jaxstyle.arbitrary.apply import apply_any, region_masks
+    from jaxstyle.arbitrary.apply import apply_any, make_any_stylizer, region_masks
     from jaxstyle.arbitrary.decoderfile import describe_decoder, load_decoder, needs_vgg
-    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
+    from jaxstyle.arbitrary.transfer import all_devices_mesh
     from jaxstyle.config import normalised_blend
     from jaxstyle.errors import ConfigError
     from jaxstyle.images import load_image, resize
@@ -260,8 +275,11 @@ def _apply_any(args, path: Path) -> int:
                      count)  # a wrong count fails before any work
     # A model with its own distilled encoder needs no VGG19 weights: none are loaded.
     vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
-    stylizer = ArbitraryStylizer(vgg, params, header["width"],
-                                  mesh=all_devices_mesh(), tile=args.tile or None)
+    try:
+        stylizer = make_any_stylizer(vgg, params, header, levels=args.levels,
+                                     mesh=all_devices_mesh(), tile=args.tile or None)
+    except ConfigError as exc:
+        raise UsageError(f"{args.model}: {exc}") from None
     stats = stylizer.style_stats(styles)  # once, not once per batch
 
     def stylize_batch(images):
@@ -274,7 +292,21 @@ def _apply_any(args, path: Path) -> int:
                          preserve_color=args.preserve_color, strength=args.strength,
                          stylizer=stylizer, stats=stats)
 
-    return _run_jobs(jobs, args, stylize_batch)
+    code = _run_jobs(jobs, args, stylize_batch)
+    if args.timings and hasattr(stylizer, "level_milliseconds") and jobs[0].source != STDIO:
+        from jaxstyle.errors import JaxstyleError
+        from jaxstyle.images import decode_image, resize_to
+
+        try:  # the last photo again, level by level (untiled sizes only)
+            pixels, size = decode_image(jobs[-1].source, args.max_dim, args.max_pixels)
+        except JaxstyleError:
+            return code
+        if not stylizer.runs_tiled(*size):
+            image = resize_to(pixels, size, jobs[-1].source)[None]
+            for name, ms in stylizer.level_milliseconds(image, stats).items():
+                print(f"  WCT level {name}: {ms:.1f} ms (warm, one image, timed alone)",
+                      file=sys.stderr)
+    return code
 
 
 def _apply_trained(args, path: Path, builtin_style) -> int:

@@ -31,6 +31,9 @@ EXAMPLES = [
     "jaxstyle train-decoder --data photos/ --style-data art/ -o any.jxs --init recon.jxs",
     "jaxstyle train-decoder --data photos/ -o small.jxs --encoder small.enc.jxs --width 0.25 "
     "--reconstruct",
+    "jaxstyle train-decoder --data photos_and_art/ -o wct.jxs --reconstruct --level relu3_1",
+    "jaxstyle train-decoder --data photos_and_art/ -o wct.jxs --reconstruct --level 4 "
+    "--init any-vgg --width 0.5",
 ]
 # Loss options left unset take DecoderConfig's defaults, or --reconstruct's preset.
 _LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "perceptual_weight",
@@ -88,6 +91,10 @@ def add_parser(commands, add_command) -> None:
                      help="reconstruction pre-training: the decoder learns to give back the "
                           "photo (alpha 0, no style terms, pixel weight 10, perceptual 1; "
                           "options given explicitly still win)")
+    run.add_argument("--level", type=_level, metavar="LEVEL",
+                     help="train WCT's decoder for this VGG level (1-5 or relu1_1 .. relu5_1) "
+                          "with --reconstruct, into MODEL: a WCT model file, whose other "
+                          "levels are kept (jaxstyle apply MODEL ... --style-image P)")
     run.add_argument("--init", metavar="MODEL",
                      help="start from this trained decoder (a path or a built-in name such as "
                           "`any`; same --width) instead of a random one: fine-tuning")
@@ -119,6 +126,17 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_train_decoder)
 
 
+def _level(text: str) -> int:
+    import argparse
+
+    from jaxstyle.arbitrary.decoder import level_number
+
+    try:
+        return level_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def config_from_args(args):
     from jaxstyle.arbitrary.train import RECONSTRUCTION, DecoderConfig
 
@@ -131,7 +149,8 @@ def config_from_args(args):
                          checkpoint_every=args.checkpoint_every, keep=args.keep,
                          preview_every=args.preview_every,
                          encoder_learning_rate=args.encoder_lr,
-                         distill_weight=args.distill_weight, **{**preset, **loss})
+                         distill_weight=args.distill_weight, level=args.level,
+                         **{**preset, **loss})
 
 
 def _preview_images(args, side: int):
@@ -146,6 +165,46 @@ def _preview_images(args, side: int):
     # Square crops, so photo | style | result line up; the decoder needs multiples of 8.
     crop = min(photo.shape[0], photo.shape[1], style.shape[0], style.shape[1]) // 8 * 8
     return photo[:crop, :crop], style[:crop, :crop]
+
+
+def _initial_level_decoder(name_or_path: str, width: float, level: int) -> tuple[dict, str]:
+    """(params, description) of --init for a WCT level: that level of a WCT file, or an AdaIN
+    decoder for VGG19 (level 4 is the same network; level 5 takes it as its tail, below a
+    fresh relu5_1 head)."""
+    from jaxstyle.arbitrary.decoder import init_decoder, level_name
+    from jaxstyle.arbitrary.decoderfile import is_wct_header, load_decoder
+    from jaxstyle.arbitrary.transfer import split_params
+    from jaxstyle.feedforward.apply import resolve_model
+
+    path, _ = resolve_model(name_or_path)
+    params, header = load_decoder(path)
+    theirs = float(header["width"])
+    if theirs != width:
+        raise UsageError(f"--init {name_or_path}: width {theirs:g} decoders; give --width "
+                         f"{theirs:g} to fine-tune them")
+    if is_wct_header(header):
+        if level_name(level) in params:
+            return params[level_name(level)], f"{path.name} ({level_name(level)})"
+        if not (level == 5 and "relu4_1" in params):
+            raise UsageError(f"--init {name_or_path} has no {level_name(level)} decoder "
+                             f"(levels {header['levels']})")
+        tail, where = params["relu4_1"], f"{path.name} (relu4_1)"
+    else:
+        decoder, own = split_params(params)
+        if own is not None:
+            raise UsageError(f"--init {name_or_path} decodes its own encoder's features; WCT "
+                             "levels decode VGG19's")
+        if level not in (4, 5):
+            raise UsageError(f"--init {name_or_path} is a relu4_1 decoder: it can start level "
+                             f"4 or 5, not {level}")
+        if level == 4:
+            return decoder, path.name
+        tail, where = decoder, path.name
+    # Level 5 = 4 convs at relu5_1's scale, then level 4's 9 convs (conv0.. -> conv4..).
+    fresh = init_decoder(0, width, level=5)
+    grafted = {name: value for name, value in fresh.items() if int(name[4:]) < 4}
+    grafted.update({f"conv{int(name[4:]) + 4}": value for name, value in tail.items()})
+    return grafted, f"a fresh relu5_1 head on {where}"
 
 
 def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[dict, float]],
@@ -188,6 +247,22 @@ def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[di
     return (params, description), encoder
 
 
+def _check_wct_output(output: Path) -> None:
+    """--level writes into a WCT file (adding or replacing that level), or a new one."""
+    from jaxstyle.arbitrary.decoderfile import WCT_ARCHITECTURE
+    from jaxstyle.paramfile import ModelError, read_header
+
+    if not output.exists():
+        return
+    try:
+        existing = read_header(output).get("architecture")
+    except ModelError as exc:
+        raise UsageError(f"output {output}: {exc}") from None
+    if existing != WCT_ARCHITECTURE:
+        raise UsageError(f"output {output} is not a WCT model ({existing}); --level adds a "
+                         "level to a WCT file, or writes a new one")
+
+
 def cmd_train_decoder(args) -> int:
     from jaxstyle.mesh import initialize_distributed
 
@@ -206,7 +281,13 @@ def cmd_train_decoder(args) -> int:
         raise UsageError(str(exc)) from None
     output = Path(args.output)
     check_model_output(output)
-    check_resume(args, output)
+    if cfg.level is None:
+        check_resume(args, output)
+    else:  # each level of a WCT file keeps its own checkpoints
+        from jaxstyle.arbitrary.train import level_run_path
+
+        check_resume(args, level_run_path(output, cfg.level))
+        _check_wct_output(output)
     if cfg.uses_style_images and args.style_data is None:
         raise UsageError("--style-data DIR is needed unless the run only reconstructs photos "
                          "(--reconstruct)")
@@ -224,7 +305,12 @@ def cmd_train_decoder(args) -> int:
 
         encoder = load_any_encoder(args.encoder, "--encoder")[:2]
     init = None
-    if args.init:
+    if cfg.level is not None and encoder is not None:
+        raise UsageError("--level trains a decoder of VGG19's features; leave out --encoder")
+    if cfg.level is not None:
+        if args.init:
+            init = _initial_level_decoder(args.init, cfg.width, cfg.level)
+    elif args.init:
         init, encoder = _initial_decoder(args.init, cfg.width, encoder, photos.usable)
     if cfg.trains_encoder and encoder is None:
         raise UsageError("--encoder-lr trains a distilled encoder: give --encoder FILE (or an "
@@ -232,6 +318,10 @@ def cmd_train_decoder(args) -> int:
     preview = _preview_images(args, max(cfg.size, 128)) if cfg.preview_every else None
     vgg_params = prepare_params(load_params(args.weights, quiet))
     features = "VGG19" if encoder is None else f"a width {encoder[1]:g} encoder"
+    if cfg.level is not None:
+        from jaxstyle.arbitrary.decoder import level_name
+
+        features = f"VGG19's {level_name(cfg.level)} (WCT)"
     log(f"training a width {cfg.width:g} decoder for {features} at {cfg.size} px, "
         f"batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "

@@ -84,9 +84,9 @@ def decoder_frame_stylizer(path, args):
     """(N, H, W, 3) uint8 -> float frames with an arbitrary-style decoder and one painting."""
     import numpy as np
 
-    from jaxstyle.arbitrary.apply import apply_any
+    from jaxstyle.arbitrary.apply import apply_any, make_any_stylizer
     from jaxstyle.arbitrary.decoderfile import load_decoder, needs_vgg
-    from jaxstyle.arbitrary.transfer import ArbitraryStylizer, all_devices_mesh
+    from jaxstyle.arbitrary.transfer import all_devices_mesh
     from jaxstyle.images import load_image
 
     if not 0 <= args.alpha <= 1:
@@ -95,8 +95,7 @@ def decoder_frame_stylizer(path, args):
     style = load_image(args.style_image, args.style_size, what="style image")
     # A model with its own distilled encoder needs no VGG19 weights: none are loaded.
     vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
-    stylizer = ArbitraryStylizer(vgg, params, header["width"],
-                                  mesh=all_devices_mesh())
+    stylizer = make_any_stylizer(vgg, params, header, mesh=all_devices_mesh())
     stats = stylizer.style_stats([style])  # once, not once per batch
 
     def stylize_frames(frames):

@@ -113,17 +113,20 @@ class Studio:
             self._models[name] = (params, header, make_stylizer(params, header))
         return self._models[name]
 
-    def decoder(self) -> tuple:
-        """(params, header, compiled stylizer) of the arbitrary-style decoder, loaded once."""
+    def decoder(self, levels: Optional[int] = None) -> tuple:
+        """(params, header, compiled stylizer) of the arbitrary-style model, loaded once; a
+        WCT model's stylizer once per choice of levels."""
+        from jaxstyle.arbitrary.apply import make_any_stylizer
         from jaxstyle.arbitrary.decoderfile import load_decoder
-        from jaxstyle.arbitrary.transfer import ArbitraryStylizer
         from jaxstyle.feedforward.apply import resolve_model
 
         if self._decoder is None:
             params, header = load_decoder(resolve_model(self.decoder_name, self.models_dir)[0])
-            self._decoder = (params, header,
-                             ArbitraryStylizer(self.vgg, params, header["width"]))
-        return self._decoder
+            self._decoder = (params, header, {})
+        params, header, stylizers = self._decoder
+        if levels not in stylizers:
+            stylizers[levels] = make_any_stylizer(self.vgg, params, header, levels=levels)
+        return params, header, stylizers[levels]
 
     def image(self, ref: ImageRef, max_dim: Optional[int]) -> np.ndarray:
         if ref.kind == "upload":
@@ -164,7 +167,7 @@ class Studio:
     def run_any(self, job: Job, s: AnySettings) -> bytes:
         from jaxstyle.arbitrary.apply import apply_any
 
-        params, header, stylizer = self.decoder()
+        params, header, stylizer = self.decoder(s.levels)
         photo = self.image(s.photo, s.max_dim)
         styles = [self.image(ref, s.style_size) for ref in s.styles]
         job.check()

@@ -23,7 +23,7 @@ PRESERVE = (None, "luminance", "histogram")  # histogram: optimisation only
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 MAX_STYLES = 4
 LIMITS = {"steps": (1, 5000), "max_dim": (32, 2048), "preview_every": (1, 1000),
-          "scales": (1, 3)}
+          "scales": (1, 3), "levels": (1, 5)}
 PHOTO_SIDE_LIMITS = (32, 2048)  # one-pass engines: the photo's longer side
 
 
@@ -107,12 +107,15 @@ class AnySettings:
     preserve_color: Optional[str] = None
     max_dim: int = 512
     style_size: int = 512
+    levels: Optional[int] = None  # WCT models: relu{N}_1 .. relu1_1; None: the model's own
 
     def command(self) -> str:
         words = ["jaxstyle", "apply", "any", self.photo.label(), "--style-image",
                  *(s.label() for s in self.styles), "-o", "out.png", "--alpha",
                  f"{self.alpha:g}", "--max-dim", str(self.max_dim), "--style-size",
                  str(self.style_size)]
+        if self.levels is not None:
+            words += ["--levels", str(self.levels)]
         if len(self.styles) > 1:
             words += ["--style-blend", *(f"{w:g}" for w in self.blend)]
         if self.preserve_color:
@@ -220,7 +223,9 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int]) -
         photo=photo, styles=styles, blend=_blend(payload, len(styles)),
         alpha=_number(payload, "alpha", 1.0, 0.0, 1.0),
         preserve_color=_choice(payload, "preserve_color", None, PRESERVE[:2]),
-        max_dim=_integer(payload, "max_dim", 512), style_size=_integer(payload, "style_size", 512))
+        max_dim=_integer(payload, "max_dim", 512), style_size=_integer(payload, "style_size", 512),
+        levels=None if payload.get("levels") in (None, 0, "default") else _integer(
+            payload, "levels", 0))
 
 
 __all__ = ["AnySettings", "ENGINES", "ImageRef", "JobSettings", "ModelSettings",

@@ -1,0 +1,338 @@
+"""Engine 3 by WCT (Li et al. 2017): the coarse-to-fine chain over VGG19's levels.
+
+    for level in (4, 3, 2, 1):              # deepest first; `levels` chooses them
+        features = VGG19 to relu{level}_1 (image)
+        image = decoder[level](wct_target(features, painting's statistics at that level))
+
+Each level's decoder only learned to reconstruct (`train-decoder --reconstruct --level`): the
+style is whitening and colouring, closed-form maths, at every level. The deep levels set the
+painting's large-scale statistics, the shallow ones restore fine texture and sharpness that
+the deep decoders blur. The photo is reflection-padded once to a multiple of the deepest
+level's downsampling and cropped at the end; landscape photos run transposed, as AdaIN's
+pass does (`transfer.runs_transposed`).
+
+`WCTStylizer` has `ArbitraryStylizer`'s interface (`style_stats`, a call with weights, masks
+and alpha, `trace_count`, meshes, tiles), so the CLI, video and the studio take either.
+Photos over (2 x tile)^2 px run level by level in tiles: each level's statistics are
+gathered over the whole photo first (`wct.combine_moments`), then every tile is transformed
+with them and decoded, so the result equals the untiled one to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name
+from jaxstyle.arbitrary.transfer import (
+    DEFAULT_TILE,
+    encode,
+    encode_any_orientation,
+    runs_transposed,
+    tile_windows,
+)
+from jaxstyle.arbitrary.wct import (
+    RIDGE,
+    WCTStats,
+    combine_moments,
+    content_stats_from_moments,
+    region_moments,
+    stack_wct_stats,
+    wct_stats,
+    wct_target,
+)
+from jaxstyle.errors import ConfigError
+from jaxstyle.fastconv import cpu_conv_compiler_options
+from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
+from jaxstyle.vgg import MIN_SIDE
+
+# Each level's tile margin in px, beyond which a pixel no longer changes a tile's core: the
+# encoder's receptive radius to relu{k}_1 plus the decoder's, rounded up to whole positions
+# (tests/test_wct.py checks tiled == untiled).
+TILE_HALO_PX = {1: 8, 2: 16, 3: 32, 4: 48, 5: 160}
+
+
+def chain_levels(available: Sequence[int], levels: Optional[int | Sequence[int]] = None
+                 ) -> tuple[int, ...]:
+    """The levels to run, deepest first: all the model has (None), N (relu{N}_1 down to
+    relu1_1) or a list; ConfigError names a level the model lacks."""
+    available = tuple(sorted(set(available), reverse=True))
+    if levels is None:
+        return available
+    wanted = tuple(range(int(levels), 0, -1)) if isinstance(levels, (int, np.integer)) else \
+        tuple(sorted({int(k) for k in levels}, reverse=True))
+    if not wanted or any(k not in LEVEL_LAYERS for k in wanted):
+        raise ConfigError(f"levels must be 1-5, got {levels!r}")
+    missing = [level_name(k) for k in wanted if k not in available]
+    if missing:
+        raise ConfigError(f"the model has no decoder for {', '.join(missing)} (it holds "
+                          f"{', '.join(level_name(k) for k in available)})")
+    return wanted
+
+
+def downsampling(level: int) -> int:
+    """relu{k}_1's map is 1/2^(k-1) of the image's size."""
+    return 2 ** (level - 1)
+
+
+def painting_statistics(vgg_params, style_image, levels: Sequence[int]) -> dict[str, WCTStats]:
+    """One painting's (H,W,3) WCTStats at each level, from one encoder pass: {name: (1, ...)}."""
+    image = jnp.asarray(style_image, jnp.float32)
+    image = image[None] if image.ndim == 3 else image
+    layers = tuple(LEVEL_LAYERS[k] for k in levels)
+    features = _encode_once(vgg_params, image, layers)
+    return {level_name(k): _wct_stats(features[LEVEL_LAYERS[k]]) for k in levels}
+
+
+_encode_once = jax.jit(encode_any_orientation, static_argnames=("layers", "dtype"))
+_wct_stats = jax.jit(wct_stats)
+
+
+def masks_at(masks: jax.Array, factor: int) -> jax.Array:
+    """Masks (N,H,W,K), H and W multiples of `factor` -> (N,H/f,W/f,K) area means,
+    renormalised to sum 1 at each position."""
+    n, h, w, k = masks.shape
+    small = masks.reshape(n, h // factor, factor, w // factor, factor, k).mean(axis=(2, 4))
+    return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
+
+
+def _decode(width: float, level: int, params, target, dtype):
+    return Decoder(width=width, level=level, dtype=dtype).apply({"params": params}, target)
+
+
+def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
+                stats: dict[str, WCTStats], levels: Sequence[int], *,
+                weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
+                alpha: float | jax.Array = 1.0, ridge: float = RIDGE, dtype=jnp.float32,
+                transpose_landscape: bool = True) -> jax.Array:
+    """Photos (N,H,W,3) in [0,1] through the WCT chain: (N,H,W,3) in (0,1). Pure; jit it.
+
+    decoders: {"relu4_1": params, ...}; stats: the paintings' `WCTStats` per level name (K
+    rows); levels deepest first. weights (N,K) blend the paintings; masks (N,H,W,K) at
+    photo size place them; alpha (scalar or (N,)) is applied at every level, as Li et al. do.
+    """
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    height, width_px = images.shape[1:3]
+    if transpose_landscape and runs_transposed(height, width_px):
+        out = stylize_wct(transpose_kernels(vgg_params), transpose_kernels(decoders), width,
+                          images.swapaxes(1, 2), stats, levels, weights=weights,
+                          masks=None if masks is None else masks.swapaxes(1, 2), alpha=alpha,
+                          ridge=ridge, dtype=dtype)
+        return out.swapaxes(1, 2)
+    multiple = downsampling(max(levels))
+    rows, cols = padding_to_multiple(height, multiple), padding_to_multiple(width_px, multiple)
+    x = reflect_pad(images.astype(jnp.float32), rows, cols)
+    padded_masks = None if masks is None else reflect_pad(masks.astype(jnp.float32), rows, cols)
+    for level in levels:
+        layer = LEVEL_LAYERS[level]
+        content = encode(vgg_params, x, (layer,), dtype=dtype)[layer]
+        small = None if padded_masks is None else masks_at(padded_masks, downsampling(level))
+        target = wct_target(content, stats[level_name(level)], weights=weights, masks=small,
+                            alpha=alpha, ridge=ridge)
+        x = _decode(width, level, decoders[level_name(level)], target, dtype)
+    return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
+
+
+def _windows(padded_size: int, factor: int, tile: int, halo_px: int):
+    """tile_windows in a level's positions, returned in px: (length, [(start, core, count)])."""
+    length, tiles = tile_windows(padded_size // factor, tile // factor, -(-halo_px // factor))
+    return length * factor, [(a * factor, b * factor, c * factor) for a, b, c in tiles]
+
+
+def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray,
+                    masks: Optional[np.ndarray], level: int, tile: int) -> np.ndarray:
+    """One level of the chain in tiles, on the host (H and W multiples of the level's
+    downsampling): pass 1 gathers the whole photo's moments from each tile's core, pass 2
+    transforms every tile with the resulting whitening and decodes it.
+
+    encode_tile(window) -> features; moments_of(features, masks or None) ->
+    `region_moments`; transform_decode(features, masks or None, ContentStats) -> pixels.
+    Only one tile's activations are held at a time; the encoder runs twice per tile.
+    """
+    f = downsampling(level)
+    n, height, width_px = image.shape[:3]
+    (row_len, row_tiles), (col_len, col_tiles) = (
+        _windows(height, f, tile, TILE_HALO_PX[level]),
+        _windows(width_px, f, tile, TILE_HALO_PX[level]))
+    tiles = [(r, c) for r in row_tiles for c in col_tiles]
+
+    def window_of(array, r, c):
+        return None if array is None else array[:, r[0]:r[0] + row_len, c[0]:c[0] + col_len]
+
+    def core_of(array, r, c, scale):  # a window's core, in the array's own positions
+        top, left = (r[1] - r[0]) // scale, (c[1] - c[0]) // scale
+        return array[:, top:top + r[2] // scale, left:left + c[2] // scale]
+
+    def fresh(spans):  # each core less what the cores before it cover (the last overlaps)
+        covered, out = 0, []
+        for start, core, count in spans:
+            begin = max(core, covered)
+            out.append((start, begin, core + count - begin))
+            covered = core + count
+        return out
+
+    parts = []
+    for (r, c), (r_new, c_new) in zip(tiles, [(r, c) for r in fresh(row_tiles)
+                                              for c in fresh(col_tiles)]):
+        features = encode_tile(window_of(image, r, c))
+        small = window_of(masks, r, c)
+        small = None if small is None else masks_at(jnp.asarray(small), f)
+        # Each position counts once in the whole photo's statistics.
+        parts.append(moments_of(core_of(features, r_new, c_new, f),
+                                None if small is None else core_of(small, r_new, c_new, f)))
+    own = content_stats_from_moments(*combine_moments(parts))
+    out = np.empty((n, height, width_px, 3), np.float32)
+    for r, c in tiles:
+        small = window_of(masks, r, c)
+        small = None if small is None else masks_at(jnp.asarray(small), f)
+        pixels = np.asarray(transform_decode(encode_tile(window_of(image, r, c)), small, own))
+        out[:, r[1]:r[1] + r[2], c[1]:c[1] + c[2]] = core_of(pixels, r, c, 1)
+    return out
+
+
+class WCTStylizer:
+    """The WCT chain's compiled pass: `(images, stats, weights=None, masks=None, alpha)`.
+
+    model_params: a WCT file's params ({"relu4_1": ..., ...}); levels: `chain_levels`' choice
+    (None: every level the file holds). One compiled program per input shape (`trace_count`
+    counts), params as arguments, not constants. With a mesh the batch is split over its
+    devices (filled up to a multiple of their count) and the params replicated. Photos over
+    (2 x tile)^2 px run in tiles (`wct_level_tiled`); tile=None never tiles.
+    """
+
+    def __init__(self, vgg_params, model_params: dict, width: float,
+                 levels: Optional[int | Sequence[int]] = None, dtype=jnp.float32, mesh=None,
+                 tile: Optional[int] = DEFAULT_TILE, ridge: float = RIDGE):
+        from jaxstyle.mesh import batch_sharding, replicated
+
+        if vgg_params is None:
+            raise ValueError("WCT decodes VGG19's features: give VGG19's params")
+        available = [int(name[4]) for name in model_params]
+        self.levels = chain_levels(available, levels)
+        self.mesh = mesh
+        self.whole = whole = None if mesh is None else replicated(mesh)
+        self.split = None if mesh is None else batch_sharding(mesh)
+        self.vgg_params = jax.device_put(vgg_params, whole)
+        self.decoders = jax.device_put({level_name(k): model_params[level_name(k)]
+                                        for k in self.levels}, whole)
+        self.width, self.dtype, self.ridge = float(width), dtype, ridge
+        if tile is not None and (tile % downsampling(self.levels[0]) or tile < 56):
+            raise ValueError(f"tile must be a multiple of {downsampling(self.levels[0])} and "
+                             f"at least 56 px for these levels, got {tile}")
+        self.tile = tile
+        self.trace_count = 0
+        fast = cpu_conv_compiler_options()  # XLA CPU's Eigen convs (see transfer.py)
+
+        def run(vgg_params, decoders, images, stats, weights, masks, alpha):
+            self.trace_count += 1  # runs only while tracing
+            return stylize_wct(vgg_params, decoders, self.width, images, stats, self.levels,
+                               weights=weights, masks=masks, alpha=alpha, ridge=ridge,
+                               dtype=dtype)
+
+        self._jitted = jax.jit(run, compiler_options=fast)
+        self._encode = jax.jit(lambda vgg, x, layer: encode_any_orientation(
+            vgg, x, (layer,), dtype=dtype)[layer], static_argnums=2, compiler_options=fast)
+        self._moments = jax.jit(region_moments)
+        self._transform_decode = jax.jit(
+            lambda params, content, stats, weights, masks, own, alpha, level: _decode(
+                self.width, level, params, wct_target(content, stats, weights=weights,
+                                                      masks=masks, alpha=alpha, own=own),
+                dtype), static_argnums=7, compiler_options=fast)
+
+    def runs_tiled(self, height: int, width: int) -> bool:
+        return self.tile is not None and height * width > (2 * self.tile) ** 2
+
+    def style_stats(self, style_images) -> dict[str, WCTStats]:
+        """The paintings' (a list of (H,W,3), each at its own size) statistics per level."""
+        each = [painting_statistics(self.vgg_params, image, self.levels)
+                for image in style_images]
+        return {name: stack_wct_stats([stats[name] for stats in each]) for name in each[0]}
+
+    def __call__(self, images, stats: dict[str, WCTStats], weights=None, masks=None,
+                 alpha: float = 1.0) -> jax.Array:
+        n = np.shape(images)[0]
+        per_image = {"images": images, "weights": weights, "masks": masks,
+                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
+        per_image = {k: None if v is None else np.asarray(v, np.float32)
+                     for k, v in per_image.items()}
+        if self.mesh is not None:  # fill the batch up to a multiple of the devices
+            from jaxstyle.mesh import padded_size
+
+            total = padded_size(n, self.mesh.devices.size)
+            per_image = {k: None if v is None else
+                         np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
+                         for k, v in per_image.items()}
+            stats = jax.device_put(stats, self.whole)
+        if self.runs_tiled(*per_image["images"].shape[1:3]):
+            return jnp.asarray(self._tiled(per_image, stats)[:n])
+        put = self._put
+        out = self._jitted(self.vgg_params, self.decoders, put(per_image["images"]), stats,
+                           put(per_image["weights"]), put(per_image["masks"]),
+                           put(per_image["alpha"]))
+        return out[:n]
+
+    def _put(self, x):
+        return x if x is None or self.mesh is None else jax.device_put(x, self.split)
+
+    def level_milliseconds(self, images, stats: dict[str, WCTStats]) -> dict[str, float]:
+        """Warm ms of each level on these photos (N,H,W,3), one painting, alpha 1: each level
+        compiled and run on its own (the chain runs as one program, so its levels cannot be
+        timed inside it). For `jaxstyle apply --timings`."""
+        import time
+
+        images = np.asarray(images, np.float32)
+        if runs_transposed(*images.shape[1:3]):
+            images = images.swapaxes(1, 2)
+        multiple = downsampling(self.levels[0])
+        rows = padding_to_multiple(images.shape[1], multiple)
+        cols = padding_to_multiple(images.shape[2], multiple)
+        x = reflect_pad(jnp.asarray(images), rows, cols)
+        stats = {name: WCTStats(value.mean[:1], value.colour[:1])
+                 for name, value in stats.items()}
+        timings = {}
+        for level in self.levels:
+            name = level_name(level)
+            one = jax.jit(lambda vgg, decoder, x, stats, level=level: stylize_wct(
+                vgg, {level_name(level): decoder}, self.width, x, stats, (level,),
+                ridge=self.ridge, dtype=self.dtype, transpose_landscape=False),
+                compiler_options=cpu_conv_compiler_options())
+            args = (self.vgg_params, self.decoders[name], x, {name: stats[name]})
+            one(*args).block_until_ready()  # compile
+            started = time.perf_counter()
+            x = one(*args).block_until_ready()
+            timings[name] = 1e3 * (time.perf_counter() - started)
+        return timings
+
+    def _tiled(self, per_image: dict, stats: dict[str, WCTStats]) -> np.ndarray:
+        """The chain level by level in tiles; padding and cropping as `stylize_wct`."""
+        put = self._put
+        images, masks = per_image["images"], per_image["masks"]
+        height, width_px = images.shape[1:3]
+        multiple = downsampling(self.levels[0])
+        rows, cols = (padding_to_multiple(height, multiple),
+                      padding_to_multiple(width_px, multiple))
+        x = np.asarray(reflect_pad(jnp.asarray(images), rows, cols))
+        padded_masks = None if masks is None else np.asarray(
+            reflect_pad(jnp.asarray(masks), rows, cols))
+        weights, alpha = put(per_image["weights"]), put(per_image["alpha"])
+        for level in self.levels:
+            name, layer = level_name(level), LEVEL_LAYERS[level]
+            x = wct_level_tiled(
+                lambda window, layer=layer: self._encode(self.vgg_params, put(window), layer),
+                lambda features, small: self._moments(features, small),
+                lambda features, small, own, name=name, level=level: self._transform_decode(
+                    self.decoders[name], features, stats[name], weights, put(small), own,
+                    alpha, level),
+                x, padded_masks, level, self.tile)
+        return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
+
+
+__all__ = ["TILE_HALO_PX", "WCTStylizer", "chain_levels", "downsampling", "masks_at",
+           "painting_statistics", "stylize_wct", "wct_level_tiled"]

@@ -16,8 +16,8 @@ the per-style network's output, and Gatys (the seed's Keras Adam from the photo)
 `--gatys-steps` steps, all at the same size, scored with the seed loss (same VGG19, layers,
 weights and style-image size as the Gatys run), the layout and the grid (`jaxstyle.quality`).
 Also the decoder's reconstruction PSNR (alpha 0: the photo's own features decoded) on each
-photo. Prints a Markdown table and the medians; with --out writes photo | painting | result
-rows for the first photo.
+photo. Prints a Markdown table and the medians; with --out writes photo | painting | each
+decoder's result (in --decoder order) rows for the first photo.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--gatys-steps", type=int, default=100,
                         help="the optimiser's reference (0: none; the layout floor is 0.85)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--out", help="picture: photo | painting | result, per pair")
+    parser.add_argument("--out", help="picture: photo | painting | each decoder, per painting")
     args = parser.parse_args()
     params = prepare_params(resolve_params(progress=False, log=lambda m: None))
     decoders = {}
@@ -144,8 +144,10 @@ def main():
                       f"{row['net']:.2f} |{gatys_cell} {s_ours['layout']:.2f} / "
                       f"{s_net['layout']:.2f} / {gatys_layout} | {s_ours['grid']:+.3f} / "
                       f"{s_net['grid']:+.3f} | {ms:.0f} |", flush=True)
-                if photo == args.photos[0] and name == args.decoder[0]:
-                    panels.append((content, style, ours))
+                if photo == args.photos[0]:  # one row per painting: every decoder's result
+                    if name == args.decoder[0]:
+                        panels.append((content, style))
+                    panels[-1] += (ours,)
     for name, found in rows.items():
         def median(key, found=found):
             return np.median([r[key] for r in found])

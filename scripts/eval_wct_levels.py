@@ -9,7 +9,8 @@ For every level each file holds: the PSNR of decoder(VGG19 relu{k}_1(image)) aga
 and the relu{k}_1 feature error of that reconstruction (mean squared, in units of the layer's
 mean activation, `FEATURE_MEANS`, as the trainer's content term), on photos and paintings none
 of the decoders trained on. --merge-into writes every level of the files given (later files
-win) into one WCT model file, e.g. levels trained in parallel into separate files.
+win) into one WCT model file, e.g. levels trained in parallel into separate files, and
+--default-levels names the chain it runs by default.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from jaxstyle import load_image  # noqa: E402
 from jaxstyle.arbitrary.decoder import FEATURE_MEANS, LEVEL_LAYERS, Decoder  # noqa: E402
 from jaxstyle.arbitrary.decoderfile import load_decoder, save_wct_level  # noqa: E402
 from jaxstyle.arbitrary.transfer import encode  # noqa: E402
+from jaxstyle.paramfile import read_param_file, write_param_file  # noqa: E402
 from jaxstyle.weights.fetch import resolve_params  # noqa: E402
 
 
@@ -41,6 +43,8 @@ def main():
                         default=["starry_night.jpg", "shipwreck.jpg", "woman_with_hat.jpg"])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--merge-into", type=Path)
+    parser.add_argument("--default-levels", help="with --merge-into: the chain `jaxstyle apply` "
+                        "runs without --levels, e.g. 4,1 (header field default_levels)")
     args = parser.parse_args()
     vgg = resolve_params(progress=False, log=lambda message: None)
     images = {}
@@ -74,6 +78,10 @@ def main():
                 save_wct_level(args.merge_into, level, params[f"relu{level}_1"],
                                {"width": header["width"], "training": training,
                                 "data_count": header.get("data_count"), "style_count": 0})
+        if args.default_levels:
+            merged, header, _ = read_param_file(args.merge_into)
+            header["default_levels"] = [int(k) for k in args.default_levels.split(",")]
+            write_param_file(args.merge_into, merged, header)
         print(f"\nmerged into {args.merge_into}: levels "
               f"{load_decoder(args.merge_into)[1]['levels']}")
 

@@ -190,6 +190,8 @@ def describe_decoder(header: dict) -> str:
                                                sorted(training.items())))
     lines.append(f"  trained on {header.get('data_count')} photos and "
                  f"{header.get('style_count')} style images")
+    if header.get("summary"):  # what the side-by-side scoring found (BENCHMARKS.md)
+        lines.append(f"  measured: {header['summary']}")
     return "\n".join(lines)
 
 
@@ -202,12 +204,17 @@ def _describe_wct(header: dict, width: float) -> str:
              f"{header.get('format')}, jaxstyle {header.get('jaxstyle_version')}",
              "  any style image works: jaxstyle apply MODEL PHOTO --style-image PAINTING "
              "[--levels N]"]
+    if header.get("default_levels"):
+        lines.append("  default levels: " + ", ".join(level_name(k) for k in
+                                                    header["default_levels"]))
     for name, training in sorted((header.get("level_training") or {}).items(), reverse=True):
         keys = ("steps", "seconds", "size", "batch", "learning_rate", "initialised_from")
         lines.append(f"  {name}: " + ", ".join(f"{key}={training[key]}" for key in keys
                                               if key in training))
     lines.append(f"  trained to reconstruct {header.get('data_count')} photos and paintings; "
                  "no style training")
+    if header.get("summary"):
+        lines.append(f"  measured: {header['summary']}")
     return "\n".join(lines)
 
 

@@ -374,3 +374,12 @@ def test_studio_levels_control_maps_to_the_flag():
     assert parse_job({**job, "levels": 3}, 1, {}).command().endswith("--levels 3")
     with pytest.raises(ConfigError, match="levels"):
         parse_job({**job, "levels": 9}, 1, {})
+
+
+def test_serve_refuses_an_any_model_that_is_not_one(capsys):
+    from jaxstyle.cli import main
+
+    assert main(["serve", "--any-model", "paintings", "--port", "0", "-q"]) == 2
+    assert "not an arbitrary-style model" in capsys.readouterr().err
+    assert main(["serve", "--any-model", "no-such-model", "--port", "0", "-q"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -73,6 +73,17 @@ def adain(content: jax.Array, mean: jax.Array, std: jax.Array,
     return normalised * std[:, None, None, :] + mean[:, None, None, :]
 
 
+def blend_weights(weights: Optional[jax.Array], n: int, count: int) -> jax.Array:
+    """Blend weights (N, K) as given, or all ones for a single style; ValueError otherwise."""
+    if weights is None:
+        if count != 1:
+            raise ValueError(f"{count} styles need weights (a blend) or masks (regions)")
+        return jnp.ones((n, 1), jnp.float32)
+    if weights.shape != (n, count):
+        raise ValueError(f"weights must be (N, K) = ({n}, {count}), got {weights.shape}")
+    return weights
+
+
 def adain_target(content: jax.Array, stats: StyleStats, *, weights: Optional[jax.Array] = None,
                  masks: Optional[jax.Array] = None, alpha: float | jax.Array = 1.0,
                  eps: float = EPS) -> jax.Array:
@@ -99,12 +110,7 @@ def adain_target(content: jax.Array, stats: StyleStats, *, weights: Optional[jax
             jnp.broadcast_to(stats.std[k], (n, c.shape[-1])), masks[..., k], eps)
             for k in range(count))
     else:
-        if weights is None:
-            if count != 1:
-                raise ValueError(f"{count} styles need weights (a blend) or masks (regions)")
-            weights = jnp.ones((n, 1), jnp.float32)
-        if weights.shape != (n, count):
-            raise ValueError(f"weights must be (N, K) = ({n}, {count}), got {weights.shape}")
+        weights = blend_weights(weights, n, count)
         normalised_mean, normalised_std = channel_stats(c, eps=eps)
         normalised = (c - normalised_mean[:, None, None, :]) / normalised_std[:, None, None, :]
         # sum_k w_k (std_k * n + mean_k) = (sum_k w_k std_k) * n + sum_k w_k mean_k: one pass.
@@ -116,5 +122,5 @@ def adain_target(content: jax.Array, stats: StyleStats, *, weights: Optional[jax
     return alpha * styled + (1.0 - alpha) * c
 
 
-__all__ = ["EPS", "StyleStats", "adain", "adain_target", "channel_stats", "stack_stats",
-           "style_stats"]
+__all__ = ["EPS", "StyleStats", "adain", "adain_target", "blend_weights", "channel_stats",
+           "stack_stats", "style_stats"]

@@ -11,8 +11,9 @@ the deep decoders blur. The photo is reflection-padded once to a multiple of the
 level's downsampling and cropped at the end; landscape photos run transposed, as AdaIN's
 pass does (`transfer.runs_transposed`).
 
-`WCTStylizer` has `ArbitraryStylizer`'s interface (`style_stats`, a call with weights, masks
-and alpha, `trace_count`, meshes, tiles), so the CLI, video and the studio take either.
+`WCTStylizer` has `ArbitraryStylizer`'s interface (`style_stats`, the shared `BatchedPass`
+call with weights, masks and alpha, `trace_count`, meshes, tiles), so the CLI, video and the
+studio take either.
 Photos over (2 x tile)^2 px run level by level in tiles: each level's statistics are
 gathered over the whole photo first (`wct.combine_moments`), then every tile is transformed
 with them and decoded, so the result equals the untiled one to float rounding.
@@ -30,6 +31,8 @@ import numpy as np
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name
 from jaxstyle.arbitrary.transfer import (
     DEFAULT_TILE,
+    BatchedPass,
+    check_photos,
     encode,
     encode_any_orientation,
     runs_transposed,
@@ -48,7 +51,6 @@ from jaxstyle.arbitrary.wct import (
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
-from jaxstyle.vgg import MIN_SIDE
 
 # Each level's tile margin in px, beyond which a pixel no longer changes a tile's core: the
 # encoder's receptive radius to relu{k}_1 plus the decoder's, rounded up to whole positions
@@ -115,10 +117,7 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
     rows); levels deepest first. weights (N,K) blend the paintings; masks (N,H,W,K) at
     photo size place them; alpha (scalar or (N,)) is applied at every level, as Li et al. do.
     """
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if min(images.shape[1:3]) < MIN_SIDE:
-        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    check_photos(images)
     height, width_px = images.shape[1:3]
     if transpose_landscape and runs_transposed(height, width_px):
         out = stylize_wct(transpose_kernels(vgg_params), transpose_kernels(decoders), width,
@@ -197,7 +196,7 @@ def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray
     return out
 
 
-class WCTStylizer:
+class WCTStylizer(BatchedPass):
     """The WCT chain's compiled pass: `(images, stats, weights=None, masks=None, alpha)`.
 
     model_params: a WCT file's params ({"relu4_1": ..., ...}); levels: `chain_levels`' choice
@@ -220,8 +219,8 @@ class WCTStylizer:
         self.whole = whole = None if mesh is None else replicated(mesh)
         self.split = None if mesh is None else batch_sharding(mesh)
         self.vgg_params = jax.device_put(vgg_params, whole)
-        self.decoders = jax.device_put({level_name(k): model_params[level_name(k)]
-                                        for k in self.levels}, whole)
+        self.decoders = self.model_params = jax.device_put(
+            {level_name(k): model_params[level_name(k)] for k in self.levels}, whole)
         self.width, self.dtype, self.ridge = float(width), dtype, ridge
         if tile is not None and (tile % downsampling(self.levels[0]) or tile < 56):
             raise ValueError(f"tile must be a multiple of {downsampling(self.levels[0])} and "
@@ -254,32 +253,6 @@ class WCTStylizer:
         each = [painting_statistics(self.vgg_params, image, self.levels)
                 for image in style_images]
         return {name: stack_wct_stats([stats[name] for stats in each]) for name in each[0]}
-
-    def __call__(self, images, stats: dict[str, WCTStats], weights=None, masks=None,
-                 alpha: float = 1.0) -> jax.Array:
-        n = np.shape(images)[0]
-        per_image = {"images": images, "weights": weights, "masks": masks,
-                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
-        per_image = {k: None if v is None else np.asarray(v, np.float32)
-                     for k, v in per_image.items()}
-        if self.mesh is not None:  # fill the batch up to a multiple of the devices
-            from jaxstyle.mesh import padded_size
-
-            total = padded_size(n, self.mesh.devices.size)
-            per_image = {k: None if v is None else
-                         np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
-                         for k, v in per_image.items()}
-            stats = jax.device_put(stats, self.whole)
-        if self.runs_tiled(*per_image["images"].shape[1:3]):
-            return jnp.asarray(self._tiled(per_image, stats)[:n])
-        put = self._put
-        out = self._jitted(self.vgg_params, self.decoders, put(per_image["images"]), stats,
-                           put(per_image["weights"]), put(per_image["masks"]),
-                           put(per_image["alpha"]))
-        return out[:n]
-
-    def _put(self, x):
-        return x if x is None or self.mesh is None else jax.device_put(x, self.split)
 
     def level_milliseconds(self, images, stats: dict[str, WCTStats]) -> dict[str, float]:
         """Warm ms of each level on these photos (N,H,W,3), one painting, alpha 1: each level

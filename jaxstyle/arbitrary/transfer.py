@@ -111,6 +111,14 @@ def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
     return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
 
 
+def check_photos(images) -> None:
+    """ValueError unless images are (N, H, W, 3) with both sides at least VGG's minimum."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+
+
 def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
                    stats: StyleStats, *, weights: Optional[jax.Array] = None,
                    masks: Optional[jax.Array] = None, alpha: float | jax.Array = 1.0,
@@ -123,10 +131,7 @@ def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
     `transpose_landscape=False` (`runs_transposed`: the same result, faster on XLA CPU). Pure;
     jit it (see ArbitraryStylizer).
     """
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if min(images.shape[1:3]) < MIN_SIDE:
-        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
+    check_photos(images)
     height, width_px = images.shape[1:3]
     if transpose_landscape and runs_transposed(height, width_px):
         out = stylize_arrays(transpose_kernels(vgg_params), transpose_kernels(decoder_params),
@@ -212,7 +217,43 @@ def stylize_tiled(encode_tile: Callable, target_of: Callable, decode_tile: Calla
     return out[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
 
 
-class ArbitraryStylizer:
+class BatchedPass:
+    """The call that engine 3's compiled passes share (`ArbitraryStylizer`, the WCT chain's
+    `multilevel.WCTStylizer`): `(images, stats, weights=None, masks=None, alpha)`, the batch
+    filled up to a multiple of the mesh's devices (copies of the last image, dropped again),
+    big photos sent to `_tiled`. A subclass sets mesh, whole, split, vgg_params,
+    model_params, `_jitted(vgg, model, images, stats, weights, masks, alpha)`, `runs_tiled`
+    and `_tiled(per_image, stats)`."""
+
+    def __call__(self, images, stats, weights=None, masks=None,
+                 alpha: float = 1.0) -> jax.Array:
+        n = np.shape(images)[0]
+        per_image = {"images": images, "weights": weights, "masks": masks,
+                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
+        per_image = {k: None if v is None else np.asarray(v, np.float32)
+                     for k, v in per_image.items()}
+        if self.mesh is not None:  # fill the batch up to a multiple of the devices
+            from jaxstyle.mesh import padded_size
+
+            total = padded_size(n, self.mesh.devices.size)
+            per_image = {k: None if v is None else
+                         np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
+                         for k, v in per_image.items()}
+            stats = jax.device_put(stats, self.whole)
+        if self.runs_tiled(*per_image["images"].shape[1:3]):
+            return jnp.asarray(self._tiled(per_image, stats)[:n])
+        put = self._put
+        out = self._jitted(self.vgg_params, self.model_params, put(per_image["images"]), stats,
+                           put(per_image["weights"]), put(per_image["masks"]),
+                           put(per_image["alpha"]))
+        return out[:n]
+
+    def _put(self, x):
+        """An array with its batch split over the mesh's devices (as it is without a mesh)."""
+        return x if x is None or self.mesh is None else jax.device_put(x, self.split)
+
+
+class ArbitraryStylizer(BatchedPass):
     """A decoder's compiled forward pass: `(images, stats, weights=None, masks=None, alpha)`.
 
     The VGG and decoder params are arguments of the compiled program (not baked-in
@@ -240,7 +281,7 @@ class ArbitraryStylizer:
         self.whole = whole = None if mesh is None else replicated(mesh)
         self.split = None if mesh is None else batch_sharding(mesh)
         self.vgg_params = jax.device_put(vgg_params, whole)
-        self.decoder_params = jax.device_put(decoder_params, whole)
+        self.decoder_params = self.model_params = jax.device_put(decoder_params, whole)
         self.width, self.dtype = float(width), dtype
         self.trace_count = 0
         if tile is not None and (tile < 8 * (TILE_HALO + 1) or tile % ENCODER_DOWNSAMPLING):
@@ -275,33 +316,6 @@ class ArbitraryStylizer:
         """StyleStats of K style images (a list of (H,W,3), each at its own size): (K, 512)."""
         return stack_stats([style_statistics(self.vgg_params, image) for image in style_images])
 
-    def __call__(self, images, stats: StyleStats, weights=None, masks=None,
-                 alpha: float = 1.0) -> jax.Array:
-        n = np.shape(images)[0]
-        per_image = {"images": images, "weights": weights, "masks": masks,
-                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
-        per_image = {k: None if v is None else np.asarray(v, np.float32)
-                     for k, v in per_image.items()}
-        if self.mesh is not None:  # fill the batch up to a multiple of the devices
-            from jaxstyle.mesh import padded_size
-
-            total = padded_size(n, self.mesh.devices.size)
-            per_image = {k: None if v is None else
-                         np.concatenate([v, np.repeat(v[-1:], total - n, axis=0)])
-                         for k, v in per_image.items()}
-            stats = jax.device_put(stats, self.whole)
-        if self.runs_tiled(*per_image["images"].shape[1:3]):
-            return jnp.asarray(self._tiled(per_image, stats)[:n])
-        put = self._put
-        out = self._jitted(self.vgg_params, self.decoder_params, put(per_image["images"]), stats,
-                           put(per_image["weights"]), put(per_image["masks"]),
-                           put(per_image["alpha"]))
-        return out[:n]
-
-    def _put(self, x):
-        """An array with its batch split over the mesh's devices (as it is without a mesh)."""
-        return x if x is None or self.mesh is None else jax.device_put(x, self.split)
-
     def _tiled(self, per_image: dict, stats: StyleStats) -> np.ndarray:
         """The tiled pass; with a mesh each tile's batch is split over its devices."""
         put = self._put
@@ -321,6 +335,7 @@ def all_devices_mesh():
 
 
 __all__ = ["DEFAULT_TILE", "ENCODER_CONVS", "STATS_LAYERS", "TILE_HALO", "ArbitraryStylizer",
+           "BatchedPass", "check_photos",
            "all_devices_mesh", "conv_params", "encode", "encode_any_orientation",
            "mask_features", "pad_for_encoder",
            "runs_transposed", "split_params", "style_statistics", "stylize_arrays",

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.arbitrary.adain import blend_weights
+
 # Relative ridge: whitening divides by sqrt(eigenvalue + RIDGE * mean eigenvalue), so no
 # direction is amplified more than 1/sqrt(RIDGE) (100x) over the average one. Directions
 # under it are left partly unwhitened; the output covariance then equals the painting's to
@@ -200,13 +202,7 @@ def wct_target(content: jax.Array, stats: WCTStats, *, weights: Optional[jax.Arr
             jnp.broadcast_to(stats.colour[k], (n, channels, channels)),
             jnp.broadcast_to(stats.mean[k], (n, channels))) for k in range(count))
     else:
-        if weights is None:
-            if count != 1:
-                raise ValueError(f"{count} paintings need weights (a blend) or masks (regions)")
-            weights = jnp.ones((n, 1), jnp.float32)
-        if weights.shape != (n, count):
-            raise ValueError(f"weights must be (N, K) = ({n}, {count}), got {weights.shape}")
-        weights = weights.astype(jnp.float32)
+        weights = blend_weights(weights, n, count).astype(jnp.float32)
         own = content_stats(c, None, ridge) if own is None else own
         # sum_k w_k (x C_k + m_k) = x (sum_k w_k C_k) + sum_k w_k m_k: one colouring pass.
         colour = jnp.einsum("nk,kij->nij", weights, stats.colour)

@@ -42,6 +42,9 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help="largest upload, pixels")
     add_weights_option(p)
+    p.add_argument("--any-model", default="any", metavar="MODEL",
+                   help="the 'Any painting' engine's model: any, any-vgg, wct (its Levels "
+                        "control) or a file")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_serve)
 
@@ -90,6 +93,17 @@ def cmd_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in [0, 65535], got {args.port}")
     paintings = painting_files(args.paintings)
+    from jaxstyle.arbitrary.decoderfile import is_decoder_header
+    from jaxstyle.errors import JaxstyleError
+    from jaxstyle.feedforward.apply import resolve_model
+    from jaxstyle.paramfile import read_header
+
+    try:  # a wrong --any-model fails here, in one line, not on the first job
+        header = read_header(resolve_model(args.any_model)[0])
+    except JaxstyleError as exc:
+        raise UsageError(f"--any-model: {exc}") from None
+    if not is_decoder_header(header):
+        raise UsageError(f"--any-model {args.any_model}: not an arbitrary-style model")
     loopback = is_loopback(args.host)
     if not loopback:
         print(f"warning: serving on {args.host}: anyone who can reach this machine on that "
@@ -98,6 +112,7 @@ def cmd_serve(args) -> int:
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     studio = Studio(vgg_params=lambda: load_params(args.weights, quiet), paintings=paintings,
+                    decoder=args.any_model,
                     uploads=UploadStore(args.max_upload_mb * 2 ** 20, args.max_pixels))
     app = create_app(studio, JobQueue(), allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning" if quiet else "info",

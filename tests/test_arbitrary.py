@@ -216,10 +216,17 @@ def test_tiled_pass_equals_the_whole_photo(tiny_params, decoder, rng):
     assert tiled.trace_count == 0  # the tiled path never ran the whole-photo program
     with pytest.raises(ValueError, match="multiple of 8"):
         ArbitraryStylizer(tiny_params, params, WIDTH, tile=100)
+    from jaxstyle.arbitrary.apply import make_any_stylizer
+    from jaxstyle.arbitrary.multilevel import WCT_TILE
     from jaxstyle.arbitrary.transfer import DEFAULT_TILE
     from jaxstyle.cli import build_parser
 
-    assert build_parser().parse_args(["apply", "any", "p.jpg"]).tile == DEFAULT_TILE
+    # The CLI leaves the tile to the model: 1024 px for AdaIN, 512 for WCT.
+    assert build_parser().parse_args(["apply", "any", "p.jpg"]).tile is None
+    assert make_any_stylizer(tiny_params, params, {"width": WIDTH}).tile == DEFAULT_TILE
+    wct = {"relu1_1": jax.tree.map(np.asarray, init_decoder(0, WIDTH, level=1))}
+    assert make_any_stylizer(tiny_params, wct, {"width": WIDTH, "architecture": "wct-vgg19",
+                                                "levels": [1]}).tile == WCT_TILE
 
 
 def test_apply_any_controls(tiny_params, decoder, rng):

@@ -34,13 +34,15 @@ def load_builtin_decoder() -> tuple[dict, dict]:
 
 
 def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, mesh=None,
-                      tile: Optional[int] = DEFAULT_TILE):
+                      tile: Optional[int] | str = "default"):
     """The compiled one-pass stylizer a model file asks for: the WCT chain
     (`multilevel.WCTStylizer`, at `levels` or the header's `default_levels`, else every level
-    it holds) or the AdaIN decoder (`ArbitraryStylizer`). Both take the same calls."""
+    it holds) or the AdaIN decoder (`ArbitraryStylizer`). Both take the same calls. tile:
+    px, None (never tile) or "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
     if is_wct_header(header):
-        from jaxstyle.arbitrary.multilevel import WCTStylizer
+        from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
+        tile = WCT_TILE if tile == "default" else tile
         if levels is None:
             levels = header.get("default_levels")
         try:
@@ -51,7 +53,8 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
     if levels is not None:
         raise ConfigError("levels choose WCT's levels; this model is an AdaIN decoder "
                           f"({header.get('architecture')})")
-    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh, tile=tile)
+    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh,
+                             tile=DEFAULT_TILE if tile == "default" else tile)
 
 
 def region_masks(masks: np.ndarray, count: int) -> np.ndarray:

@@ -30,7 +30,6 @@ import numpy as np
 
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name
 from jaxstyle.arbitrary.transfer import (
-    DEFAULT_TILE,
     BatchedPass,
     check_photos,
     encode,
@@ -56,6 +55,10 @@ from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
 # encoder's receptive radius to relu{k}_1 plus the decoder's, rounded up to whole positions
 # (tests/test_wct.py checks tiled == untiled).
 TILE_HALO_PX = {1: 8, 2: 16, 3: 32, 4: 48, 5: 160}
+# WCT's default tile: the relu1_1 level holds 64 full-resolution channels per tile, so 1024 px
+# tiles peaked at 3.7 GB on a 4000x3000 photo and 512 px tiles at 1.8 GB, also faster
+# (BENCHMARKS.md, "Any painting, painted for real").
+WCT_TILE = 512
 
 
 def chain_levels(available: Sequence[int], levels: Optional[int | Sequence[int]] = None
@@ -208,7 +211,7 @@ class WCTStylizer(BatchedPass):
 
     def __init__(self, vgg_params, model_params: dict, width: float,
                  levels: Optional[int | Sequence[int]] = None, dtype=jnp.float32, mesh=None,
-                 tile: Optional[int] = DEFAULT_TILE, ridge: float = RIDGE):
+                 tile: Optional[int] = WCT_TILE, ridge: float = RIDGE):
         from jaxstyle.mesh import batch_sharding, replicated
 
         if vgg_params is None:
@@ -307,5 +310,5 @@ class WCTStylizer(BatchedPass):
         return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
 
 
-__all__ = ["TILE_HALO_PX", "WCTStylizer", "chain_levels", "downsampling", "masks_at",
+__all__ = ["TILE_HALO_PX", "WCT_TILE", "WCTStylizer", "chain_levels", "downsampling", "masks_at",
            "painting_statistics", "stylize_wct", "wct_level_tiled"]

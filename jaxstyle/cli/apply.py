@@ -98,9 +98,10 @@ def add_parser(commands, add_command) -> None:
                            help="WCT models: run relu{N}_1 down to relu1_1, or the levels "
                                 "listed (e.g. 4,2,1); fewer are faster and keep more of the "
                                 "photo (default: the model's own choice, --list)")
-    any_style.add_argument("--tile", type=tile_size, default=1024, metavar="PX",
+    any_style.add_argument("--tile", type=tile_size, metavar="PX",
                            help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
-                                "result in bounded memory (about 1 GB a tile at 1024); 0: never")
+                                "result in bounded memory; 0: never (default: 1024 for AdaIN "
+                                "models, about 1 GB a tile; 512 for WCT)")
     add_weights_option(p)
     add_max_pixels_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -277,7 +278,8 @@ def _apply_any(args, path: Path) -> int:
     vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
     try:
         stylizer = make_any_stylizer(vgg, params, header, levels=args.levels,
-                                     mesh=all_devices_mesh(), tile=args.tile or None)
+                                     mesh=all_devices_mesh(),
+                                     tile="default" if args.tile is None else args.tile or None)
     except ConfigError as exc:
         raise UsageError(f"{args.model}: {exc}") from None
     stats = stylizer.style_stats(styles)  # once, not once per batch

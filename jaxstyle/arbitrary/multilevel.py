@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name
+from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name, level_number
 from jaxstyle.arbitrary.transfer import (
     BatchedPass,
     check_photos,
@@ -216,7 +216,7 @@ class WCTStylizer(BatchedPass):
 
         if vgg_params is None:
             raise ValueError("WCT decodes VGG19's features: give VGG19's params")
-        available = [int(name[4]) for name in model_params]
+        available = [level_number(name) for name in model_params]
         self.levels = chain_levels(available, levels)
         self.mesh = mesh
         self.whole = whole = None if mesh is None else replicated(mesh)

@@ -82,7 +82,9 @@ class StyleConfig:
                                            "images, px (default: --max-dim)")
     style_scale: float = _option(1.0, ART, "float", "style image size relative to the output's")
     init: str = _option("content", OPTIM, "init", "start from the content image, seeded noise, "
-                        "or an image file", metavar="content|noise|PATH")
+                        "an image file, or a one-pass model's result on the content (any, "
+                        "wct, paintings:starry_night or a .jxs file; the CLI runs it)",
+                        metavar="content|noise|PATH|MODEL")
     seed: int = _option(0, OPTIM, "int")
     preserve_color: Optional[str] = _option(None, ART, "choice", "keep the content's colours "
                                             "(Gatys et al. 2016)",

@@ -63,8 +63,9 @@ def prepare_output_dir(out_dir: Path, inputs) -> None:
 class ManyRun:
     """Plans, runs and reports a many-image stylization."""
 
-    def __init__(self, args, cfg: StyleConfig, sweep):
+    def __init__(self, args, cfg: StyleConfig, sweep, painter=None):
         self.args, self.cfg, self.sweep = args, cfg, sweep
+        self.painter = painter  # --init MODEL: jaxstyle.cli.onepass.OnePass
         self.failures: list[str] = []  # one line each, this process's
         self.written = 0
 
@@ -108,15 +109,20 @@ class ManyRun:
             style = load_image(job.style, style_dim, args.max_pixels, "style image")
             if content.shape[:2] != tuple(job.shape):
                 raise ImageError(f"content image {job.content}: changed while running")
-            return Job(content, (style,), job.settings), True
+            init = None
+            if self.painter is not None:
+                from jaxstyle.cli.onepass import one_pass_start
+
+                init, _ = one_pass_start(self.painter, content, [style], [job.style], None, cfg)
+            return Job(content, (style,), job.settings, init), True
         except JaxstyleError as exc:
             self.fail(str(exc))
             grey = np.full(tuple(job.shape) + (3,), 0.5, np.float32)
             return Job(grey, (grey,), job.settings), False
 
 
-def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
-    """The many-image `stylize`; returns the exit code."""
+def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh, painter=None) -> int:
+    """The many-image `stylize`; returns the exit code. painter: --init MODEL's name."""
     import jax
     import numpy as np
 
@@ -137,6 +143,11 @@ def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh) -> int:
         skipped = sum(job.output.exists() for job in jobs)
         jobs = [job for job in jobs if not job.output.exists()]
     params = load_params(args.weights, args.quiet or not lead)
+    if painter is not None:
+        from jaxstyle.cli.onepass import make_one_pass
+
+        run.painter = make_one_pass(painter, [job.style for job in jobs], args.init_style,
+                                    lambda: params)
     runner = BatchRunner(params, cfg, mesh, None if sweep is None else sweep[0])
     steps = total_steps(cfg)
     report = Reporter(len(jobs) * steps, args.quiet or not lead, unit="img-step")

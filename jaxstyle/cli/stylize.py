@@ -33,6 +33,8 @@ EXAMPLES = [
     "jaxstyle stylize photo.jpg sky.jpg land.jpg --mask sky_mask.png -o out.png",
     "jaxstyle stylize photo.jpg painting.jpg --preserve-color luminance -o out.png",
     "jaxstyle stylize photo.jpg art.jpg --scales 2 --scale-steps 300 700 -o out.png",
+    "jaxstyle stylize photo.jpg art.jpg -o out.png --init wct --steps 50   # paint, then refine",
+    "jaxstyle stylize photo.jpg starry_night.jpg -o out.png --init paintings --steps 50",
     "jaxstyle stylize photos/ 'more/*.jpg' --style a.jpg b.jpg -o out/ --batch 8",
     "jaxstyle stylize photo.jpg art.jpg -o sweep/ --sweep style_weight 1e-3 1e-2 1e-1",
     "jaxstyle stylize huge.jpg art.jpg -o out.png --max-dim 4096 --shard-spatial --remat",
@@ -49,6 +51,9 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="output image (.png, .jpg, .webp), or a folder for many jobs")
     config_options(p)
+    p.add_argument("--init-style", metavar="NAME|INDEX",
+                   help="with --init MODEL, a network trained for its own styles: the style "
+                        "to start from (default: the one trained on the run's style image)")
     add_max_pixels_option(p)
     art = p.add_argument_group("regional style")
     art.add_argument("--mask", action="append", metavar="PATH",
@@ -174,11 +179,15 @@ def _save_stopped(stop, output: Path, checkpoint) -> int:
 
 def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
                 init_path=None, max_pixels=None, save_every=None, save_dir=None,
-                checkpoint=None, resume=None, mask_paths=None, mesh=None) -> int:
+                checkpoint=None, resume=None, mask_paths=None, mesh=None, init_model=None,
+                init_style=None) -> int:
     """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
 
     `content` and `styles` are file paths, or arrays already at their working size (demo).
+    `init_model` (`--init MODEL`): start from that model's one-pass result on the content.
     """
+    import functools
+
     import numpy as np
 
     from jaxstyle.gatys import NonFiniteLossError, StylizeInterrupted, init_state, load_state
@@ -188,11 +197,17 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     output = Path(output)
     paths = [content, *styles, init_path, *(mask_paths or [])]
     check_output(output, [Path(p) for p in paths if isinstance(p, (str, Path))])
+    style_files = [s for s in styles if isinstance(s, (str, Path))]
     content, styles, masks, init_image = _load_inputs(
         content, styles, cfg, max_pixels or DEFAULT_MAX_PIXELS, init_path, mask_paths)
     check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg, len(mask_paths or []),
               resuming=bool(resume or checkpoint))
-    params = load_params(weights, quiet)
+    vgg = functools.cache(lambda: load_params(weights, quiet))
+    painter = None
+    if init_model is not None and resume is None:  # a resumed run has its image already
+        from jaxstyle.cli.onepass import make_one_pass
+        painter = make_one_pass(init_model, style_files, init_style, vgg)
+    params = vgg()
     total = total_steps(cfg)
     state = None
     if resume is not None:
@@ -203,6 +218,13 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
                 + (f" over {cfg.scales} scales" if cfg.scales > 1 else ""))
     if state is not None:
         report.line(f"resumed from {resume} at step {int(state.step)}")
+    if painter is not None:
+        from jaxstyle.cli.onepass import one_pass_start
+
+        init_image, seconds = one_pass_start(painter, content, styles, style_files, masks,
+                                             cfg)
+        report.line(f"starting from {init_model}'s one-pass result ({painter.kind}, "
+                    f"{seconds:.1f} s)")
     callback = _EpochRecorder(report, content, cfg, total, output, save_every, save_dir,
                               checkpoint)
     started = time.perf_counter()
@@ -254,8 +276,14 @@ def cmd_stylize(args) -> int:
     # Before anything touches a device: the runtime must know every process first.
     initialize_distributed(args.distributed, args.coordinator, args.num_processes,
                            args.process_id)
+    from jaxstyle.cli.onepass import INIT_WORDS, names_a_model
+
     cfg = config_from_args(args)
-    init_path = None if args.init in ("content", "noise") else args.init
+    init_model = args.init if names_a_model(args.init) else None
+    init_path = None if args.init in INIT_WORDS or init_model else args.init
+    if args.init_style is not None and init_model is None:
+        raise UsageError("--init-style goes with --init MODEL (a network trained for its "
+                         "styles, e.g. --init paintings)")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such file")
     enable_compile_cache(args.compile_cache)
@@ -274,13 +302,14 @@ def cmd_stylize(args) -> int:
                        quiet=args.quiet, init_path=init_path, max_pixels=args.max_pixels,
                        save_every=args.save_every, save_dir=args.save_dir,
                        checkpoint=args.checkpoint, resume=args.resume, mask_paths=args.mask,
-                       mesh=mesh)
+                       mesh=mesh, init_model=init_model, init_style=args.init_style)
 
 
 def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
     import jax
 
     from jaxstyle.cli.many import run_many
+    from jaxstyle.cli.onepass import INIT_WORDS, names_a_model
     from jaxstyle.images import expand_image_paths
     from jaxstyle.mesh import data_mesh
 
@@ -288,8 +317,9 @@ def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
         if getattr(args, option):
             raise UsageError(f"--{option.replace('_', '-')} works with one content and one "
                              "output file, not with --style/--sweep")
-    if args.init not in ("content", "noise"):
-        raise UsageError("--init PATH works with one content image, not with --style/--sweep")
+    if args.init not in INIT_WORDS and not names_a_model(args.init):
+        raise UsageError("--init PATH works with one content image, not with --style/--sweep "
+                         "(--init MODEL does: one one-pass start per photo)")
     if args.style:
         contents, styles = args.inputs, args.style
     else:
@@ -299,4 +329,5 @@ def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
     contents = expand_image_paths(contents, "content")
     styles = expand_image_paths(styles, "style")
     mesh = data_mesh() if jax.device_count() > 1 else None
-    return run_many(args, cfg, contents, styles, sweep, mesh)
+    return run_many(args, cfg, contents, styles, sweep, mesh,
+                    painter=args.init if names_a_model(args.init) else None)

@@ -54,6 +54,7 @@ class Job:
     content: np.ndarray  # (H, W, 3) at its working size
     styles: tuple  # style images (H, W, 3), blended by cfg.style_blend
     settings: tuple = ()  # ((field, value), ...) from a sweep
+    init: Optional[np.ndarray] = None  # (h, w, 3) start image (any size), else cfg.init
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -119,7 +120,9 @@ def _set_job_hyperparams(state: StyleState, job: Job) -> StyleState:
 def job_state(job: Job, cfg: StyleConfig, size) -> StyleState:
     """One job's initial state at `size` (its noise depends on cfg.seed only, not its batch)."""
     content, _ = _job_inputs(job, cfg)
-    return _set_job_hyperparams(init_state(resize_images(content, size), cfg), job)
+    init = None if job.init is None else resize_images(as_image_batch(job.init, "init image"),
+                                                       size)
+    return _set_job_hyperparams(init_state(resize_images(content, size), cfg, init), job)
 
 
 class BatchRunner:

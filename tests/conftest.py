@@ -5,7 +5,10 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,60 @@ if _wanted and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
                        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"})
 
 from jaxstyle.vgg import VGG19_CONV_LAYERS  # noqa: E402  (after the environment is set)
+
+TESTS = Path(__file__).resolve().parent
+
+# Checks that need a process of their own (JAX_NUM_CPU_DEVICES must be set before jax starts),
+# by the fixture or test that reads them. Each starts as soon as collection ends, if a selected
+# test needs it, so its compiles (mostly on one thread) run on the second core beside the rest
+# of the suite instead of adding a minute to its wall time on a 2-core CI machine.
+DEVICE_SCRIPTS = {
+    "sharded_equals_single": ("four_device_results", {"JAX_NUM_CPU_DEVICES": "4"}),
+    # The lower LLVM optimisation level nearly halves its two compiles on a small CPU.
+    "train_four_devices": ("test_four_devices_train_like_one", {
+        "JAX_NUM_CPU_DEVICES": "4", "XLA_FLAGS": "--xla_backend_optimization_level=0"}),
+}
+_running: dict[str, tuple] = {}
+_finished: dict[str, subprocess.CompletedProcess] = {}
+
+
+def _start(name: str) -> None:
+    if name in _running or name in _finished:
+        return
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXSTYLE_NO_DOWNLOAD": "1",
+           "PYTHONPATH": str(TESTS.parent), **DEVICE_SCRIPTS[name][1]}
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # never a full pipe
+    process = subprocess.Popen([sys.executable, str(TESTS / "scripts" / f"{name}.py")],
+                               cwd=TESTS.parent, env=env, stdout=out, stderr=err, text=True)
+    _running[name] = (process, out, err)
+
+
+def device_script(name: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The finished run of tests/scripts/NAME.py (started now if it was not yet)."""
+    if name not in _finished:
+        _start(name)
+        process, out, err = _running.pop(name)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        out.seek(0), err.seek(0)
+        _finished[name] = subprocess.CompletedProcess(process.args, process.returncode,
+                                                      out.read(), err.read())
+    return _finished[name]
+
+
+def pytest_collection_finish(session):
+    for name, (user, _) in DEVICE_SCRIPTS.items():
+        if any(user == item.originalname or user in item.fixturenames
+               for item in session.items):
+            _start(name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for process, _, _ in _running.values():  # -x, -k or Ctrl-C left it unread
+        process.kill()
 
 
 def random_params(seed: int = 0, scale: float = 1.0) -> dict:

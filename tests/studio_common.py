@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PIL import Image
 from conftest import random_image
 from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, init_decoder
 from jaxstyle.arbitrary.decoderfile import save_decoder
+from jaxstyle.demo import DEMO_STYLE
 from jaxstyle.feedforward import init_params, save_model
 from jaxstyle.serve import Studio, UploadStore
 
@@ -27,8 +29,11 @@ def png(image: np.ndarray) -> bytes:
 def tiny_models(folder: Path) -> Path:
     """A 2-style 0.125-width model `tiny.jxs` (styles waves, dots) and a decoder `any.jxs`."""
     params = init_params(0, 2, WIDTH, size=32)
+    # "waves" was trained on the demo painting (a Refine finds it by the file's sha256);
+    # "dots" on a painting no studio has.
+    demo = hashlib.sha256(DEMO_STYLE.read_bytes()).hexdigest()
     save_model(folder / "tiny.jxs", params, {"width": WIDTH, "styles": [
-        {"name": "waves", "sha256": "0" * 64, "size": [32, 32]},
+        {"name": "waves", "sha256": demo, "size": [32, 32]},
         {"name": "dots", "sha256": "1" * 64, "size": [32, 32]}]})
     decoder = jax.tree.map(np.asarray, init_decoder(0, WIDTH))
     # The tiny VGG gives O(1) features where the decoder expects relu4_1's ~600 (see

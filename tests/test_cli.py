@@ -149,6 +149,24 @@ def test_demo_at_tiny_size(tmp_path, tiny_weights_file):
     assert "jaxstyle demo --max-dim 512" in result.stderr
 
 
+def test_quick_demo_refines_the_shipped_networks_picture(tmp_path, tiny_weights_file):
+    from jaxstyle.cli.onepass import make_one_pass
+    from jaxstyle.demo import demo_content
+
+    out = tmp_path / "quick.png"
+    result = run("demo", "--quick", "-o", out, "--max-dim", 64, "--steps", 2, "--weights",
+                 tiny_weights_file)
+    assert result.returncode == 0, result.stderr
+    assert "starting from paintings:starry_night's one-pass result" in result.stderr
+    photo = demo_content(64)
+    painted = make_one_pass("paintings:starry_night", [], None, lambda: None)(photo, [photo])
+    refined = np.asarray(Image.open(out).convert("RGB"), np.float32) / 255
+    # Two Adam steps (lr 0.02) move each pixel at most ~0.04 from the one-pass picture,
+    # which itself is far from the photo.
+    assert np.abs(refined - painted).max() <= 2 * 0.02 + 2 / 255
+    assert np.abs(painted - photo).mean() > 0.05
+
+
 def test_main_returns_exit_code_without_subprocess(inputs, tmp_path, capsys):
     code = main(["stylize", str(inputs / "absent.png"), str(inputs / "style.jpg"), "-o",
                  str(tmp_path / "o.png")])

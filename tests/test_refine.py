@@ -10,6 +10,8 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import assert_one_line_error, run
+from test_feedforward import randomize_style_params
 
 from conftest import random_image
 from jaxstyle.arbitrary.decoder import ENCODER_LAYER, FEATURE_MEANS, init_decoder
@@ -19,8 +21,6 @@ from jaxstyle.cli.onepass import make_one_pass, names_a_model, one_pass_start
 from jaxstyle.config import StyleConfig
 from jaxstyle.feedforward import init_params, save_model, style_record
 from jaxstyle.images import load_image
-from test_cli import assert_one_line_error, run
-from test_feedforward import randomize_style_params
 
 WIDTH = 0.125
 FROZEN = ("--learning-rate", "1e-9", "--steps", "2", "--steps-per-epoch", "2")
@@ -55,6 +55,8 @@ def test_names_a_model(files):
     assert not names_a_model(str(files["dir"] / "photo.png"))  # an image file: the old --init
     assert names_a_model(str(files["network"])) and names_a_model("any")
     assert names_a_model("paintings:starry_night")
+    assert not names_a_model(str(files["dir"] / "absent.png"))  # a missing picture, not a model
+    assert names_a_model(str(files["dir"] / "absent.jxs"))
 
 
 def test_network_finds_its_style_by_file_and_refuses_others(files, tiny_params):

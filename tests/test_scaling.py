@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import device_script
+
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXSTYLE_NO_DOWNLOAD": "1"}
 
@@ -23,9 +25,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def four_device_results():
-    result = subprocess.run([sys.executable, str(HERE / "scripts" / "sharded_equals_single.py")],
-                            env={**ENV, "JAX_NUM_CPU_DEVICES": "4"}, capture_output=True,
-                            text=True, timeout=900)
+    # tests/scripts/sharded_equals_single.py, started when collection ended (conftest.py).
+    result = device_script("sharded_equals_single")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -4,6 +4,7 @@ Tiny random VGG weights, a 0.125-width model and decoder, 32-64 px images."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -222,6 +223,84 @@ def test_optimisation_streams_previews_stops_and_resumes(client, photo_id):
     assert kinds[:2] == ["started", "resumed"], kinds
     assert next(e for e in events if e["type"] == "resumed")["step"] == 4
     assert [e["step"] for e in events if e["type"] == "progress"] == [5, 6]
+
+
+def result_of(client, job_id: str) -> np.ndarray:
+    data = client.get(f"/api/jobs/{job_id}/result.png").content
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255
+
+
+def preview_of(event: dict) -> np.ndarray:
+    data = base64.b64decode(event["preview"].split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255
+
+
+@pytest.mark.parametrize("engine", ["any", "model"])
+def test_refine_starts_from_exactly_the_one_pass_picture(client, photo_id, engine):
+    if engine == "any":
+        one_pass = submit(client, engine="any", photo={"upload": photo_id},
+                          styles=[{"painting": 1}], max_dim=64, style_size=48)
+    else:
+        one_pass = submit(client, engine="model", photo={"upload": photo_id}, model="tiny",
+                          blend=[1, 0], max_dim=64)
+    assert events_of(client, one_pass["id"])[-1]["type"] == "done"
+    start = result_of(client, one_pass["id"])
+    refine = dict(engine="optimize", start=one_pass["id"], max_dim=64, optimizer="adam",
+                  preview_every=2, photo={"demo": True}, styles=[{"painting": 0}])
+    job = submit(client, steps=2, **refine)
+    # The command line that does the same, and the page's own photo and paintings unused:
+    # the refine paints the one-pass job's photo towards that job's paintings.
+    assert f"--init {'any' if engine == 'any' else 'tiny'}" in job["command"]
+    assert "upload-" in job["command"]
+    assert ("painting-1" if engine == "any" else "painting-0") in job["command"]
+    events = events_of(client, job["id"])
+    progress = [e for e in events if e["type"] == "progress"]
+    assert progress[0]["step"] == 0 and progress[0]["loss"] is None  # the start, at once
+    assert [e["step"] for e in progress[1:]] == [2] and events[-1]["type"] == "done"
+    # The first preview is the one-pass picture itself, pixel for pixel.
+    assert np.array_equal(preview_of(progress[0]), start)
+    refined = result_of(client, job["id"])
+    # Adam moves a pixel by at most about lr per step whatever the gradient: two steps of
+    # lr 0.02 stay within 0.05 of the start (plus one 8-bit level for the PNG).
+    assert refined.shape == start.shape and np.abs(refined - start).max() <= 0.05 + 1 / 255
+    # The photo start differs: the refine did start from the one-pass picture.
+    plain = submit(client, steps=2, **{**refine, "start": None, "photo": {"upload": photo_id},
+                                        "styles": [{"painting": 1 if engine == "any" else 0}]})
+    assert events_of(client, plain["id"])[-1]["type"] == "done"
+    assert np.abs(result_of(client, plain["id"]) - start).mean() > 0.005
+
+
+def test_refine_errors_are_one_line(client, photo_id):
+    common = dict(engine="optimize", max_dim=64, photo={"demo": True}, styles=[{"painting": 0}])
+    for start, message in (("0" * 24, "no finished one-pass picture"), ("../x", "start must")):
+        response = client.post("/api/jobs", json={**common, "start": start})
+        assert response.status_code == 400 and message in response.json()["error"]
+    dots = submit(client, engine="model", photo={"upload": photo_id}, model="tiny",
+                  blend=[0, 1], max_dim=48)
+    assert events_of(client, dots["id"])[-1]["type"] == "done"
+    response = client.post("/api/jobs", json={**common, "start": dots["id"]})
+    assert response.status_code == 400 and "'dots' is not among" in response.json()["error"]
+    optimised = submit(client, **common, steps=1)
+    assert events_of(client, optimised["id"])[-1]["type"] == "done", \
+        events_of(client, optimised["id"])[-1]
+    response = client.post("/api/jobs", json={**common, "start": optimised["id"]})
+    assert response.status_code == 400  # only a one-pass picture can be refined
+
+
+def test_a_refine_finds_a_models_style_by_name_when_its_file_differs(studio, tmp_path):
+    from jaxstyle.feedforward import init_params, save_model
+    from jaxstyle.serve.settings import ImageRef, ModelSettings
+
+    # Trained on another copy of "swirls" (another sha256): the studio's swirls.png stands in,
+    # as the packaged starry_night.jpg does for the `paintings` model's Starry Night.
+    save_model(tmp_path / "named.jxs", init_params(0, 2, 0.125, size=32), {"width": 0.125,
+               "styles": [{"name": "Swirls", "sha256": "2" * 64, "size": [32, 32]},
+                          {"name": "nowhere", "sha256": "3" * 64, "size": [32, 32]}]})
+    named = Studio(paintings=studio.paintings[1:], models_dir=tmp_path)
+    origin = named._model_refine_start(ModelSettings(ImageRef("demo"), "named", (1.0, 0.0)))
+    assert origin.styles == (ImageRef("painting", 1),) and origin.blend is None
+    with pytest.raises(Exception, match="'nowhere' is not among"):
+        named._model_refine_start(ModelSettings(ImageRef("demo"), "named", (1.0, 1.0)))
 
 
 def test_stop_keeps_the_image_and_cancel_drops_a_queued_job(client, studio, photo_id):

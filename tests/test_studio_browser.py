@@ -8,6 +8,7 @@ installs them with apt-get). `JAXSTYLE_STUDIO_SCREENSHOT=docs/studio.png` makes
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -179,6 +180,52 @@ def test_optimisation_shows_changing_previews_and_stop_keeps_the_image(browser, 
     assert "Stopped" in browser.find_element(By.ID, "status").text
     kept = fetch_png(browser, url)
     assert kept.shape == (36, 48, 3) and kept.std() > 0.01
+
+
+def data_url_pixels(url: str) -> np.ndarray:
+    data = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255
+
+
+@pytest.mark.skipif(bool(SCREENSHOT), reason="screenshot run")
+def test_refine_streams_from_the_one_pass_picture_and_shows_its_command(browser, photo_file):
+    upload(browser, "photo-file", photo_file)
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: "64 x 48" in d.find_element(By.ID, "photo-name").text)
+    choose_engine(browser, "model")
+    set_value(browser, "model-max-dim", 64)
+    assert not browser.find_element(By.ID, "refine").is_displayed()  # nothing to refine yet
+    browser.find_element(By.ID, "run").click()
+    one_pass = fetch_png(browser, wait_for_result(browser))
+    set_value(browser, "refine-steps", 3000)
+    browser.find_element(By.ID, "refine-optimizer").send_keys("Adam")
+    previews: list[str] = []
+
+    def two_previews(driver):
+        src = driver.find_element(By.ID, "result").get_attribute("src") or ""
+        if src.startswith("data:image/png") and src not in previews:
+            previews.append(src)
+        return len(previews) >= 2
+
+    clicked = time.perf_counter()
+    browser.find_element(By.ID, "refine").click()
+    WebDriverWait(browser, WAIT_S, poll_frequency=0.02).until(lambda d: two_previews(d) or
+                                                               len(previews) == 1)
+    first_s = time.perf_counter() - clicked
+    WebDriverWait(browser, WAIT_S, poll_frequency=0.05).until(two_previews)
+    print(f"refine: first preview {first_s:.2f} s after the click")  # timed in bench_studio
+    command = browser.find_element(By.ID, "command").text
+    assert command.startswith("jaxstyle stylize upload-") and "--init tiny" in command
+    assert "--steps 3000" in command and "--optimizer adam" in command
+    # The first preview is the one-pass picture itself; the next has moved on from it.
+    assert np.abs(data_url_pixels(previews[0]) - one_pass).max() <= 1 / 255 + 1e-6
+    assert np.abs(data_url_pixels(previews[1]) - one_pass).max() > 1 / 255
+    browser.find_element(By.ID, "stop").click()
+    kept = fetch_png(browser, wait_for_result(browser))
+    assert "Stopped" in browser.find_element(By.ID, "status").text
+    assert kept.shape == one_pass.shape
+    # Still offered: another refine (other steps, other optimiser) starts again from the one pass.
+    assert browser.find_element(By.ID, "refine").is_displayed()
 
 
 @pytest.mark.skipif(bool(SCREENSHOT), reason="screenshot run")

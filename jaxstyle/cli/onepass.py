@@ -41,7 +41,9 @@ def names_a_model(reference: str) -> bool:
     path = Path(reference)
     if path.is_file():
         return path.suffix.lower() == MODEL_SUFFIX
-    return True  # not a file: a name (resolved, or a one-line error listing the names)
+    # Not a file: a name (resolved, or a one-line error listing the names), unless it reads
+    # as a missing picture, which keeps the image loader's "init image ... not found" error.
+    return path.suffix.lower() in ("", MODEL_SUFFIX) or ":" in path.name
 
 
 def _resolve(reference: str):

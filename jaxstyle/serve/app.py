@@ -6,7 +6,8 @@ the queue (`jobs.JobQueue`), and the engines (`engines.Studio`) do the work. Rou
     GET  /                          the page (and /app.js, /style.css: fixed names, no folder)
     GET  /api/info                  paintings, built-in models and their styles, limits
     POST /api/uploads               an image file as the raw body -> {id, width, height}
-    POST /api/jobs                  JSON settings -> {id, position, command}
+    POST /api/jobs                  JSON settings -> {id, position, command}; an optimisation
+                                    with "start": ID refines that one-pass job's picture
     GET  /api/jobs/{id}/events      server-sent events: queued, started, progress, done, error
     POST /api/jobs/{id}/stop        finish now, keeping the image (optimisation)
     POST /api/jobs/{id}/cancel      drop the job
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from importlib import resources
 
 from starlette.applications import Starlette
@@ -36,10 +36,9 @@ from starlette.routing import Route
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.serve.engines import Studio
 from jaxstyle.serve.jobs import Job, JobQueue
-from jaxstyle.serve.settings import parse_job
+from jaxstyle.serve.settings import JOB_ID, parse_job
 from jaxstyle.serve.uploads import UploadError, read_limited
 
-JOB_ID = re.compile(r"[0-9a-f]{24}")
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -94,8 +93,10 @@ def create_app(studio: Studio, queue: JobQueue | None = None,
         try:
             payload = json.loads(await read_limited(request.stream(), 64 * 1024))
             models = await asyncio.to_thread(studio.model_styles)
-            settings = parse_job(payload, len(studio.paintings),
-                                 {name: len(styles) for name, styles in models.items()})
+            settings = await asyncio.to_thread(
+                parse_job, payload, len(studio.paintings),
+                {name: len(styles) for name, styles in models.items()},
+                lambda start: studio.refine_start(queue.get(start)))
         except (ValueError, JaxstyleError) as exc:  # bad JSON, or a bad value in it
             return error(str(exc).splitlines()[0] if str(exc) else "malformed job")
         job = queue.submit(Job(settings, studio.run))

@@ -25,10 +25,17 @@ from jaxstyle.demo import DEMO_CONTENT, DEMO_STYLE
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.images import load_image, to_uint8
 from jaxstyle.serve.jobs import Job, JobCancelled
-from jaxstyle.serve.settings import AnySettings, ImageRef, ModelSettings, OptimizeSettings
+from jaxstyle.serve.settings import (
+    AnySettings,
+    ImageRef,
+    ModelSettings,
+    OptimizeSettings,
+    RefineStart,
+)
 from jaxstyle.serve.uploads import UploadError, UploadStore
 
 PREVIEW_SIDE = 512  # previews are sent at most this size (the result is full size)
+KEEP_STARTS = 8  # one-pass pictures kept for a Refine (a PNG each, oldest dropped first)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -66,6 +73,7 @@ class Studio:
         self._models: dict[str, tuple] = {}
         self._decoder: Optional[tuple] = None
         self._last_run: Optional[tuple] = None  # (resume key, steps done, state)
+        self._starts: dict[str, bytes] = {}  # one-pass pictures a Refine starts from, by job
         self._lock = threading.Lock()
 
     # --- what the page can choose from ---
@@ -128,6 +136,50 @@ class Studio:
             stylizers[levels] = make_any_stylizer(self.vgg, params, header, levels=levels)
         return params, header, stylizers[levels]
 
+    def refine_start(self, job: Optional[Job]) -> RefineStart:
+        """A finished one-pass job's photo, paintings and model, for a Refine; its picture is
+        kept (the last few) for the optimisation to start from exactly."""
+        settings = None if job is None else job.settings
+        if job is None or job.result is None or not isinstance(settings, (ModelSettings,
+                                                                          AnySettings)):
+            raise ConfigError("start: no finished one-pass picture with that id; paint one "
+                              "with a trained model or any painting first")
+        if isinstance(settings, AnySettings):
+            blend = tuple(settings.blend) if len(settings.styles) > 1 else None
+            origin = RefineStart(settings.photo, settings.styles, blend, self.decoder_name)
+        else:
+            origin = self._model_refine_start(settings)
+        with self._lock:
+            self._starts[job.id] = job.result
+            while len(self._starts) > KEEP_STARTS:
+                self._starts.pop(next(iter(self._starts)))
+        return origin
+
+    def _model_refine_start(self, settings: ModelSettings) -> RefineStart:
+        """An engine-2 job's styles as paintings of this studio: by the sha256 of the files
+        the model was trained on (its header keeps them), else by name, so the packaged
+        starry_night.jpg (a smaller copy) stands for the `paintings` model's Starry Night."""
+        import hashlib
+
+        header = self.model(settings.model)[1]
+        digests = {hashlib.sha256(path.read_bytes()).hexdigest(): i
+                   for i, path in enumerate(self.paintings)}
+        names = {path.stem.lower(): i for i, path in reversed(list(enumerate(self.paintings)))}
+        styles, weights = [], []
+        for style, weight in zip(header.get("styles", []), settings.blend):
+            if weight <= 0:
+                continue
+            index = digests.get(str(style.get("sha256")),
+                                names.get(str(style.get("name")).lower()))
+            if index is None:
+                raise ConfigError(f"the model's style {style.get('name')!r} is not among this "
+                                  "studio's paintings, so there is nothing to refine towards "
+                                  "(start the studio with --paintings DIR holding it)")
+            styles.append(ImageRef("painting", index))
+            weights.append(float(weight))
+        blend = tuple(w / sum(weights) for w in weights) if len(weights) > 1 else None
+        return RefineStart(settings.photo, tuple(styles), blend, settings.model)
+
     def image(self, ref: ImageRef, max_dim: Optional[int]) -> np.ndarray:
         if ref.kind == "upload":
             path = self.uploads.path(ref.key)
@@ -186,6 +238,11 @@ class Studio:
         cfg = s.config()
         content = self.image(s.photo, cfg.max_dim)
         styles = [self.image(ref, cfg.max_dim) for ref in s.styles]
+        start = None
+        if s.start is not None:
+            start = self._start_image(s.start, content.shape[:2])
+            job.emit("progress", step=0, total=s.steps, loss=None, steps_per_s=0, eta_s=None,
+                     preview=data_url(start))  # the picture it starts from, at once
         state, done = None, 0
         last = self._last_run
         if last is not None and last[0] == s.resume_key() and s.scales == 1 and last[1] < s.steps:
@@ -211,7 +268,8 @@ class Studio:
 
         try:
             image, _ = stylize(self.vgg, content, styles if len(styles) > 1 else styles[0],
-                               cfg, callback=progress, state=state)
+                               cfg, callback=progress, state=state,
+                               init_image=None if state is not None else start)
         except StylizeInterrupted as stopped:
             if job.cancel.is_set():
                 raise JobCancelled from None
@@ -220,6 +278,19 @@ class Studio:
         if final is not None and s.scales == 1:
             self._last_run = (s.resume_key(), int(np.max(np.asarray(final.step))), final)
         return png_bytes(np.asarray(image))
+
+
+    def _start_image(self, job_id: str, size: tuple[int, int]) -> np.ndarray:
+        """The kept one-pass picture of `job_id` at the run's size, in [0, 1]."""
+        from jaxstyle.images import resize
+
+        with self._lock:
+            data = self._starts.get(job_id)
+        if data is None:
+            raise ConfigError("the picture to refine is no longer kept; paint it again")
+        with Image.open(io.BytesIO(data)) as picture:
+            image = np.asarray(picture.convert("RGB"), np.float32) / 255
+        return resize(image, size)
 
 
 __all__ = ["Studio", "data_url", "png_bytes"]

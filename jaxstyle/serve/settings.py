@@ -12,6 +12,7 @@ import dataclasses
 import math
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any, Optional, Union
 
 from jaxstyle.config import StyleConfig
@@ -21,6 +22,7 @@ ENGINES = ("optimize", "model", "any")
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE = (None, "luminance", "histogram")  # histogram: optimisation only
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+JOB_ID = re.compile(r"[0-9a-f]{24}")
 MAX_STYLES = 4
 LIMITS = {"steps": (1, 5000), "max_dim": (32, 2048), "preview_every": (1, 1000),
           "scales": (1, 3), "levels": (1, 5)}
@@ -51,11 +53,16 @@ class OptimizeSettings:
     preserve_color: Optional[str] = None
     scales: int = 1
     preview_every: int = 10
+    # Refine: start from a finished one-pass job's picture (its id); `start_model` names the
+    # model for the command line (`--init NAME`), `blend` the styles' weights (None: equal).
+    start: Optional[str] = None
+    start_model: Optional[str] = None
+    blend: Optional[tuple[float, ...]] = None
 
     def config(self) -> StyleConfig:
         """The shared objective's config for this run (validated by StyleConfig itself)."""
-        blend = None if len(self.styles) == 1 else tuple(1.0 / len(self.styles)
-                                                          for _ in self.styles)
+        blend = None if len(self.styles) == 1 else (self.blend or tuple(
+            1.0 / len(self.styles) for _ in self.styles))
         return StyleConfig(steps=self.steps, steps_per_epoch=min(self.steps, 100),
                            max_dim=self.max_dim, style_weight=self.style_weight,
                            content_weight=self.content_weight, optimizer=self.optimizer,
@@ -75,6 +82,10 @@ class OptimizeSettings:
             words += ["--preserve-color", self.preserve_color]
         if self.scales > 1:
             words += ["--scales", str(self.scales)]
+        if self.blend is not None and len(self.styles) > 1:
+            words += ["--style-blend", *(f"{w:g}" for w in self.blend)]
+        if self.start_model:
+            words += ["--init", self.start_model]
         return shlex.join(words)
 
 
@@ -124,6 +135,16 @@ class AnySettings:
 
 
 JobSettings = Union[OptimizeSettings, ModelSettings, AnySettings]
+
+
+@dataclasses.dataclass(frozen=True)
+class RefineStart:
+    """What a Refine takes from the one-pass job it starts from."""
+
+    photo: ImageRef
+    styles: tuple[ImageRef, ...]  # the paintings to optimise towards
+    blend: Optional[tuple[float, ...]]  # their weights (None: one painting)
+    model: str  # for the command line: `--init MODEL`
 
 
 # --- Parsing ------------------------------------------------------------------------------------
@@ -188,16 +209,30 @@ def _blend(payload: dict, count: int) -> tuple[float, ...]:
     return weights
 
 
-def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int]) -> JobSettings:
+def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
+              refine_start: Optional[Callable[[str], RefineStart]] = None) -> JobSettings:
     """A job request -> settings; ConfigError with a one-line reason for anything off.
 
-    model_styles: each built-in model's name and number of styles.
+    model_styles: each built-in model's name and number of styles. An optimisation with
+    "start": JOB_ID refines that finished one-pass job's picture: `refine_start(JOB_ID)`
+    gives its photo, paintings and model (the request's own photo and paintings are unused).
     """
     if not isinstance(payload, dict):
         raise ConfigError("a job must be a JSON object")
     engine = payload.get("engine")
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "optimize" and payload.get("start") is not None:
+        start = payload["start"]
+        if not isinstance(start, str) or not JOB_ID.fullmatch(start) or refine_start is None:
+            raise ConfigError("start must be the id of a finished one-pass job")
+        origin = refine_start(start)
+        payload = {**payload, "start": None, "photo": {"demo": True},
+                   "styles": [{"demo": True}]}  # replaced by the start's own below
+        settings = parse_job(payload, painting_count, model_styles)
+        return dataclasses.replace(settings, photo=origin.photo, styles=origin.styles,
+                                   blend=origin.blend, start=start,
+                                   start_model=origin.model)
     photo = image_ref(payload.get("photo"), "photo", painting_count)
     if engine == "optimize":
         return OptimizeSettings(
@@ -229,4 +264,4 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int]) -
 
 
 __all__ = ["AnySettings", "ENGINES", "ImageRef", "JobSettings", "ModelSettings",
-           "OptimizeSettings", "image_ref", "parse_job"]
+           "OptimizeSettings", "RefineStart", "image_ref", "parse_job"]

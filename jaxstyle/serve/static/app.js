@@ -5,6 +5,8 @@ const page = {
   paintings: [],              // {ref, name, checked}
   models: {},                 // name -> style names
   job: null,                  // the running job's id
+  jobKind: null,              // its engine, and whether it refines a one-pass picture
+  onePass: null,              // the last finished one-pass job {id, maxDim}: what Refine starts from
   events: null,               // its EventSource
   debounce: null,
 };
@@ -114,8 +116,7 @@ function renderModelSliders() {
 
 // --- jobs ---
 
-function payload() {
-  const kind = engine();
+function payload(kind = engine()) {
   const styles = chosenPaintings().map((p) => p.ref);
   const value = (id) => Number($(id).value);
   if (kind === "optimize") {
@@ -152,21 +153,36 @@ async function cancelCurrent() {
   }
 }
 
-async function run() {
+// A Refine: the Optimisation panel's weights and colour choice, the Refine box's steps and
+// optimizer, at the one-pass picture's own size, one scale, a preview every step.
+function refinePayload(onePass) {
+  return {
+    ...payload("optimize"), start: onePass.id, max_dim: onePass.maxDim, scales: 1,
+    steps: Number($("refine-steps").value), optimizer: $("refine-optimizer").value, preview_every: 1,
+  };
+}
+
+// refine: the one-pass job {id, maxDim} whose picture the optimiser starts from
+async function run(refine = null) {
   showError("");
   await cancelCurrent();
+  const kind = refine ? "optimize" : engine();
+  const body = refine ? refinePayload(refine) : payload(kind);
   let job;
   try {
     job = await api("/api/jobs", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload()),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
   } catch (error) {
     showError(error.message);
     return;
   }
   page.job = job.id;
+  page.jobKind = kind;
+  page.jobMaxDim = body.max_dim;
+  if (kind !== "optimize") $("refine-box").hidden = true;  // until this picture is painted
   $("command").textContent = job.command;
-  $("stop").disabled = engine() !== "optimize";
+  $("stop").disabled = kind !== "optimize";
   $("status").textContent = job.position ? `Waiting: ${job.position} job(s) ahead.` : "Starting...";
   const events = new EventSource(`/api/jobs/${job.id}/events`);
   page.events = events;
@@ -192,7 +208,8 @@ function onEvent(id, event) {
       $("result").src = event.preview;
       bar.hidden = false;
       bar.value = event.step / event.total;
-      status.textContent = `Step ${event.step} of ${event.total}, loss ${event.loss.toExponential(3)}, `
+      status.textContent = event.loss == null ? "Refining the one-pass picture..."
+        : `Step ${event.step} of ${event.total}, loss ${event.loss.toExponential(3)}, `
         + `${event.steps_per_s} steps/s` + (event.eta_s != null ? `, about ${Math.round(event.eta_s)} s left` : "");
       break;
     case "timing":
@@ -218,6 +235,10 @@ function finish(id, message, hasResult = true) {
   page.job = null;
   $("stop").disabled = true;
   $("progress").hidden = true;
+  if (hasResult && page.jobKind !== "optimize") {
+    page.onePass = { id, maxDim: page.jobMaxDim };
+    $("refine-box").hidden = false;
+  }
   if (hasResult) {
     const url = `/api/jobs/${id}/result.png`;
     $("result").src = url;
@@ -284,7 +305,8 @@ async function start() {
     $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; followSliders(); });
   }
   for (const id of ["model-preserve", "any-preserve"]) $(id).addEventListener("change", followSliders);
-  $("run").addEventListener("click", run);
+  $("run").addEventListener("click", () => run());
+  $("refine").addEventListener("click", () => page.onePass && run(page.onePass));
   $("stop").addEventListener("click", () => {
     if (page.job) fetch(`/api/jobs/${page.job}/stop`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
   });

@@ -18,13 +18,46 @@ from jaxstyle import fastconv
 
 
 def reflect_pad(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
-    """Mirror-pad H and W (edge pixel not repeated): (N,H,W,C) -> (N,H+sum(rows),W+sum(cols),C)."""
-    return jnp.pad(x, ((0, 0), rows, cols, (0, 0)), mode="reflect")
+    """Mirror-pad H and W (edge pixel not repeated): (N,H,W,C) -> (N,H+sum(rows),W+sum(cols),C).
+
+    Under `jax.export` or jax2onnx (symbolic H and W) the pad is a gather of mirrored indices:
+    jnp.pad's reflect mode cannot trace pads that depend on the size (the networks' padding
+    to a multiple), and jax2onnx 0.17.1 mis-lowers the gathers of engine 3 when the fixed pads
+    stay jnp.pad. Each pad must be under the side.
+    """
+    if all(isinstance(p, int) for p in (*rows, *cols, *x.shape[1:3])):
+        return jnp.pad(x, ((0, 0), rows, cols, (0, 0)), mode="reflect")
+    return _mirror_take(_mirror_take(x, rows, axis=1), cols, axis=2)
+
+
+def _mirror_take(x: jax.Array, pads, axis: int) -> jax.Array:
+    size = x.shape[axis]
+    # lax.iota, not jnp.arange: jax2onnx replaces arange with a stand-in for symbolic sizes.
+    index = jax.lax.iota(jnp.int32, size + pads[0] + pads[1]) - pads[0]
+    index = jnp.abs(index)  # the before side mirrored about 0
+    index = jnp.where(index > size - 1, 2 * (size - 1) - index, index)  # the after side
+    return jnp.take(x, index, axis=axis)
+
+
+def crop_padding(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
+    """Undo `reflect_pad(..., rows, cols)`: (N,H',W',C) -> the (N,H,W,C) core.
+
+    With symbolic sizes (export) the start depends on the size: a dynamic slice, which
+    jax.export and jax2onnx both lower to a plain slice (a symbolic basic slice is a gather).
+    """
+    height = x.shape[1] - rows[0] - rows[1]
+    width = x.shape[2] - cols[0] - cols[1]
+    if all(isinstance(p, int) for p in (*rows, *cols, height, width)):
+        return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width]
+    x = jax.lax.dynamic_slice_in_dim(x, rows[0], height, axis=1)
+    return jax.lax.dynamic_slice_in_dim(x, cols[0], width, axis=2)
 
 
 def padding_to_multiple(size: int, multiple: int) -> tuple[int, int]:
     """(before, after) padding that brings `size` up to a multiple, split as evenly as possible."""
-    extra = -size % multiple
+    # Written so that size + padding reads as `multiple * k` to jax.export's symbolic sizes,
+    # which then know every halving of it is exact (-size % multiple is the same number).
+    extra = (size + multiple - 1) // multiple * multiple - size
     return extra // 2, extra - extra // 2
 
 

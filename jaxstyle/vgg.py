@@ -27,6 +27,12 @@ BGR_MEAN = (103.939, 116.779, 123.68)
 MIN_SIDE = 32  # four 2x2 poolings before block5 still leave a 2x2 map
 
 
+def under_min_side(shape) -> bool:
+    """Whether an (N, H, W, C) shape's H or W is known and under MIN_SIDE. A symbolic side
+    (`jax.export`, jax2onnx) is not checked here: the exported file documents the minimum."""
+    return any(isinstance(side, int) and side < MIN_SIDE for side in shape[1:3])
+
+
 def scaled_channels(channels: int, width: float) -> int:
     """A layer's channels at a width multiplier: rounded to a multiple of 8, at least 8."""
     return channels if width == 1.0 else max(8, int(channels * width / 8 + 0.5) * 8)
@@ -239,7 +245,7 @@ def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: st
     network of the same shape (engine 3's distilled encoder)."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if min(images.shape[1:3]) < MIN_SIDE:
+    if under_min_side(images.shape):
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
     model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat,
                   width=params_width(params))

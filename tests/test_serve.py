@@ -380,3 +380,29 @@ def test_serve_command_reports_a_busy_port_in_one_line(capsys):
     assert err.count("\n") == 1
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+
+
+def test_download_onnx_is_the_jobs_model_with_its_settings(client, photo_id):
+    pytest.importorskip("jax2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from jaxstyle.demo import demo_content
+
+    job = submit(client, engine="model", photo={"demo": True}, model="tiny", blend=[1, 3],
+                 strength=0.7, max_dim=48)
+    assert events_of(client, job["id"])[-1]["type"] == "done"
+    response = client.get(f"/api/jobs/{job['id']}/model.onnx")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].endswith('.onnx"')
+    session = ort.InferenceSession(response.content, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["photos"]  # the blend is inside
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["style_weights"]) == [0.25, 0.75] and metadata["strength"] == "0.7"
+    # The file paints the photo as the job did (its PNG is 8-bit).
+    out = session.run(None, {"photos": demo_content(48)[None]})[0][0]
+    assert np.abs(out - result_of(client, job["id"])).max() <= 2 / 255
+    optimised = submit(client, engine="optimize", photo={"upload": photo_id},
+                       styles=[{"painting": 0}], steps=1, max_dim=64)
+    assert events_of(client, optimised["id"])[-1]["type"] == "done"
+    refused = client.get(f"/api/jobs/{optimised['id']}/model.onnx")
+    assert refused.status_code == 400 and "only a trained model" in refused.json()["error"]
+    assert client.get(f"/api/jobs/{'0' * 24}/model.onnx").status_code == 404

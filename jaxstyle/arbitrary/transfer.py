@@ -23,8 +23,8 @@ import numpy as np
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
 from jaxstyle.fastconv import cpu_conv_compiler_options
-from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
-from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE, vgg19_features
+from jaxstyle.layers import crop_padding, padding_to_multiple, reflect_pad, transpose_kernels
+from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE, under_min_side, vgg19_features
 
 # Huang & Belongie's style layers: relu1_1 .. relu4_1, whose statistics the decoder's training
 # matches; relu4_1 is also the content layer and where AdaIN happens.
@@ -115,7 +115,7 @@ def check_photos(images) -> None:
     """ValueError unless images are (N, H, W, 3) with both sides at least VGG's minimum."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if min(images.shape[1:3]) < MIN_SIDE:
+    if under_min_side(images.shape):
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
 
 
@@ -144,7 +144,7 @@ def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
     small_masks = None if masks is None else mask_features(masks, rows, cols)
     target = adain_target(content, stats, weights=weights, masks=small_masks, alpha=alpha)
     out = Decoder(width=width, dtype=dtype).apply({"params": decoder_params}, target)
-    return out[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px, :]
+    return crop_padding(out, rows, cols)
 
 
 # --- Tiles: full resolution in bounded memory ---------------------------------------------

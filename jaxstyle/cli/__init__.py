@@ -13,6 +13,7 @@ from jaxstyle.cli import (
     apply,
     bench,
     demo,
+    export,
     serve,
     stylize,
     train,
@@ -25,7 +26,7 @@ from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser,
 from jaxstyle.errors import JaxstyleError
 
 COMMANDS = (stylize, demo, weights, bench, train, train_decoder, train_encoder, apply, video,
-            serve)
+            export, serve)
 
 
 def build_parser() -> Parser:
@@ -41,6 +42,7 @@ def build_parser() -> Parser:
                "  jaxstyle train starry.jpg --data photos/ -o starry.jxs\n"
                "  jaxstyle apply starry.jxs photo.jpg -o out.png\n"
                "  jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png\n"
+               "  jaxstyle export paintings -o paintings.onnx\n"
                "  jaxstyle serve --open")
     parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

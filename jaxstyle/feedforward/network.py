@@ -27,8 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jaxstyle.layers import ReflectConv, padding_to_multiple, reflect_pad, upsample_nearest
-from jaxstyle.vgg import MIN_SIDE
+from jaxstyle.layers import (
+    ReflectConv,
+    crop_padding,
+    padding_to_multiple,
+    reflect_pad,
+    upsample_nearest,
+)
+from jaxstyle.vgg import MIN_SIDE, under_min_side
 
 BASE_CHANNELS = (32, 64, 128)  # C1, C2, C3 at width 1
 NUM_RESIDUAL_BLOCKS = 5
@@ -129,7 +135,7 @@ def check_inputs(images: jax.Array, style_weights: jax.Array, num_styles: int) -
     """Raise ValueError unless images are (N,H,W,3) with H,W >= MIN_SIDE and weights are (N,S)."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if min(images.shape[1:3]) < MIN_SIDE:
+    if under_min_side(images.shape):
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
     if style_weights.shape != (images.shape[0], num_styles):
         raise ValueError(f"style_weights must be (N, S) = ({images.shape[0]}, {num_styles}), "
@@ -184,7 +190,7 @@ class TransformerNet(nn.Module):
         # there. The sigmoid is smooth and only approaches 0 and 1, so every pixel keeps a
         # gradient, and the output lies in [0, 1] without any clip.
         x = jax.nn.sigmoid(x.astype(jnp.float32))
-        return x[:, rows[0]:rows[0] + image_h, cols[0]:cols[0] + image_w, :]
+        return crop_padding(x, rows, cols)
 
 
 def photo_logit(images: jax.Array) -> jax.Array:

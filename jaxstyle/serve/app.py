@@ -12,6 +12,7 @@ the queue (`jobs.JobQueue`), and the engines (`engines.Studio`) do the work. Rou
     POST /api/jobs/{id}/stop        finish now, keeping the image (optimisation)
     POST /api/jobs/{id}/cancel      drop the job
     GET  /api/jobs/{id}/result.png  the result
+    GET  /api/jobs/{id}/model.onnx  a one-pass job's model and settings as ONNX (jaxstyle export)
 
 Cross-site requests: a page elsewhere can make a browser send "simple" requests to
 localhost. Every state-changing route needs a JSON or image body type, which only a page of
@@ -159,13 +160,33 @@ def create_app(studio: Studio, queue: JobQueue | None = None,
             "Content-Disposition": f'attachment; filename="jaxstyle-{job.id[:8]}.png"',
             "Cache-Control": "no-store"})
 
+    exports: dict[str, bytes] = {}  # job id -> its ONNX file (a conversion takes seconds)
+
+    async def export_onnx(request: Request) -> Response:
+        job = find(request)
+        if job is None or job.result is None:
+            return error("no result for that job", 404)
+        if job.id not in exports:
+            from starlette.concurrency import run_in_threadpool
+
+            try:  # jax2onnx traces and converts for seconds: off the event loop
+                exports[job.id] = await run_in_threadpool(studio.export_onnx, job.settings)
+            except JaxstyleError as exc:
+                return error(str(exc))
+            while len(exports) > 4:
+                exports.pop(next(iter(exports)))
+        return Response(exports[job.id], media_type="application/octet-stream", headers={
+            "Content-Disposition": f'attachment; filename="jaxstyle-{job.id[:8]}.onnx"',
+            "Cache-Control": "no-store"})
+
     routes = [*(Route(path, page) for path in STATIC),
               Route("/api/info", info),
               Route("/api/uploads", upload, methods=["POST"]),
               Route("/api/jobs", submit, methods=["POST"]),
               Route("/api/jobs/{job_id}/events", events),
               Route("/api/jobs/{job_id}/{action:str}", control, methods=["POST"]),
-              Route("/api/jobs/{job_id}/result.png", result)]
+              Route("/api/jobs/{job_id}/result.png", result),
+              Route("/api/jobs/{job_id}/model.onnx", export_onnx)]
     middleware = [] if allowed_hosts is None else [
         Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)]
 

@@ -204,6 +204,33 @@ class Studio:
             return self.run_any(job, settings)
         raise ConfigError(f"unknown job settings {type(settings).__name__}")
 
+    def export_onnx(self, settings) -> bytes:
+        """An ONNX file of a one-pass job's model with that job's settings fixed in it (style
+        blend, strength; or the painting and alpha), through `jaxstyle.export`, as
+        `jaxstyle export` makes it. ConfigError for what a file cannot hold."""
+        from jaxstyle.export import any_style_export, feedforward_export, onnx_model
+
+        if getattr(settings, "preserve_color", None) is not None:
+            raise ConfigError("colour preservation is not part of an exported file; turn it "
+                              "off to download the model")
+        if isinstance(settings, ModelSettings):
+            params, header, _ = self.model(settings.model)
+            spec = feedforward_export(params, header, blend=list(settings.blend),
+                                      strength=settings.strength)
+        elif isinstance(settings, AnySettings):
+            if len(settings.styles) != 1 or settings.levels is not None:
+                raise ConfigError("an exported file holds one painting: choose one")
+            params, header, _ = self.decoder()
+            painting = self.image(settings.styles[0], settings.style_size)
+            from jaxstyle.arbitrary.decoderfile import needs_vgg
+
+            spec = any_style_export(self.vgg if needs_vgg(header) else None, params, header,
+                                    style_image=painting, alpha=settings.alpha)
+        else:
+            raise ConfigError("only a trained model's or any painting's result can be "
+                              "downloaded as ONNX")
+        return onnx_model(spec).SerializeToString()
+
     def run_model(self, job: Job, s: ModelSettings) -> bytes:
         from jaxstyle.feedforward.apply import apply_model
 

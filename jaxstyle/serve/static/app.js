@@ -162,6 +162,32 @@ function refinePayload(onePass) {
   };
 }
 
+// The last one-pass job's model and settings as an ONNX file (the server converts: seconds).
+async function downloadOnnx() {
+  const job = page.onePass?.id;
+  if (!job) return;
+  const button = $("download-onnx");
+  button.disabled = true;
+  button.textContent = "Preparing ONNX...";
+  try {
+    const response = await fetch(`/api/jobs/${job}/model.onnx`);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.error || `${response.status} ${response.statusText}`);
+    }
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `jaxstyle-${job.slice(0, 8)}.onnx`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  } catch (error) {
+    showError(`Download ONNX: ${error.message}`);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Download ONNX";
+  }
+}
+
 // refine: the one-pass job {id, maxDim} whose picture the optimiser starts from
 async function run(refine = null) {
   showError("");
@@ -235,10 +261,12 @@ function finish(id, message, hasResult = true) {
   page.job = null;
   $("stop").disabled = true;
   $("progress").hidden = true;
-  if (hasResult && page.jobKind !== "optimize") {
+  const onePass = hasResult && page.jobKind !== "optimize";
+  if (onePass) {
     page.onePass = { id, maxDim: page.jobMaxDim };
     $("refine-box").hidden = false;
   }
+  $("download-onnx").hidden = $("onnx-hint").hidden = !onePass;
   if (hasResult) {
     const url = `/api/jobs/${id}/result.png`;
     $("result").src = url;
@@ -306,6 +334,7 @@ async function start() {
   }
   for (const id of ["model-preserve", "any-preserve"]) $(id).addEventListener("change", followSliders);
   $("run").addEventListener("click", () => run());
+  $("download-onnx").addEventListener("click", downloadOnnx);
   $("refine").addEventListener("click", () => page.onePass && run(page.onePass));
   $("stop").addEventListener("click", () => {
     if (page.job) fetch(`/api/jobs/${page.job}/stop`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });

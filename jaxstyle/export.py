@@ -10,7 +10,9 @@ and W symbolic: one file serves any photo size (H, W >= 32), none is fixed at ex
 weights are constants inside the file. An engine-2 model either has its style chosen at
 export (a style, a blend, a strength) or takes a blend vector (S,) as a second input, so one
 file holds every style; an AdaIN model (`any`, `any-vgg`) either has one painting's
-statistics baked in or takes the painting (1, Hs, Ws, 3) as a second input.
+statistics baked in or takes the painting (1, Hs, Ws, 3) as a second input; a WCT model
+(`wct`) has its painting baked in and exports to StableHLO only (its whitening is an
+eigendecomposition per photo, which ONNX has no operator for).
 
 This module composes engines 2 and 3, as the command line does; neither imports the other.
 """
@@ -118,9 +120,10 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 def any_style_export(vgg_params, params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
                      strength: float = 1.0) -> ExportSpec:
-    """Engine 3's AdaIN models. With `style_image` (H, W, 3) its relu4_1 statistics are
-    constants: `f(photos)`; without, `f(photos, style (1, Hs, Ws, 3))` takes the painting, at
-    the size that sets its strokes. `vgg_params` is None for a model with its own encoder."""
+    """Engine 3's models (a WCT file: `_wct_export`). With `style_image` (H, W, 3) its
+    relu4_1 statistics are constants: `f(photos)`; without, `f(photos, style (1, Hs, Ws, 3))`
+    takes the painting, at the size that sets its strokes. `vgg_params` is None for a model
+    with its own encoder."""
     from jaxstyle.arbitrary.adain import StyleStats, channel_stats
     from jaxstyle.arbitrary.decoder import ENCODER_LAYER
     from jaxstyle.arbitrary.decoderfile import is_wct_header
@@ -134,8 +137,7 @@ def any_style_export(vgg_params, params: dict, header: dict,
     )
 
     if is_wct_header(header):
-        raise ExportError("WCT models do not export yet: their whitening needs an "
-                          "eigendecomposition per photo (export `any` or `any-vgg`)")
+        return _wct_export(vgg_params, params, header, style_image, alpha, strength)
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     decoder, own_encoder = split_params(params)
     encoder = conv_params(own_encoder) if own_encoder is not None else vgg_params
@@ -171,6 +173,35 @@ def _write(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: float,
+                strength: float) -> ExportSpec:
+    """A WCT chain at its default levels with one painting baked in. Its whitening is an
+    eigendecomposition per photo (`eigh`): StableHLO only, ONNX has no such operator."""
+    from jaxstyle.arbitrary.decoder import level_name
+    from jaxstyle.arbitrary.decoderfile import wct_levels_of
+    from jaxstyle.arbitrary.multilevel import chain_levels, painting_statistics, stylize_wct
+
+    if vgg_params is None:
+        raise ExportError("WCT decodes VGG19's features: give VGG19's params")
+    if style_image is None:
+        raise ExportError("a WCT file needs its painting baked in: give --style-image")
+    alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
+    levels = chain_levels(wct_levels_of(header, "model"), header.get("default_levels"))
+    decoders = {level_name(k): params[level_name(k)] for k in levels}
+    stats = painting_statistics(vgg_params, style_image, levels)
+    stats = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), stats)
+
+    def paint(photos):
+        out = stylize_wct(vgg_params, decoders, float(header["width"]), photos, stats, levels,
+                          alpha=alpha, transpose_landscape=False)
+        return out if strength == 1 else strength * out + (1 - strength) * photos
+
+    metadata = {**_base_metadata(header, "any-style WCT"), "alpha": alpha,
+                "strength": strength, "levels": list(levels), "style": "baked in at export",
+                "formats": ["stablehlo"]}
+    return ExportSpec(paint, (("photos", PHOTO_DIMS),), metadata)
+
+
 # --- StableHLO ------------------------------------------------------------------------------
 
 def exported(spec: ExportSpec) -> jax.export.Exported:
@@ -204,6 +235,9 @@ def onnx_model(spec: ExportSpec):
     metadata in its metadata_props."""
     import logging
 
+    if spec.metadata.get("formats") == ["stablehlo"]:
+        raise ExportError("WCT exports to StableHLO only (--format stablehlo): its whitening "
+                          "is an eigendecomposition, which ONNX has no operator for")
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # a warning per shape constant
     try:
         from jax2onnx import to_onnx

@@ -33,12 +33,17 @@ from jaxstyle.vgg import VGG19_CONV_LAYERS  # noqa: E402  (after the environment
 
 TESTS = Path(__file__).resolve().parent
 
-# Checks that need a process of their own (JAX_NUM_CPU_DEVICES must be set before jax starts),
-# by the fixture or test that reads them. Each starts as soon as collection ends, if a selected
-# test needs it, so its compiles (mostly on one thread) run on the second core beside the rest
-# of the suite instead of adding a minute to its wall time on a 2-core CI machine.
+# Checks that need a process of their own (JAX_NUM_CPU_DEVICES must be set before jax starts)
+# or are slow conversions, by the fixture or test that reads them. Each starts as soon as
+# collection ends, if a selected test needs it, so its compiles (mostly on one thread) run on
+# the second core beside the rest of the suite instead of adding a minute to its wall time
+# on a 2-core CI machine.
+EXPORTS = tempfile.mkdtemp(prefix="jaxstyle-test-exports-")  # export_models.py writes here
+atexit.register(shutil.rmtree, EXPORTS, ignore_errors=True)
 DEVICE_SCRIPTS = {
     "sharded_equals_single": ("four_device_results", {"JAX_NUM_CPU_DEVICES": "4"}),
+    # `jaxstyle export` of the shipped models: jax2onnx converts for seconds per file.
+    "export_models": ("exported_files", {"JAXSTYLE_TEST_EXPORTS": EXPORTS}),
     # The lower LLVM optimisation level nearly halves its two compiles on a small CPU.
     "train_four_devices": ("test_four_devices_train_like_one", {
         "JAX_NUM_CPU_DEVICES": "4", "XLA_FLAGS": "--xla_backend_optimization_level=0"}),

@@ -15,16 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import EXPORTS, device_script
 from jaxstyle.arbitrary.apply import apply_any, load_builtin_decoder
 from jaxstyle.cli import main
+from jaxstyle.demo import DEMO_CONTENT as PHOTO  # Chelsea the cat, CC0: a real photo
+from jaxstyle.demo import DEMO_STYLE as PAINTING  # The Starry Night, public domain
 from jaxstyle.feedforward.apply import apply_model, load_resolved
 from jaxstyle.images import load_image, resize
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
-PHOTO = SHARED / "coffee.jpg"
-PAINTING = SHARED / "starry_night.jpg"
-HAVE_IMAGES = PHOTO.exists() and PAINTING.exists()
-needs_images = pytest.mark.skipif(not HAVE_IMAGES, reason="../shared/images is not here")
 
 FRESH_PROCESS = """
 import sys, jax, numpy as np
@@ -65,19 +62,35 @@ def run_fresh(model: Path, calls: dict[str, list[np.ndarray]], tmp_path) -> dict
     return dict(np.load(tmp_path / "out.npz"))
 
 
-@needs_images
-def test_stablehlo_files_run_in_a_fresh_process_at_sizes_never_traced(tmp_path):
-    code, err = export(tmp_path, "paintings", "-o", tmp_path / "p.stablehlo")
-    assert code == 0, err
-    code, err = export(tmp_path, "any", "-o", tmp_path / "any.bin")
-    assert code == 0, err
-    metadata = json.loads((tmp_path / "p.stablehlo.json").read_text())
+@pytest.fixture(scope="module")
+def exported_files() -> Path:
+    """The folder of tests/scripts/export_models.py's files (`jaxstyle export` of the shipped
+    models), converted in a process of its own while the other tests ran."""
+    done = device_script("export_models")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, result in results.items():
+        if name.endswith(".stablehlo") or name.endswith(".bin"):
+            assert result["code"] == 0, (name, result["stderr"])
+    return Path(EXPORTS)
+
+
+def exported(folder: Path, name: str) -> Path:
+    if not (folder / name).exists():
+        pytest.importorskip("jax2onnx")
+        pytest.fail(f"{name} was not exported")
+    return folder / name
+
+
+def test_stablehlo_files_run_in_a_fresh_process_at_sizes_never_traced(exported_files,
+                                                                       tmp_path):
+    metadata = json.loads((exported_files / "p.stablehlo.json").read_text())
     assert metadata["styles"] == ["starry_night", "shipwreck", "woman_with_hat"]
     assert metadata["inputs"] == {"photos": "n, h, w, 3", "style_weights": "3"}
     params, header, _ = load_resolved("paintings")
     small, tall = photo_at(45, 67), photo_at(80, 52)
     blend = np.array([0.2, 0.5, 0.3], np.float32)
-    out = run_fresh(tmp_path / "p.stablehlo", {
+    out = run_fresh(exported_files / "p.stablehlo", {
         "one": [small[None], np.array([0, 1, 0], np.float32)],
         "blend": [np.stack([tall, tall]), blend * 4]}, tmp_path)  # normalised inside
     assert out["one"].shape == (1, 45, 67, 3) and out["blend"].shape == (2, 80, 52, 3)
@@ -86,12 +99,11 @@ def test_stablehlo_files_run_in_a_fresh_process_at_sizes_never_traced(tmp_path):
     assert np.abs(out["blend"][1] - apply_model(params, header, tall, blend=blend)).max() <= 1e-5
     decoder, decoder_header = load_builtin_decoder()
     painting = load_image(PAINTING, 64)
-    out = run_fresh(tmp_path / "any.bin", {"any": [small[None], painting[None]]}, tmp_path)
+    out = run_fresh(exported_files / "any.bin", {"any": [small[None], painting[None]]},
+                    tmp_path)
     expected = apply_any(None, decoder, decoder_header, small, [painting])
     # `apply` runs a landscape photo transposed (faster on XLA CPU); the file runs it as it is.
     assert np.abs(out["any"][0] - expected).max() <= 2e-5
-
-
 
 
 def onnx_session(path: Path):
@@ -99,12 +111,8 @@ def onnx_session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@needs_images
-def test_onnx_engine_2_equals_apply_at_two_sizes_for_a_style_and_a_blend(tmp_path):
-    pytest.importorskip("jax2onnx")
-    code, err = export(tmp_path, "paintings", "-o", tmp_path / "p.onnx")
-    assert code == 0, err
-    every = onnx_session(tmp_path / "p.onnx")
+def test_onnx_engine_2_equals_apply_at_two_sizes_for_a_style_and_a_blend(exported_files):
+    every = onnx_session(exported(exported_files, "p.onnx"))
     assert [i.name for i in every.get_inputs()] == ["photos", "style_weights"]
     metadata = every.get_modelmeta().custom_metadata_map
     assert json.loads(metadata["styles"]) == ["starry_night", "shipwreck", "woman_with_hat"]
@@ -117,21 +125,15 @@ def test_onnx_engine_2_equals_apply_at_two_sizes_for_a_style_and_a_blend(tmp_pat
         assert np.abs(out - apply_model(params, header, photo, blend=blend)).max() <= 2 / 255
 
 
-@needs_images
-def test_onnx_engine_3_with_the_painting_as_input_or_baked_in(tmp_path):
-    pytest.importorskip("jax2onnx")
-    code, err = export(tmp_path, "any", "-o", tmp_path / "any.onnx")
-    assert code == 0, err
-    code, err = export(tmp_path, "any", "-o", tmp_path / "baked.onnx", "--style-image", PAINTING,
-                       "--style-size", 64, "--alpha", 0.7)
-    assert code == 0, err
+def test_onnx_engine_3_with_the_painting_as_input_or_baked_in(exported_files):
     decoder, header = load_builtin_decoder()
     painting = load_image(PAINTING, 64)
     photo = photo_at(333, 500)
-    either = onnx_session(tmp_path / "any.onnx")
+    either = onnx_session(exported(exported_files, "any.onnx"))
     out = either.run(None, {"photos": photo[None], "style": painting[None]})[0][0]
     assert np.abs(out - apply_any(None, decoder, header, photo, [painting])).max() <= 2 / 255
-    out = onnx_session(tmp_path / "baked.onnx").run(None, {"photos": photo[None]})[0][0]
+    baked = onnx_session(exported(exported_files, "baked.onnx"))
+    out = baked.run(None, {"photos": photo[None]})[0][0]
     expected = apply_any(None, decoder, header, photo, [painting], alpha=0.7)
     assert np.abs(out - expected).max() <= 2 / 255
     assert np.abs(out - photo).mean() > 0.02  # it painted
@@ -142,7 +144,7 @@ def test_bad_exports_are_one_line_and_leave_no_file(tmp_path, capsys, monkeypatc
              (("paintings", "--style-blend", "1", "2"), "3"),
              (("paintings", "--style-image", "x.png"), "--style or --style-blend"),
              (("any", "--style", "starry_night"), "--style-image"),
-             (("wct",), "WCT"),
+             (("wct",), "StableHLO only"),
              (("paintings", "--strength", "2"), "strength")]
     out = tmp_path / "m.stablehlo"
     for args, message in cases:
@@ -176,3 +178,34 @@ def test_an_existing_output_is_replaced_whole_by_a_fixed_style(tmp_path, rng):
     params, header, _ = load_resolved("paintings")
     expected = apply_model(params, header, photo, style="starry_night", strength=0.8)
     assert np.abs(np.asarray(exported.call(photo[None]))[0] - expected).max() <= 1e-5
+
+
+@pytest.mark.integration
+def test_any_vgg_and_wct_export_with_the_real_vgg19(tmp_path, real_params):
+    import jax
+
+    from jaxstyle.arbitrary.decoderfile import load_decoder
+    from jaxstyle.feedforward.apply import resolve_model
+    out = tmp_path / "any-vgg.stablehlo"
+    code, err = export(tmp_path, "any-vgg", "-o", out)
+    assert code == 0, err
+    params, header = load_decoder(resolve_model("any-vgg")[0])
+    photo, painting = photo_at(40, 56), load_image(PAINTING, 64)
+    got = np.asarray(jax.export.deserialize(out.read_bytes()).call(photo[None],
+                                                                    painting[None]))[0]
+    expected = apply_any(real_params, params, header, photo, [painting])  # as `apply` does
+    assert np.abs(got - expected).max() <= 2e-5
+    # WCT: StableHLO only, its painting baked in (the whitening is an eigendecomposition).
+    code, err = export(tmp_path, "wct", "-o", tmp_path / "wct.onnx", "--style-image", PAINTING)
+    assert code == 2 and "StableHLO only" in err
+    out = tmp_path / "wct.stablehlo"
+    code, err = export(tmp_path, "wct", "-o", out, "--style-image", PAINTING, "--style-size", 64)
+    assert code == 0, err
+    params, header = load_decoder(resolve_model("wct")[0])
+    # WCT's whitening (an eigendecomposition of each photo's covariance) magnifies float
+    # rounding: the file's convs (XLA's default CPU path) against apply's give 2e-4 here, and
+    # a landscape photo, which apply runs transposed, 3e-3. A portrait photo, within 1e-3.
+    portrait = photo_at(56, 40)
+    got = np.asarray(jax.export.deserialize(out.read_bytes()).call(portrait[None]))[0]
+    expected = apply_any(real_params, params, header, portrait, [painting])
+    assert np.abs(got - expected).max() <= 1e-3 and np.abs(got - portrait).mean() > 0.02

@@ -49,7 +49,7 @@ from jaxstyle.arbitrary.wct import (
 )
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
-from jaxstyle.layers import padding_to_multiple, reflect_pad, transpose_kernels
+from jaxstyle.layers import crop_padding, padding_to_multiple, reflect_pad, transpose_kernels
 
 # Each level's tile margin in px, beyond which a pixel no longer changes a tile's core: the
 # encoder's receptive radius to relu{k}_1 plus the decoder's, rounded up to whole positions
@@ -139,7 +139,7 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
         target = wct_target(content, stats[level_name(level)], weights=weights, masks=small,
                             alpha=alpha, ridge=ridge)
         x = _decode(width, level, decoders[level_name(level)], target, dtype)
-    return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
+    return crop_padding(x, rows, cols)
 
 
 def _windows(padded_size: int, factor: int, tile: int, halo_px: int):

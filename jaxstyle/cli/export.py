@@ -57,9 +57,14 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def export_spec(args):
+def export_spec(args, fmt: str):
     """The ExportSpec the options ask for (every check before any tracing)."""
-    from jaxstyle.arbitrary.decoderfile import is_decoder_header, load_decoder, needs_vgg
+    from jaxstyle.arbitrary.decoderfile import (
+        is_decoder_header,
+        is_wct_header,
+        load_decoder,
+        needs_vgg,
+    )
     from jaxstyle.export import any_style_export, feedforward_export
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.feedforward.modelfile import load_model
@@ -72,6 +77,10 @@ def export_spec(args):
         if args.style is not None or args.style_blend is not None:
             raise UsageError(f"{args.model} paints with any painting: give --style-image, "
                              "not --style/--style-blend")
+        if is_wct_header(header) and (args.style_image is None or fmt == "onnx"):
+            raise UsageError(f"{args.model} is a WCT model: it exports to StableHLO only "
+                             "(its whitening is an eigendecomposition, which ONNX lacks), "
+                             "with its painting baked in (--style-image)")
         params, header = load_decoder(path)
         vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
         style = None if args.style_image is None else load_image(
@@ -113,7 +122,7 @@ def cmd_export(args) -> int:
             raise UsageError("--format onnx needs the export extra: pip install "
                              "\"jaxstyle[export]\" (or pip install -e \".[export]\")") from None
     check_model_output(output)
-    spec = export_spec(args)
+    spec = export_spec(args, fmt)
     started = time.perf_counter()
     (write_onnx if fmt == "onnx" else write_stablehlo)(spec, output)
     size = os.path.getsize(output) / 1e6

@@ -32,12 +32,12 @@ import numpy as np
 
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.files import atomic_write
+from jaxstyle.vgg import MIN_SIDE
 
 FORMATS = ("onnx", "stablehlo")
 LAYOUT = "NHWC float32 RGB in [0, 1]; N, H, W any (H, W >= 32)"
 PHOTO_DIMS = "n, h, w, 3"
 STYLE_DIMS = "1, sh, sw, 3"
-MIN_SIDE = 32
 ONNX_OPSET = 21
 
 
@@ -154,7 +154,6 @@ def any_style_export(vgg_params, params: dict, header: dict,
                 "strength": strength}
     if style_image is not None:
         stats = style_statistics(encoder, jnp.asarray(style_image, jnp.float32))
-        stats = StyleStats(*(jnp.asarray(np.asarray(x)) for x in stats))
         metadata["style"] = "baked in at export"
         return ExportSpec(lambda photos: paint(photos, stats), (("photos", PHOTO_DIMS),),
                           metadata)
@@ -189,7 +188,6 @@ def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: floa
     levels = chain_levels(wct_levels_of(header, "model"), header.get("default_levels"))
     decoders = {level_name(k): params[level_name(k)] for k in levels}
     stats = painting_statistics(vgg_params, style_image, levels)
-    stats = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), stats)
 
     def paint(photos):
         out = stylize_wct(vgg_params, decoders, float(header["width"]), photos, stats, levels,

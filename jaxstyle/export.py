@@ -11,8 +11,10 @@ weights are constants inside the file. An engine-2 model either has its style ch
 export (a style, a blend, a strength) or takes a blend vector (S,) as a second input, so one
 file holds every style; an AdaIN model (`any`, `any-vgg`) either has one painting's
 statistics baked in or takes the painting (1, Hs, Ws, 3) as a second input; a WCT model
-(`wct`) has its painting baked in and exports to StableHLO only (its whitening is an
-eigendecomposition per photo, which ONNX has no operator for).
+(`wct`) has its painting baked in. Its whitening is an eigendecomposition per photo, which
+ONNX has no operator for: its ONNX form whitens by Newton-Schulz iterations instead
+(`wct.inverse_sqrt_newton_schulz`, matrix products only), its StableHLO form by `eigh`, as
+`jaxstyle apply` does, unless asked otherwise.
 
 This module composes engines 2 and 3, as the command line does; neither imports the other.
 """
@@ -119,11 +121,11 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 
 def any_style_export(vgg_params, params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
-                     strength: float = 1.0) -> ExportSpec:
-    """Engine 3's models (a WCT file: `_wct_export`). With `style_image` (H, W, 3) its
-    relu4_1 statistics are constants: `f(photos)`; without, `f(photos, style (1, Hs, Ws, 3))`
-    takes the painting, at the size that sets its strokes. `vgg_params` is None for a model
-    with its own encoder."""
+                     strength: float = 1.0, whitening: str = "eigh") -> ExportSpec:
+    """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`). With
+    `style_image` (H, W, 3) its relu4_1 statistics are constants: `f(photos)`; without,
+    `f(photos, style (1, Hs, Ws, 3))` takes the painting, at the size that sets its strokes.
+    `vgg_params` is None for a model with its own encoder."""
     from jaxstyle.arbitrary.adain import StyleStats, channel_stats
     from jaxstyle.arbitrary.decoder import ENCODER_LAYER
     from jaxstyle.arbitrary.decoderfile import is_wct_header
@@ -137,7 +139,8 @@ def any_style_export(vgg_params, params: dict, header: dict,
     )
 
     if is_wct_header(header):
-        return _wct_export(vgg_params, params, header, style_image, alpha, strength)
+        return _wct_export(vgg_params, params, header, style_image, alpha, strength,
+                           whitening)
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     decoder, own_encoder = split_params(params)
     encoder = conv_params(own_encoder) if own_encoder is not None else vgg_params
@@ -173,17 +176,21 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: float,
-                strength: float) -> ExportSpec:
-    """A WCT chain at its default levels with one painting baked in. Its whitening is an
-    eigendecomposition per photo (`eigh`): StableHLO only, ONNX has no such operator."""
+                strength: float, whitening: str) -> ExportSpec:
+    """A WCT chain at its default levels with one painting baked in (its colouring matrices
+    are constants; as an input it would need a square root with no ridge, which Newton-Schulz
+    cannot bound). whitening "eigh" exports to StableHLO only; "newton-schulz" to both."""
     from jaxstyle.arbitrary.decoder import level_name
     from jaxstyle.arbitrary.decoderfile import wct_levels_of
     from jaxstyle.arbitrary.multilevel import chain_levels, painting_statistics, stylize_wct
+    from jaxstyle.arbitrary.wct import WHITENINGS
 
     if vgg_params is None:
         raise ExportError("WCT decodes VGG19's features: give VGG19's params")
     if style_image is None:
         raise ExportError("a WCT file needs its painting baked in: give --style-image")
+    if whitening not in WHITENINGS:
+        raise ExportError(f"whitening must be one of {', '.join(WHITENINGS)}")
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     levels = chain_levels(wct_levels_of(header, "model"), header.get("default_levels"))
     decoders = {level_name(k): params[level_name(k)] for k in levels}
@@ -191,12 +198,12 @@ def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: floa
 
     def paint(photos):
         out = stylize_wct(vgg_params, decoders, float(header["width"]), photos, stats, levels,
-                          alpha=alpha, transpose_landscape=False)
+                          alpha=alpha, transpose_landscape=False, whitening=whitening)
         return out if strength == 1 else strength * out + (1 - strength) * photos
 
     metadata = {**_base_metadata(header, "any-style WCT"), "alpha": alpha,
                 "strength": strength, "levels": list(levels), "style": "baked in at export",
-                "formats": ["stablehlo"]}
+                "whitening": whitening}
     return ExportSpec(paint, (("photos", PHOTO_DIMS),), metadata)
 
 
@@ -233,17 +240,20 @@ def onnx_model(spec: ExportSpec):
     metadata in its metadata_props."""
     import logging
 
-    if spec.metadata.get("formats") == ["stablehlo"]:
-        raise ExportError("WCT exports to StableHLO only (--format stablehlo): its whitening "
-                          "is an eigendecomposition, which ONNX has no operator for")
+    if spec.metadata.get("whitening") == "eigh":
+        raise ExportError("a WCT whitening by eigendecomposition exports to StableHLO only "
+                          "(ONNX has no such operator): use whitening \"newton-schulz\"")
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # a warning per shape constant
     try:
         from jax2onnx import to_onnx
     except ImportError:
         raise ExportError("ONNX export needs jax2onnx: pip install -e \".[export]\"") from None
     # Our own symbolic shapes, with their constraints (H, W >= 32), which jax2onnx keeps.
-    model = to_onnx(spec.function, spec.abstract_inputs(), model_name="jaxstyle",
-                    opset=ONNX_OPSET)
+    from jaxstyle.onnx_ops import reflect_pads_as_onnx
+
+    with reflect_pads_as_onnx():  # each conv's reflect pad as one Pad node, not gathers
+        model = to_onnx(spec.function, spec.abstract_inputs(), model_name="jaxstyle",
+                        opset=ONNX_OPSET)
     renamed = {value.name: name for (name, _), value in zip(spec.inputs, model.graph.input)}
     for value in model.graph.input:  # "photos", "style_weights": what the README calls them
         value.name = renamed[value.name]

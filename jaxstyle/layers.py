@@ -7,6 +7,7 @@ reflection-padded conv that runs through `jaxstyle.fastconv`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,28 @@ def reflect_pad(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> j
     """
     if all(isinstance(p, int) for p in (*rows, *cols, *x.shape[1:3])):
         return jnp.pad(x, ((0, 0), rows, cols, (0, 0)), mode="reflect")
+    if _fixed_pad and all(isinstance(p, int) for p in (*rows, *cols)):
+        return _fixed_pad[-1](x, rows, cols)
+    return mirror_pad_gather(x, rows, cols)
+
+
+# What a fixed-width pad of a symbolic-size map traces to, while `fixed_reflect_pad` is
+# active: ONNX export swaps in one Pad node (jaxstyle/onnx_ops.py). A trace-time switch,
+# as jax2onnx's own patches are; the stack holds nothing outside a `with`.
+_fixed_pad: list = []
+
+
+@contextlib.contextmanager
+def fixed_reflect_pad(implementation):
+    _fixed_pad.append(implementation)
+    try:
+        yield
+    finally:
+        _fixed_pad.pop()
+
+
+def mirror_pad_gather(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
+    """`reflect_pad` as gathers of mirrored indices: traces with symbolic sizes and pads."""
     return _mirror_take(_mirror_take(x, rows, axis=1), cols, axis=2)
 
 

@@ -23,8 +23,12 @@ from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder, save_wct_
 from jaxstyle.arbitrary.multilevel import WCTStylizer, chain_levels, stylize_wct
 from jaxstyle.arbitrary.train import DecoderConfig, decoder_loss
 from jaxstyle.arbitrary.wct import (
+    FLOOR,
+    RIDGE,
     combine_moments,
     covariance_stats,
+    inverse_sqrt_newton_schulz,
+    newton_schulz_steps,
     region_moments,
     wct_stats,
     wct_target,
@@ -83,6 +87,42 @@ def test_wct_matches_numpy_and_gives_the_paintings_mean_and_covariance(rng):
         np.testing.assert_allclose(flat.mean(0), s.mean(0), atol=1e-4 * np.abs(s).max())
         cov, target = np.cov(flat.T, bias=True), np.cov(s.T, bias=True)
         assert np.abs(cov - target).max() <= 1e-2 * np.abs(target).max()
+
+
+def _ridged_inverse_sqrt(cov: np.ndarray, ridge: float) -> np.ndarray:
+    """(cov + ridge * mean eigenvalue + FLOOR)^-1/2 in float64: the whitening's exact value."""
+    values, vectors = np.linalg.eigh(cov.astype(np.float64))
+    values = np.maximum(values, 0)
+    return (vectors * (values + ridge * values.mean() + FLOOR) ** -0.5) @ vectors.T
+
+
+def test_newton_schulz_whitening_converges_in_its_step_count(rng):
+    # A spectrum spanning 6 decades plus a null space (rank 40 of 64): the ridge, not the
+    # data, sets the condition number, and the step count is derived from it.
+    vectors = np.linalg.qr(rng.normal(size=(64, 64)))[0]
+    values = np.concatenate([np.logspace(4, -2, 40), np.zeros(24)])
+    cov = ((vectors * values) @ vectors.T).astype(np.float32)
+    exact = _ridged_inverse_sqrt(cov, RIDGE)  # of the float32 matrix the iteration is given
+    steps = newton_schulz_steps(64, RIDGE)
+    assert steps == 22 and newton_schulz_steps(512, RIDGE) == 25
+    got = np.asarray(inverse_sqrt_newton_schulz(jnp.asarray(cov[None]), RIDGE))[0]
+    np.testing.assert_allclose(got, exact, atol=5e-3 * np.abs(exact).max())
+    short = np.asarray(inverse_sqrt_newton_schulz(jnp.asarray(cov[None]), RIDGE,
+                                                  steps - 8))[0]
+    assert np.abs(short - exact).max() > 0.1 * np.abs(exact).max()  # the count matters
+    with pytest.raises(ValueError, match="ridge"):
+        newton_schulz_steps(64, 0.0)
+
+
+def test_wct_by_newton_schulz_equals_wct_by_eigh(rng):
+    content = jnp.asarray(_features(rng, (2, 12, 12, 8)))
+    stats = wct_stats(jnp.asarray(_features(rng, (1, 10, 10, 8), mix_seed=3)))
+    by_eigh = np.asarray(wct_target(content, stats))
+    by_products = np.asarray(jax.jit(lambda c: wct_target(c, stats, whitening="newton-schulz"))(
+        content))
+    np.testing.assert_allclose(by_products, by_eigh, atol=1e-3 * np.abs(by_eigh).max())
+    with pytest.raises(ValueError, match="whitening"):
+        wct_target(content, stats, whitening="svd")
 
 
 def test_alpha_zero_returns_the_content_and_alpha_blends_linearly(rng):

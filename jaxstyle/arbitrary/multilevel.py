@@ -113,12 +113,13 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
                 stats: dict[str, WCTStats], levels: Sequence[int], *,
                 weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
                 alpha: float | jax.Array = 1.0, ridge: float = RIDGE, dtype=jnp.float32,
-                transpose_landscape: bool = True) -> jax.Array:
+                transpose_landscape: bool = True, whitening: str = "eigh") -> jax.Array:
     """Photos (N,H,W,3) in [0,1] through the WCT chain: (N,H,W,3) in (0,1). Pure; jit it.
 
     decoders: {"relu4_1": params, ...}; stats: the paintings' `WCTStats` per level name (K
     rows); levels deepest first. weights (N,K) blend the paintings; masks (N,H,W,K) at
     photo size place them; alpha (scalar or (N,)) is applied at every level, as Li et al. do.
+    whitening: "eigh" or "newton-schulz" (matrix products only: what ONNX export uses).
     """
     check_photos(images)
     height, width_px = images.shape[1:3]
@@ -126,7 +127,7 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
         out = stylize_wct(transpose_kernels(vgg_params), transpose_kernels(decoders), width,
                           images.swapaxes(1, 2), stats, levels, weights=weights,
                           masks=None if masks is None else masks.swapaxes(1, 2), alpha=alpha,
-                          ridge=ridge, dtype=dtype)
+                          ridge=ridge, dtype=dtype, whitening=whitening)
         return out.swapaxes(1, 2)
     multiple = downsampling(max(levels))
     rows, cols = padding_to_multiple(height, multiple), padding_to_multiple(width_px, multiple)
@@ -137,7 +138,7 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
         content = encode(vgg_params, x, (layer,), dtype=dtype)[layer]
         small = None if padded_masks is None else masks_at(padded_masks, downsampling(level))
         target = wct_target(content, stats[level_name(level)], weights=weights, masks=small,
-                            alpha=alpha, ridge=ridge)
+                            alpha=alpha, ridge=ridge, whitening=whitening)
         x = _decode(width, level, decoders[level_name(level)], target, dtype)
     return crop_padding(x, rows, cols)
 

@@ -44,13 +44,17 @@ def add_parser(commands, add_command) -> None:
                          help="fix this blend, one weight per style")
     p.add_argument("--strength", type=finite_float, default=1.0,
                    help="mix with the photo in pixels, fixed in the file")
-    engine3 = p.add_argument_group("an any-painting model (engine 3: any, any-vgg)")
+    engine3 = p.add_argument_group("an any-painting model (engine 3: any, any-vgg, wct)")
     engine3.add_argument("--style-image", metavar="PATH",
                          help="bake this painting's statistics in (else: a second input)")
     engine3.add_argument("--style-size", type=positive_int, default=512,
                          help="longer side of --style-image, which sets the strokes")
     engine3.add_argument("--alpha", type=finite_float, default=1.0,
                          help="style strength in feature space, fixed in the file")
+    engine3.add_argument("--whitening", choices=("eigh", "newton-schulz"),
+                         help="wct's whitening: eigh (StableHLO only, as apply does) or "
+                              "newton-schulz (matrix products; ONNX). Default: eigh for "
+                              "StableHLO, newton-schulz for ONNX")
     add_weights_option(p)
     add_max_pixels_option(p)
     p.add_argument("-q", "--quiet", action="store_true")
@@ -77,20 +81,23 @@ def export_spec(args, fmt: str):
         if args.style is not None or args.style_blend is not None:
             raise UsageError(f"{args.model} paints with any painting: give --style-image, "
                              "not --style/--style-blend")
-        if is_wct_header(header) and (args.style_image is None or fmt == "onnx"):
-            raise UsageError(f"{args.model} is a WCT model: it exports to StableHLO only "
-                             "(its whitening is an eigendecomposition, which ONNX lacks), "
-                             "with its painting baked in (--style-image)")
+        if is_wct_header(header) and args.style_image is None:
+            raise UsageError(f"{args.model} is a WCT model: it exports with its painting "
+                             "baked in (--style-image)")
+        whitening = args.whitening or ("newton-schulz" if fmt == "onnx" else "eigh")
+        if is_wct_header(header) and fmt == "onnx" and whitening == "eigh":
+            raise UsageError("--whitening eigh exports to StableHLO only: ONNX has no "
+                             "eigendecomposition")
         params, header = load_decoder(path)
         vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
         style = None if args.style_image is None else load_image(
             args.style_image, args.style_size, args.max_pixels, what="style image")
         return any_style_export(vgg, params, header, style_image=style, alpha=args.alpha,
-                                strength=args.strength)
-    if args.style_image is not None or args.alpha != 1.0:
+                                strength=args.strength, whitening=whitening)
+    if args.style_image is not None or args.alpha != 1.0 or args.whitening is not None:
         raise UsageError(f"{args.model} is a network trained for its styles: choose one with "
-                         "--style or --style-blend (--style-image and --alpha are for any, "
-                         "any-vgg)")
+                         "--style or --style-blend (--style-image, --alpha and --whitening "
+                         "are for any, any-vgg, wct)")
     params, header = load_model(path)
     style = args.style if args.style is not None else builtin_style
     if style is not None and args.style_blend is not None:

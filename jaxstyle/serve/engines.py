@@ -225,7 +225,8 @@ class Studio:
             from jaxstyle.arbitrary.decoderfile import needs_vgg
 
             spec = any_style_export(self.vgg if needs_vgg(header) else None, params, header,
-                                    style_image=painting, alpha=settings.alpha)
+                                    style_image=painting, alpha=settings.alpha,
+                                    whitening="newton-schulz")  # ONNX: no eigendecomposition
         else:
             raise ConfigError("only a trained model's or any painting's result can be "
                               "downloaded as ONNX")

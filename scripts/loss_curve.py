@@ -1,6 +1,6 @@
 """A training log's loss curve as a table: the median of each window of steps.
 
-    python scripts/loss_curve.py jaxstyle/models/paintings.log.jsonl [--window 250] \
+    python scripts/loss_curve.py docs/training/paintings.log.jsonl [--window 250] \
         [--fields loss content style]
 
 Medians, not means: a step's loss depends on its batch (crop, photo, style), and one hard

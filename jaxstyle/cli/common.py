@@ -55,7 +55,15 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Each option's default said once: argparse's "(default: X)" is appended only where the
+    help does not state its own default already, and never for None or an off flag (which
+    would read "(default: None)")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):

@@ -272,8 +272,17 @@ def test_two_clients_both_finish(server, photo_file):
             driver.quit()
 
 
+NO_BROKEN_IMAGE = """return [...document.images].filter(i => i.offsetParent !== null
+    && i.complete && i.naturalWidth === 0).map(i => i.id)"""
+
+
 def test_screenshot(browser, tmp_path):
-    """The page with a finished result, as the README shows it."""
+    """The page with a finished result, as the README shows it; before it, a drawn
+    placeholder and no visible image that failed to load (a broken-image icon)."""
+    browser.refresh()
+    assert browser.find_element(By.ID, "placeholder").is_displayed()
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.execute_script(NO_BROKEN_IMAGE) == []
     choose_engine(browser, "model")
     if SCREENSHOT:
         Select = pytest.importorskip("selenium.webdriver.support.ui").Select
@@ -285,6 +294,8 @@ def test_screenshot(browser, tmp_path):
     WebDriverWait(browser, WAIT_S).until(
         lambda d: d.execute_script("const i = document.getElementById('result');"
                                    "return i.complete && i.naturalWidth > 0"))
+    assert not browser.find_element(By.ID, "placeholder").is_displayed()
+    assert browser.execute_script(NO_BROKEN_IMAGE) == []
     path = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "studio.png"
     browser.save_screenshot(str(path))
     with Image.open(path) as shot:

@@ -15,6 +15,12 @@ function engine() {
   return document.querySelector("input[name=engine]:checked").value;
 }
 
+function showPicture(src) {  // the first picture replaces the drawn placeholder
+  $("result").src = src;
+  $("result").hidden = false;
+  $("placeholder").hidden = true;
+}
+
 function showError(message) {
   const box = $("error");
   box.textContent = message;
@@ -231,7 +237,7 @@ function onEvent(id, event) {
       status.textContent = `Continuing from step ${event.step}...`;
       break;
     case "progress":
-      $("result").src = event.preview;
+      showPicture(event.preview);
       bar.hidden = false;
       bar.value = event.step / event.total;
       status.textContent = event.loss == null ? "Refining the one-pass picture..."
@@ -269,7 +275,7 @@ function finish(id, message, hasResult = true) {
   $("download-onnx").hidden = $("onnx-hint").hidden = !onePass;
   if (hasResult) {
     const url = `/api/jobs/${id}/result.png`;
-    $("result").src = url;
+    showPicture(url);
     $("download").href = url;
     $("download").hidden = false;
   }

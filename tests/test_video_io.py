@@ -12,7 +12,6 @@ import av
 import numpy as np
 import pytest
 
-from jaxstyle import video as V
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.video import (
     VideoError,
@@ -25,6 +24,7 @@ from jaxstyle.video import (
     temporal_smooth,
     write_video,
 )
+from jaxstyle.video import stylize as V  # where the loop looks its helpers up
 
 FRAMES, WIDTH, HEIGHT, FPS = 16, 64, 48, Fraction(24)
 

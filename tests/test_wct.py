@@ -244,8 +244,10 @@ def test_chain_levels_choose_from_the_model():
         chain_levels((1, 2, 3), 4)
 
 
-def test_the_chain_compiles_once_and_a_whole_photo_equals_its_tiles(tiny_params, rng):
+def test_the_chain_compiles_once_and_a_whole_photo_equals_its_tiles(tiny_params):
     params = _wct_params()
+    # Its own generator: the session's one would make the photo depend on test order.
+    rng = np.random.default_rng(1234)
     photo = random_image(rng, 120, 128)  # over (2 x 56)^2 px: tiled
     painting = random_image(rng, 40, 48)[0]
     whole = WCTStylizer(tiny_params, params, WIDTH, tile=None)
@@ -256,9 +258,13 @@ def test_the_chain_compiles_once_and_a_whole_photo_equals_its_tiles(tiny_params,
     again = np.asarray(whole(photo * 0.9, stats))
     assert whole.trace_count == 1 and first.shape == (1, 120, 128, 3)
     assert np.abs(first - again).max() > 1e-3  # the output depends on the photo
-    # Statistics of the whole photo, gathered tile by tile: equal up to float rounding
-    # amplified by the whitening (well under one 8-bit level).
-    np.testing.assert_allclose(np.asarray(tiled(photo, stats)), first, atol=2e-3)
+    # Statistics of the whole photo, gathered tile by tile (in float64) against one float32
+    # pass: equal up to rounding, which the whitening amplifies up to 1/sqrt(RIDGE) in the
+    # weakest directions. Measured over 16 photos: mean |diff| <= 2.2e-5, max <= 4.1e-3 (one
+    # pixel's channel at most just over one 8-bit level); a missing halo or a wrong tile
+    # moment gives 1e-2 and more.
+    difference = np.abs(np.asarray(tiled(photo, stats)) - first)
+    assert difference.mean() < 1e-4 and difference.max() < 2 / 255
     np.testing.assert_allclose(
         np.asarray(jax.jit(lambda x: stylize_wct(tiny_params, params, WIDTH, x, stats,
                                                  (3, 2, 1), transpose_landscape=False))(

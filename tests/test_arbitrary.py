@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import random_image, random_params
 from jaxstyle.arbitrary.adain import StyleStats, adain, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.apply import apply_any, region_masks
+from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig
 from jaxstyle.arbitrary.decoder import (
     ENCODER_LAYER,
     FEATURE_MEANS,
@@ -21,13 +22,8 @@ from jaxstyle.arbitrary.decoder import (
     init_decoder,
 )
 from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder
-from jaxstyle.arbitrary.train import (
-    RECONSTRUCTION,
-    DecoderConfig,
-    decoder_loss,
-    gram_loss,
-    train_decoder,
-)
+from jaxstyle.arbitrary.step import decoder_loss, gram_loss
+from jaxstyle.arbitrary.train import train_decoder
 from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     encode,

@@ -61,6 +61,7 @@ def test_bench_command_writes_json_and_reports_missing_peers(tmp_path, tiny_weig
     assert impls == ["jaxstyle", "tf"]
     assert "skipped" in report["results"][1]  # TF has no bf16 step, or is not installed
     assert "peer tf skipped" in result.stderr
+    assert "write `jaxstyle bench step ...`" in result.stderr  # the form before names, kept
     assert "jaxstyle" in result.stdout and "GFLOP/s" in result.stdout
 
 

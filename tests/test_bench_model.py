@@ -2,10 +2,6 @@
 and fastconv's forms equal lax's convolution."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -192,19 +188,16 @@ def test_model_bench_reports_a_missing_peer(monkeypatch):
     assert "skipped" in format_model_table(report["results"])
 
 
-def test_bench_model_script_loads_a_model_file(tmp_path, random_net_params):
+def test_bench_model_command_loads_a_model_file(tmp_path, random_net_params, capsys):
+    from jaxstyle.cli import main
     from jaxstyle.feedforward.modelfile import save_model
 
     model = save_model(tmp_path / "tiny.jaxstyle", random_net_params, {"width": WIDTH})
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_model.py"
     out = tmp_path / "bench.json"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, str(script), "--model", str(model), "--sizes", "32", "--precision",
-         "fp32", "--steps", "1", "--warmup", "0", "--json", str(out)],
-        capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert f"width {WIDTH}  {NUM_STYLES} style(s)" in result.stdout and "ms/call" in result.stdout
+    assert main(["bench", "model", "--model", str(model), "--sizes", "32", "--precision",
+                 "fp32", "--steps", "1", "--warmup", "0", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"width {WIDTH}, {NUM_STYLES} style(s)" in printed and "ms/call" in printed
     report = json.loads(out.read_text())
     assert report["config"]["num_styles"] == NUM_STYLES and report["config"]["width"] == WIDTH
     assert [row["impl"] for row in report["results"]] == ["jaxstyle"]

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import random_image, random_params
+from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig, init_decoder_state
 from jaxstyle.arbitrary.decoder import (
     ENCODER_LAYER,
     FEATURE_MEANS,
@@ -33,13 +34,7 @@ from jaxstyle.arbitrary.encoder import (
     prune_vgg,
     save_encoder,
 )
-from jaxstyle.arbitrary.train import (
-    RECONSTRUCTION,
-    DecoderConfig,
-    decoder_loss,
-    init_decoder_state,
-    make_decoder_step_fn,
-)
+from jaxstyle.arbitrary.step import decoder_loss, make_decoder_step_fn
 from jaxstyle.arbitrary.transfer import (
     ArbitraryStylizer,
     conv_params,

@@ -27,26 +27,26 @@ from jaxstyle.cli.train import config_from_args
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.feedforward import load_model
-from jaxstyle.feedforward.train import (
-    FeedForwardConfig,
-    StyleImage,
-    TrainingInterrupted,
+from jaxstyle.feedforward.config import FeedForwardConfig, init_train_state
+from jaxstyle.feedforward.step import (
     cached_train_step,
-    default_checkpoint_dir,
-    init_train_state,
-    log_path_for,
-    preview_path,
     random_offsets,
-    read_log,
     shift_images,
     shifted_valid,
     stability_loss,
     style_assignment,
     style_grams,
-    train,
+)
+from jaxstyle.feedforward.train import StyleImage, train
+from jaxstyle.objective import make_targets
+from jaxstyle.training import (
+    TrainingInterrupted,
+    default_checkpoint_dir,
+    log_path_for,
+    preview_path,
+    read_log,
     training_mesh,
 )
-from jaxstyle.objective import make_targets
 from jaxstyle.vgg import prepare_params
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import random_image
 from jaxstyle.arbitrary.apply import apply_any
+from jaxstyle.arbitrary.config import DecoderConfig
 from jaxstyle.arbitrary.decoder import (
     FEATURE_MEANS,
     LEVEL_LAYERS,
@@ -21,7 +22,7 @@ from jaxstyle.arbitrary.decoder import (
 )
 from jaxstyle.arbitrary.decoderfile import load_decoder, save_decoder, save_wct_level
 from jaxstyle.arbitrary.multilevel import WCTStylizer, chain_levels, stylize_wct
-from jaxstyle.arbitrary.train import DecoderConfig, decoder_loss
+from jaxstyle.arbitrary.step import decoder_loss
 from jaxstyle.arbitrary.wct import (
     FLOOR,
     RIDGE,

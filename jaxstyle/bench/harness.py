@@ -9,15 +9,14 @@ a shared machine hit both sides alike.
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 import resource
 import statistics
 import time
 
 import numpy as np
 
+from jaxstyle.bench import timing
+from jaxstyle.bench.timing import machine_info
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import MIN_SIDE
@@ -28,20 +27,6 @@ LOSS_AGREEMENT = 1e-3  # peers must compute the same first-step loss within this
 def flops_per_step(height: int, width: int) -> int:
     """Model of one default Gatys step's FLOPs (see BENCHMARKS.md): 1,551,104 * H * W."""
     return 1_551_104 * height * width
-
-
-def machine_info() -> dict:
-    import jax
-
-    device = jax.devices()[0]
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "host": platform.node(), "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "jax": jax.__version__,
-        "backend": jax.default_backend(), "device": device.device_kind,
-        "device_count": jax.device_count(),
-    }
 
 
 def peak_memory_bytes() -> int:
@@ -189,17 +174,8 @@ class PeerRunner:
 
 def time_alternating(runners, steps: int, warmup: int, block: int) -> dict[str, list[float]]:
     """Per-step seconds of each runner, taking turns in blocks of `block` steps."""
-    for runner in runners:
-        for _ in range(warmup):
-            runner.step()
-    times: dict[str, list[float]] = {runner.name: [] for runner in runners}
-    while any(len(t) < steps for t in times.values()):
-        for runner in runners:
-            for _ in range(min(block, steps - len(times[runner.name]))):
-                started = time.perf_counter()
-                runner.step()
-                times[runner.name].append(time.perf_counter() - started)
-    return times
+    timings = timing.time_alternating({r.name: r.step for r in runners}, steps, warmup, block)
+    return {name: list(t.samples) for name, t in timings.items()}
 
 
 def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warmup: int,

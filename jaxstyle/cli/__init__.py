@@ -38,7 +38,7 @@ def build_parser() -> Parser:
                     "trained networks (Johnson et al. 2016) and any style in one pass "
                     "(AdaIN, Huang & Belongie 2017).",
         epilog="examples:\n  jaxstyle demo\n  jaxstyle stylize photo.jpg painting.jpg -o out.png\n"
-               "  jaxstyle weights fetch\n  jaxstyle bench --sizes 128 256\n"
+               "  jaxstyle weights fetch\n  jaxstyle bench step --sizes 128 256\n"
                "  jaxstyle train starry.jpg --data photos/ -o starry.jxs\n"
                "  jaxstyle apply starry.jxs photo.jpg -o out.png\n"
                "  jaxstyle apply any photo.jpg --style-image painting.jpg -o out.png\n"
@@ -54,7 +54,7 @@ def build_parser() -> Parser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bench.legacy_argv(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR

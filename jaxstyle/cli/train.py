@@ -32,7 +32,7 @@ EXAMPLES = [
 
 
 def _defaults():
-    from jaxstyle.feedforward.train import FeedForwardConfig
+    from jaxstyle.feedforward.config import FeedForwardConfig
 
     return FeedForwardConfig()
 
@@ -124,7 +124,7 @@ def add_parser(commands, add_command) -> None:
 
 def config_from_args(args):
     """The FeedForwardConfig the options describe; ConfigError names a bad one."""
-    from jaxstyle.feedforward.train import FeedForwardConfig
+    from jaxstyle.feedforward.config import FeedForwardConfig
 
     d = _defaults()
     layer_weights = args.content_layer_weights

@@ -41,7 +41,7 @@ _LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "percep
 
 
 def add_parser(commands, add_command) -> None:
-    from jaxstyle.arbitrary.train import DecoderConfig
+    from jaxstyle.arbitrary.config import DecoderConfig
 
     d = DecoderConfig()
     p = add_command(commands, "train-decoder", "train the arbitrary-style decoder (AdaIN, "
@@ -138,7 +138,7 @@ def _level(text: str) -> int:
 
 
 def config_from_args(args):
-    from jaxstyle.arbitrary.train import RECONSTRUCTION, DecoderConfig
+    from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig
 
     preset = RECONSTRUCTION if args.reconstruct else {}
     loss = {name: getattr(args, name) for name in _LOSS_OPTIONS

@@ -10,6 +10,7 @@ from jaxstyle.feedforward.apply import (
     resolve_model,
     style_weights_for,
 )
+from jaxstyle.feedforward.config import FeedForwardConfig, TrainState, init_train_state
 from jaxstyle.feedforward.modelfile import (
     ModelError,
     describe,
@@ -29,16 +30,9 @@ from jaxstyle.feedforward.network import (
     select_styles,
     style_params_paths,
 )
-from jaxstyle.feedforward.train import (
-    FeedForwardConfig,
-    StyleImage,
-    TrainingInterrupted,
-    TrainState,
-    init_train_state,
-    make_train_step,
-    stability_loss,
-    style_grams,
-)
+from jaxstyle.feedforward.step import make_train_step, stability_loss, style_grams
+from jaxstyle.feedforward.train import StyleImage
+from jaxstyle.training import TrainingInterrupted
 
 __all__ = [
     "FeedForwardConfig", "ModelError", "StyleImage", "TrainState", "TrainingInterrupted",

@@ -12,13 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import random_image, random_params  # noqa: E402
 from jaxstyle.config import StyleConfig  # noqa: E402
-from jaxstyle.feedforward.train import (  # noqa: E402
-    FeedForwardConfig,
-    init_train_state,
-    make_train_step,
-    style_grams,
-    training_mesh,
-)
+from jaxstyle.feedforward.config import FeedForwardConfig, init_train_state  # noqa: E402
+from jaxstyle.feedforward.step import make_train_step, style_grams  # noqa: E402
+from jaxstyle.training import training_mesh  # noqa: E402
 from jaxstyle.vgg import prepare_params  # noqa: E402
 
 assert jax.device_count() == 4, jax.devices()

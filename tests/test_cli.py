@@ -122,13 +122,21 @@ def test_non_finite_loss_keeps_last_image(inputs, tmp_path, tiny_weights_file):
     assert np.isfinite(np.asarray(Image.open(out), np.float32)).all()
 
 
-def test_ctrl_c_saves_image_and_exits_130(inputs, tmp_path, tiny_weights_file):
-    out = tmp_path / "partial.png"
+def test_ctrl_c_saves_image_and_a_resumable_checkpoint_and_exits_130(inputs, tmp_path,
+                                                                    tiny_weights_file):
+    from jaxstyle import StyleConfig
+    from jaxstyle.gatys import load_state
+    from jaxstyle.gatys.loop import saved_image_size
+    from jaxstyle.gatys.pipeline import resume_point, resume_template, run_sizes, scale_steps
+
+    out, ckpt = tmp_path / "partial.png", tmp_path / "run.ckpt"
     steps = tmp_path / "steps"
+    # Two scales (48x40 -> 38x32 first): stopped in the coarse one.
     process = subprocess.Popen(
         [sys.executable, "-m", "jaxstyle", "stylize", str(inputs / "content.png"),
          str(inputs / "style.jpg"), "-o", str(out), "--weights", str(tiny_weights_file),
-         "--steps", "100000", "--save-every", "1", "--save-dir", str(steps), "--quiet"],
+         "--steps", "100000", "--scales", "2", "--scale-factor", "1.25", "--checkpoint",
+         str(ckpt), "--save-every", "1", "--save-dir", str(steps), "--quiet"],
         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (steps.is_dir() and any(steps.iterdir())) and time.time() < deadline:
@@ -137,8 +145,15 @@ def test_ctrl_c_saves_image_and_exits_130(inputs, tmp_path, tiny_weights_file):
     _, stderr = process.communicate(timeout=300)  # generous: CI machines are shared
     assert process.returncode == 130, stderr
     assert "interrupted at step" in stderr and "Traceback" not in stderr
+    assert f"checkpoint {ckpt}" in stderr
     assert Image.open(out).size == (48, 40)
     assert not list(tmp_path.glob(".*.part"))
+    # The checkpoint is of the coarse scale, and `--resume` would take it up there.
+    cfg = StyleConfig(steps=100000, scales=2, scale_factor=1.25)
+    assert saved_image_size(ckpt) == (32, 38)
+    state = load_state(ckpt, resume_template((32, 38), np.zeros((40, 48, 3), np.float32), cfg))
+    assert resume_point((32, 38), int(state.step), run_sizes((40, 48), cfg),
+                        scale_steps(cfg)) == 0 and int(state.step) >= 1
 
 
 def test_demo_at_tiny_size(tmp_path, tiny_weights_file):

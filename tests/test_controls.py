@@ -6,7 +6,7 @@ import pytest
 
 from conftest import random_image
 from jaxstyle import StyleConfig, color
-from jaxstyle.errors import ConfigError
+from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.gatys import pipeline
 from jaxstyle.gatys.pipeline import normalise_masks, scale_sizes, style_size, stylize
 from jaxstyle.losses import gram_matrix, masked_gram_matrix
@@ -160,3 +160,44 @@ def test_regional_style_puts_each_style_in_its_half(real_params):
         own = np.abs(region_grams[region] - targets[region]).mean()
         other = np.abs(region_grams[region] - targets[1 - region]).mean()
         assert own < other, (region, own, other)
+
+
+def test_a_multiscale_run_resumed_at_any_scale_equals_the_unbroken_run(tiny_params, images,
+                                                                       tmp_path):
+    from jaxstyle.gatys import StylizeInterrupted, load_state, save_state
+    from jaxstyle.gatys.loop import saved_image_size
+    from jaxstyle.gatys.pipeline import resume_template
+
+    content, style, _ = images
+    big = pipeline.resize_images(content, (64, 96))
+    # EMA and the carried optimiser: every leaf of the state must survive the checkpoint.
+    cfg = FEW.replace(scales=2, scale_steps=(3, 4), style_weight=1.0, carry_optimizer=True,
+                      ema=0.9)
+    unbroken, history = stylize(tiny_params, big, style, cfg)
+    # Stopped (as Ctrl-C stops it) inside scale 1, at its last step (saved before moving up
+    # a scale), and inside scale 2.
+    for stop_at, saved_size in ((2, (32, 48)), (3, (32, 48)), (5, (64, 96))):
+        def interrupt(step, metrics, state, stop_at=stop_at):
+            if step == stop_at:
+                raise KeyboardInterrupt
+
+        with pytest.raises(StylizeInterrupted) as stopped:
+            stylize(tiny_params, big, style, cfg, callback=interrupt)
+        path = tmp_path / f"at{stop_at}.ckpt"
+        save_state(path, stopped.value.state)
+        assert saved_image_size(path) == saved_size
+        state = load_state(path, resume_template(saved_size, big, cfg))
+        assert int(state.step) == stop_at
+        resumed, rest = stylize(tiny_params, big, style, cfg, state=state)
+        np.testing.assert_array_equal(np.asarray(resumed), np.asarray(unbroken))
+        assert rest == history[stop_at:]
+    # A checkpoint of another run is refused in one line, before any step: a coarse scale's
+    # size no scale of this run has, or a step outside its scale's.
+    coarse = tmp_path / "at2.ckpt"
+    state = load_state(coarse, resume_template((32, 48), big, cfg))
+    with pytest.raises(JaxstyleError, match="another size or scales"):
+        stylize(tiny_params, big, style, cfg.replace(scale_factor=1.5), state=state)
+    state = load_state(path, resume_template((64, 96), big, cfg))  # step 5, at scale 2
+    with pytest.raises(JaxstyleError, match="other steps per scale"):
+        stylize(tiny_params, big, style, cfg.replace(scale_steps=(6, 4)), state=state)
+    assert np.abs(np.asarray(stopped.value.image) - np.asarray(unbroken)).max() > 0

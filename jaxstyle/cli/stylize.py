@@ -65,7 +65,8 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--save-dir", metavar="DIR",
                      help="folder for --save-every images (default: OUT's name + _steps)")
     run.add_argument("--checkpoint", metavar="PATH", help="save the run's state every epoch")
-    run.add_argument("--resume", metavar="PATH", help="continue from a --checkpoint file")
+    run.add_argument("--resume", metavar="PATH",
+                     help="continue from a --checkpoint file, at the scale it was saved at")
     run.add_argument("--compile-cache", metavar="DIR",
                      help="JAX persistent compilation cache (faster start-up on reruns)")
     many = p.add_argument_group("many images, devices and hosts")
@@ -190,8 +191,17 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
 
     import numpy as np
 
-    from jaxstyle.gatys import NonFiniteLossError, StylizeInterrupted, init_state, load_state
-    from jaxstyle.gatys.pipeline import check_run, stylize, total_steps
+    from jaxstyle.gatys import NonFiniteLossError, StylizeInterrupted, load_state
+    from jaxstyle.gatys.loop import saved_image_size
+    from jaxstyle.gatys.pipeline import (
+        check_run,
+        resume_point,
+        resume_template,
+        run_sizes,
+        scale_steps,
+        stylize,
+        total_steps,
+    )
     from jaxstyle.images import DEFAULT_MAX_PIXELS, save_image
 
     output = Path(output)
@@ -200,8 +210,7 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     style_files = [s for s in styles if isinstance(s, (str, Path))]
     content, styles, masks, init_image = _load_inputs(
         content, styles, cfg, max_pixels or DEFAULT_MAX_PIXELS, init_path, mask_paths)
-    check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg, len(mask_paths or []),
-              resuming=bool(resume or checkpoint))
+    check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg, len(mask_paths or []))
     vgg = functools.cache(lambda: load_params(weights, quiet))
     painter = None
     if init_model is not None and resume is None:  # a resumed run has its image already
@@ -210,8 +219,11 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     params = vgg()
     total = total_steps(cfg)
     state = None
-    if resume is not None:
-        state = load_state(resume, init_state(content, cfg, init_image))
+    if resume is not None:  # at whichever scale it was saved (its image's size tells)
+        saved = saved_image_size(resume)
+        state = load_state(resume, resume_template(saved, content, cfg))
+        resume_point(saved, int(state.step), run_sizes(content.shape[:2], cfg, mesh),
+                     scale_steps(cfg))  # a checkpoint of another run fails here, not later
     report = Reporter(total, quiet, start=0 if state is None else int(state.step))
     sizes = ", ".join(f"{s.shape[1]}x{s.shape[0]}" for s in styles)
     report.line(f"content {content.shape[1]}x{content.shape[0]}, style {sizes}, {total} steps"

@@ -138,15 +138,34 @@ def save_state(path, state: StyleState) -> None:
         f.write(serialization.to_bytes(jax.device_get(state)))
 
 
-def load_state(path, template: StyleState) -> StyleState:
-    """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure."""
+def _read_checkpoint(path) -> bytes:
     try:
         with open(path, "rb") as f:
-            data = f.read()
-        restored = serialization.from_bytes(jax.device_get(template), data)
+            return f.read()
     except FileNotFoundError:
         raise JaxstyleError(f"checkpoint {path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        raise JaxstyleError(f"checkpoint {path}: unreadable ({exc})") from None
+
+
+def saved_image_size(path) -> tuple[int, int]:
+    """(height, width) of the image in a state saved by `save_state`: which scale of a
+    coarse-to-fine run it was saved at."""
+    try:
+        shape = np.shape(serialization.msgpack_restore(_read_checkpoint(path))["image"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise JaxstyleError(f"checkpoint {path}: not a jaxstyle checkpoint ({exc})") from None
+    if len(shape) != 4:
+        raise JaxstyleError(f"checkpoint {path}: its image has shape {shape}, not (1, H, W, 3)")
+    return int(shape[1]), int(shape[2])
+
+
+def load_state(path, template: StyleState) -> StyleState:
+    """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure."""
+    data = _read_checkpoint(path)
+    try:
+        restored = serialization.from_bytes(jax.device_get(template), data)
+    except (ValueError, KeyError, TypeError) as exc:
         raise JaxstyleError(f"checkpoint {path}: unreadable or from another run ({exc})") from None
     for saved, wanted in zip(jax.tree.leaves(restored), jax.tree.leaves(template)):
         if np.shape(saved) != np.shape(wanted):
@@ -156,4 +175,4 @@ def load_state(path, template: StyleState) -> StyleState:
 
 
 __all__ = ["NonFiniteLossError", "StylizeInterrupted", "load_state", "metrics_to_host",
-           "run_steps", "save_state"]
+           "run_steps", "save_state", "saved_image_size"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxstyle import color
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import ConfigError
+from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.gatys.loop import NonFiniteLossError, StylizeInterrupted, run_steps
 from jaxstyle.gatys.spatial import round_up_size, spatial_shardings
 from jaxstyle.gatys.state import StyleState, init_state, logit, make_step, output_image
@@ -81,18 +81,52 @@ def normalise_masks(masks, n_styles: int) -> jax.Array:
     return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
 
 
-def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0,
-              resuming: bool = False) -> None:
-    """Cheap checks of a run's shapes and settings, so bad combinations fail before any work.
-
-    `resuming`: the run saves or resumes a checkpoint, which holds one scale's state.
-    """
-    if resuming and cfg.scales > 1:
-        raise ConfigError("checkpoints and resuming work with single-scale runs only (scales=1)")
+def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None:
+    """Cheap checks of a run's shapes and settings, so bad combinations fail before any work."""
     check_masks_allowed(cfg, n_masks, len(style_hws))
     for size in scale_sizes(*content_hw, cfg):
         for hw in style_hws:
             style_size(hw, size, cfg)
+
+
+def run_sizes(content_hw, cfg: StyleConfig, mesh=None) -> list[tuple[int, int]]:
+    """The image size of each scale as the run optimises it (rounded up to split evenly over
+    a spatial mesh's devices)."""
+    sizes = scale_sizes(*content_hw, cfg)
+    return sizes if mesh is None else [round_up_size(size, mesh) for size in sizes]
+
+
+def scale_steps(cfg: StyleConfig) -> tuple[int, ...]:
+    """Steps of each scale, coarsest first."""
+    return tuple(cfg.scale_steps or (cfg.total_steps,) * cfg.scales)
+
+
+def resume_point(saved_size: tuple[int, int], saved_step: int, sizes, steps) -> int:
+    """The scale a saved state continues at, from its image's size (the step cannot tell: a
+    state saved at the end of scale k is at scale k's size, not yet moved to k + 1's).
+
+    A coarse-to-fine run's step counts on over its scales, so a state of scale k has taken
+    at least the steps of the scales before it and at most theirs plus its own."""
+    matches = [k for k, size in enumerate(sizes) if tuple(size) == tuple(saved_size)]
+    if not matches:
+        shown = ", ".join(f"{w}x{h}" for h, w in sizes)
+        raise JaxstyleError(f"the checkpoint's image is {saved_size[1]}x{saved_size[0]}, but "
+                            f"this run's scales are {shown}: it was saved by a run of another "
+                            "size or scales")
+    k = matches[0]
+    before = int(sum(steps[:k]))
+    last = k == len(sizes) - 1  # past the last scale's steps: a finished run, nothing left
+    if saved_step < before or (saved_step > before + steps[k] and not last):
+        raise JaxstyleError(f"the checkpoint is at step {saved_step}, outside scale {k + 1}'s "
+                            f"steps {before}..{before + steps[k]}: it was saved by a run with "
+                            "other steps per scale")
+    return k
+
+
+def resume_template(saved_size: tuple[int, int], content, cfg: StyleConfig) -> StyleState:
+    """A state of the run's structure at the saved size, for `loop.load_state` to fill."""
+    content = as_image_batch(content, "content image")
+    return init_state(resize_images(content, saved_size), cfg)
 
 
 def prepare_colors(content: jax.Array, styles: list, cfg: StyleConfig):
@@ -162,8 +196,10 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     size. `history` holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
     `callback(step, metrics, state)` runs after every step (metrics are device arrays;
     converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
-    each style to a region. Pass `state` to resume a saved single-scale run. With `mesh` (a
-    `jaxstyle.mesh.spatial_mesh`), the image's height and width are split over its devices.
+    each style to a region. Pass `state` (`load_state` of a checkpoint, `resume_template`
+    its template) to resume a run at the scale and step it was saved at: the result equals
+    the unbroken run's bit for bit. With `mesh` (a `jaxstyle.mesh.spatial_mesh`), the
+    image's height and width are split over its devices.
     Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
     """
     content = as_image_batch(content, "content image")
@@ -171,17 +207,14 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
     params = jax.device_put(prepare_params(params))  # once per run, not once per step
     n_masks = 0 if masks is None else (1 if np.ndim(masks) == 2 else len(masks))
-    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks,
-              resuming=state is not None)
+    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks)
     if masks is not None:
         masks = normalise_masks(masks, len(styles))
         if masks.shape[1:] != content.shape[1:3]:
             masks = resize_images(masks[..., None], content.shape[1:3])[..., 0]
     content_in, styles_in = prepare_colors(content, styles, cfg)
-    sizes = scale_sizes(*content.shape[1:3], cfg)
-    steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales
+    sizes, steps = run_sizes(content.shape[1:3], cfg, mesh), scale_steps(cfg)
     if mesh is not None:
-        sizes = [round_up_size(size, mesh) for size in sizes]
         params = jax.device_put(params, replicated(mesh))
     step = None if mesh is not None else _step_for(cfg)  # one compile per scale (shape)
     history: list[dict[str, float]] = []
@@ -198,18 +231,22 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
 
 def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, history,
                 callback, init_image, state, mesh=None):
+    first = 0 if state is None else resume_point(state.image.shape[1:3], int(state.step),
+                                                  sizes, steps)
     for k, (size, num_steps) in enumerate(zip(sizes, steps)):
+        if k < first:  # done before the checkpoint
+            continue
         content_k = resize_images(content_in, size)
         styles_k = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles_in]
         masks_k = None if masks is None else resize_images(masks[..., None], size)[..., 0]
         targets = make_targets(params, content_k, styles_k, cfg, masks=masks_k)
-        if k == 0:
+        if k == first:
             if state is None:
                 init = None if init_image is None else resize_images(
                     as_image_batch(init_image, "init image"), size)
                 state = init_state(content_k, cfg, init)
-            else:
-                num_steps = max(num_steps - int(state.step), 0)
+            else:  # what is left of this scale's steps
+                num_steps = max(int(sum(steps[:k + 1])) - int(state.step), 0)
         else:
             state = upsample_state(state, size, cfg)
         if mesh is not None:  # each scale is its own sharded program
@@ -223,4 +260,4 @@ def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, h
 
 def total_steps(cfg: StyleConfig) -> int:
     """Steps a run takes over all its scales."""
-    return int(np.sum(cfg.scale_steps)) if cfg.scale_steps else cfg.total_steps * cfg.scales
+    return int(np.sum(scale_steps(cfg)))

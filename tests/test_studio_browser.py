@@ -213,7 +213,7 @@ def test_refine_streams_from_the_one_pass_picture_and_shows_its_command(browser,
                                                                len(previews) == 1)
     first_s = time.perf_counter() - clicked
     WebDriverWait(browser, WAIT_S, poll_frequency=0.05).until(two_previews)
-    print(f"refine: first preview {first_s:.2f} s after the click")  # timed in bench_studio
+    print(f"refine: first preview {first_s:.2f} s after the click")  # timed by bench studio
     command = browser.find_element(By.ID, "command").text
     assert command.startswith("jaxstyle stylize upload-") and "--init tiny" in command
     assert "--steps 3000" in command and "--optimizer adam" in command

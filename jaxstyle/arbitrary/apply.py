@@ -29,7 +29,7 @@ PRESERVE_COLOR = ("luminance",)
 
 
 def load_builtin_decoder() -> tuple[dict, dict]:
-    """The decoder shipped with the package (see jaxstyle/models/README.md)."""
+    """The decoder shipped with the package (see docs/models.md)."""
     return load_decoder(MODELS_DIR / f"{BUILTIN_DECODER}.jxs")
 
 

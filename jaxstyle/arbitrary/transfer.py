@@ -295,7 +295,7 @@ class ArbitraryStylizer(BatchedPass):
                                   weights=weights, masks=masks, alpha=alpha, dtype=dtype)
 
         # On a CPU, XLA's default conv library (YNNPACK) ran this network about 2x slower
-        # than its Eigen path (scripts/bench_arbitrary.py); no effect on GPU/TPU.
+        # than its Eigen path (`jaxstyle bench arbitrary`); no effect on GPU/TPU.
         fast = cpu_conv_compiler_options()
         self._jitted = jax.jit(run, compiler_options=fast)
         # The tiled path's three programs (each compiles once per window shape).

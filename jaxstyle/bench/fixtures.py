@@ -56,6 +56,14 @@ def demo_inputs(size: int, content_path: str | None = None, style_path: str | No
     return content, style
 
 
+def add_pair_arguments(parser) -> None:
+    """--content and --style (see `demo_inputs`)."""
+    for option, default in (("--content", "photo"), ("--style", "style")):
+        parser.add_argument(option, metavar="IMAGE",
+                            help=f"{option[2:]} image, a path or the name of a shared image; "
+                                 f"default: the packaged demo {default}")
+
+
 def full_size_loss(params, content, style, image, cfg: StyleConfig) -> float:
     """The seed loss of `image` against full-size targets (so runs of any kind compare)."""
     plain = cfg.replace(scales=1, scale_steps=None, carry_optimizer=False)
@@ -63,4 +71,5 @@ def full_size_loss(params, content, style, image, cfg: StyleConfig) -> float:
     return float(loss_fn(params, targets, np.asarray(image), plain)[0])
 
 
-__all__ = ["demo_inputs", "full_size_loss", "image_path", "shared_images", "vgg_params"]
+__all__ = ["add_pair_arguments", "demo_inputs", "full_size_loss", "image_path", "shared_images",
+           "vgg_params"]

@@ -2,62 +2,103 @@
 from the photo and from each shipped one-pass model's output, Adam and L-BFGS, on held-out
 photos (BENCHMARKS.md "Paint fast, then refine", README's docs/refine.png).
 
-    python scripts/bench_refine.py --size 256 --json /tmp/refine-256.json
-    python scripts/bench_refine.py --size 512 --arms photo/adam/100 paintings/adam/50 \
+    jaxstyle bench refine --size 256 --json /tmp/refine-256.json
+    jaxstyle bench refine --size 512 --arms photo/adam/100 paintings/adam/50 \
         --json /tmp/refine-512.json
-    python scripts/bench_refine.py --table /tmp/refine-256.json /tmp/refine-512.json \
+    jaxstyle bench refine --table /tmp/refine-256.json /tmp/refine-512.json \
         --plot docs/refine.png
 
 An arm is START/OPTIMISER/STEPS[/LEARNING_RATE]: START is `photo` or a model `--init` takes
 (`paintings`, `any`, `any-vgg`, `wct`); the default learning rate is the seed's 0.02. The
 start goes through the same code as `jaxstyle stylize --init MODEL` (`jaxstyle.cli.onepass`).
 Every arm runs the default settings (the seed: Keras Adam, lr 0.02, beta1 0.99, eps 0.1, the
-seed's layers and weights) on the same pairs, and is scored with the seed loss (`scoring.py`)
-at fixed steps, and the layout (issue 18) at its last step.
+seed's layers and weights) on the same pairs, and is scored with the seed loss
+(`jaxstyle.bench.scoring`) at fixed steps, and the layout (issue 18) at its last step.
 
 Time: a curve's x is the one-pass model's warm time plus the run's median warm step time x
 steps, so a noisy neighbour on the shared machine moves one step's time, not the curve. The
 compile (once per shape and process; the persistent cache saves it on reruns) is reported
 apart. Pairs: photo k with painting k mod 3, the three paintings `paintings` was trained on,
-so engine 2 can start every pair; none of the photos is in any model's training data.
+so engine 2 can start every pair; none of the photos is in any model's training data (the
+four Debian ones are the validation photos `scripts/training_photos.py --held-out DIR`
+writes; `--held-out` names that folder).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from scoring import IMAGES, eval_config, image_path, load_pair, seed_loss
 
-from jaxstyle import init_state, make_step, make_targets
+from jaxstyle.bench.fixtures import image_path, shared_images, vgg_params
+from jaxstyle.bench.scoring import eval_config, load_pair, seed_loss, warm_call
+from jaxstyle.bench.step import write_json
+from jaxstyle.bench.timing import Timing, machine_info, machine_line, markdown_table
 from jaxstyle.cli.onepass import make_one_pass
-from jaxstyle.gatys import output_image
+from jaxstyle.config import OPTIMIZERS
+from jaxstyle.errors import ConfigError, JaxstyleError
+from jaxstyle.gatys import init_state, make_step, output_image
+from jaxstyle.objective import make_targets
 from jaxstyle.quality import layout_score
-from jaxstyle.vgg import prepare_params
-from jaxstyle.weights.fetch import resolve_params
 
-PHOTOS = ["coffee.jpg", "astronaut.jpg", "/tmp/heldout/lomiri_Wine_by_Jakkub_Mede.jpg",
-          "/tmp/heldout/lomiri_aitzgorri_by_Aitzol_Berasategi.jpg",
-          "/tmp/heldout/lomiri_friends_by_Aitzol_Berasategi.jpg",
-          "/tmp/heldout/plasma_EveningGlow.jpg"]
+EXAMPLES = ["jaxstyle bench refine --size 256 --json /tmp/refine-256.json",
+            "jaxstyle bench refine --size 512 --arms photo/adam/100 paintings/adam/50 "
+            "--json /tmp/refine-512.json",
+            "jaxstyle bench refine --table /tmp/refine-256.json /tmp/refine-512.json "
+            "--plot docs/refine.png"]
+
+SHARED_PHOTOS = ["coffee.jpg", "astronaut.jpg"]
+# The validation photos of scripts/training_photos.py --held-out DIR (debian_artwork.HELD_OUT),
+# in the order the published runs paired them.
+HELD_OUT_PHOTOS = ["lomiri_Wine_by_Jakkub_Mede.jpg", "lomiri_aitzgorri_by_Aitzol_Berasategi.jpg",
+                   "lomiri_friends_by_Aitzol_Berasategi.jpg", "plasma_EveningGlow.jpg"]
+HELD_OUT_DIR = Path("/tmp/heldout")
 PAINTINGS = ["starry_night.jpg", "shipwreck.jpg", "woman_with_hat.jpg"]
 ARMS = ["photo/adam/100", "paintings/adam/100", "wct/adam/100", "any-vgg/adam/50",
         "any/adam/50", "photo/lbfgs/100", "paintings/lbfgs/100", "wct/lbfgs/50",
         "paintings/adam/50/0.01", "paintings/adam/50/0.005", "wct/adam/50/0.01"]
 CHECKPOINTS = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200)
+OPTIMIZER_LABELS = {"adam": "Adam", "lbfgs": "L-BFGS"}
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+
+
+def add_arguments(p) -> None:
+    from jaxstyle.cli.common import add_weights_option
+
+    p.add_argument("--size", type=int, default=256, help="longer side of the photos, px")
+    p.add_argument("--pairs", type=int, default=6, help="how many photos to run (the first N)")
+    p.add_argument("--photos", nargs="+",
+                   help="photos, paired in turn with the three paintings (default: "
+                        f"{' '.join(SHARED_PHOTOS)} and the four held-out photos in "
+                        "--held-out)")
+    p.add_argument("--held-out", type=Path, default=HELD_OUT_DIR, metavar="DIR",
+                   help="the validation photos of `scripts/training_photos.py --held-out DIR`")
+    p.add_argument("--arms", nargs="+", default=ARMS, metavar="ARM",
+                   help="START/OPTIMISER/STEPS[/LEARNING_RATE] each")
+    p.add_argument("--json", metavar="OUT", help="write the measurements here (after every pair)")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print tables, no runs")
+    p.add_argument("--plot", metavar="PNG",
+                   help="with --table: draw the curves (pip install -e '.[pictures]')")
+    add_weights_option(p)
 
 
 def parse_arm(text: str) -> dict:
     parts = text.split("/")
-    start, optimizer, steps = parts[:3]
-    return {"arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
-            "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
+    try:
+        start, optimizer, steps = parts[:3]
+        arm = {"arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
+               "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
+    except ValueError:
+        raise ConfigError(f"arm {text!r}: write START/OPTIMISER/STEPS[/LEARNING_RATE], e.g. "
+                          "paintings/adam/50") from None
+    if len(parts) > 4 or arm["steps"] < 2 or optimizer not in OPTIMIZERS:
+        raise ConfigError(f"arm {text!r}: the optimiser is one of {', '.join(OPTIMIZERS)} and "
+                          "STEPS >= 2 (the first step is the compile)")
+    return arm
 
 
 def run_arm(params, content, style, style_file, arm: dict, size: int, painters: dict) -> dict:
@@ -72,10 +113,8 @@ def run_arm(params, content, style, style_file, arm: dict, size: int, painters: 
             painters[arm["start"]] = make_one_pass(arm["start"], [style_file], None,
                                                    lambda: params)
         paint = painters[arm["start"]]
-        paint(content, [style], [style_file])  # compile, not counted (reruns use the cache)
-        started = time.perf_counter()
-        start_image = paint(content, [style], [style_file])
-        onepass_s = time.perf_counter() - started
+        # The first call compiles and is not counted (reruns use the cache).
+        start_image, onepass_s = warm_call(paint, content, [style], [style_file])
     targets = make_targets(params, content, style, cfg)
     state = init_state(content, cfg, None if start_image is None else start_image[None])
     step = make_step(cfg)
@@ -83,10 +122,12 @@ def run_arm(params, content, style, style_file, arm: dict, size: int, painters: 
 
     def record(k):
         image = np.asarray(output_image(state, cfg))[0]
-        scored[k] = seed_loss(params, content, style, image, score_cfg)
+        scored[str(k)] = seed_loss(params, content, style, image, score_cfg)  # as in JSON
         return image
 
     record(0)
+    # Each step is timed alone, as the optimiser's state moves on and checkpoints are scored
+    # between steps; the first one (the compile) is kept apart.
     times, compile_s = [], None
     for k in range(1, arm["steps"] + 1):
         started = time.perf_counter()
@@ -99,18 +140,32 @@ def run_arm(params, content, style, style_file, arm: dict, size: int, painters: 
             times.append(elapsed)
         if k in CHECKPOINTS or k == arm["steps"]:
             image = record(k)
+    steps = Timing(tuple(times))
     return {**arm, "loss": scored, "onepass_s": onepass_s,
-            "step_s": statistics.median(times), "compile_s": compile_s,
-            "layout": layout_score(image, content),
+            "step_s": steps.median, "step_min_s": steps.min, "step_max_s": steps.max,
+            "compile_s": compile_s, "layout": layout_score(image, content),
             "start_layout": None if start_image is None else layout_score(start_image, content)}
 
 
-def measure(args) -> None:
-    params = jax.device_put(prepare_params(resolve_params(progress=False, log=lambda m: None)))
+def vector_flags() -> list[str]:
+    """The CPU's flags among VECTOR_FLAGS (bf16, VNNI and AMX matter to this benchmark)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f
+                          if line.startswith("flags")), set())
+    except OSError:
+        return []
+    return [flag for flag in VECTOR_FLAGS if flag in flags]
+
+
+def measure(args, photos: list[str]) -> dict:
+    params = vgg_params(args.weights)
     arms = [parse_arm(a) for a in args.arms]
-    results = {"size": args.size, "machine": machine(), "pairs": []}
+    machine = {**machine_info(), "vector_flags": vector_flags()}
+    results = {"size": args.size, "machine": machine, "pairs": []}
+    print(machine_line(machine) + "  " + " ".join(machine["vector_flags"]), flush=True)
     painters: dict = {}
-    for k, photo in enumerate(args.photos[:args.pairs]):
+    for k, photo in enumerate(photos):
         painting = PAINTINGS[k % len(PAINTINGS)]
         content, style = load_pair(photo, painting, eval_config(args.size))
         pair = {"photo": Path(photo).name, "painting": painting, "arms": []}
@@ -123,26 +178,8 @@ def measure(args) -> None:
                   + f"  step {row['step_s'] * 1e3:.0f} ms  one pass {row['onepass_s']:.2f} s"
                   f"  layout {row['layout']:.2f}", flush=True)
         results["pairs"].append(pair)
-        if args.json:  # after every pair, so a stopped run keeps what it measured
-            Path(args.json).write_text(json.dumps(results, indent=1))
-
-
-def machine() -> str:
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-        model = next(line.split(":", 1)[1].strip() for line in
-                     Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = "unknown CPU"
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-             if f in flags]
-    return f"{model}, {jax.local_device_count()} device(s) {jax.default_backend()}, " \
-           f"{' '.join(shown)}, jax {jax.__version__}"
+        write_json(args.json, results)  # after every pair: a stopped run keeps what it measured
+    return results
 
 
 # --------------------------------------------------------------------------- table and plot
@@ -179,14 +216,21 @@ def curves(results: dict) -> dict:
     return out
 
 
-def table(path: str) -> str:
-    results = json.loads(Path(path).read_text())
+def _machine_text(machine) -> str:
+    """A run's machine: the line `timing.machine_line` writes (older runs kept a string)."""
+    if isinstance(machine, str):
+        return machine
+    return machine_line(machine) + "  " + " ".join(machine.get("vector_flags", []))
+
+
+def table(results: dict, machine: bool = True) -> str:
+    """The BENCHMARKS.md table of one run's JSON, and the 50-step ratios to photo/adam/100;
+    under the line naming its machine unless `machine` is false."""
     found = curves(results)
     shown = [s for s in (0, 10, 20, 50, 100) if any(s in c["steps"] for c in found.values())]
-    lines = [f"{results['size']} px, {len(results['pairs'])} pairs; {results['machine']}", "",
-             "| start / optimiser / steps [/ lr] | one pass s | step ms | "
-             + " | ".join(f"loss @{s} (x photo)" for s in shown) + " | layout | s to last |",
-             "|---" * (5 + len(shown)) + "|"]
+    headers = (["start / optimiser / steps [/ lr]", "one pass s", "step ms"]
+               + [f"loss @{s} (x photo)" for s in shown] + ["layout", "s to last"])
+    rows = []
     for arm, c in found.items():
         cells = []
         for s in shown:
@@ -196,8 +240,11 @@ def table(path: str) -> str:
                 cells.append(f"{c['loss'][i] * 1e-6:.0f}{ratio}")
             else:
                 cells.append("")
-        lines.append(f"| {arm} | {c['onepass_s']:.2f} | {c['step_s'] * 1e3:.0f} | "
-                     + " | ".join(cells) + f" | {c['layout']:.2f} | {c['seconds'][-1]:.0f} |")
+        rows.append([arm, f"{c['onepass_s']:.2f}", f"{c['step_s'] * 1e3:.0f}", *cells,
+                     f"{c['layout']:.2f}", f"{c['seconds'][-1]:.0f}"])
+    lines = [_machine_text(results["machine"])] if machine else []
+    lines += [f"{results['size']} px, {len(results['pairs'])} pairs", "",
+             markdown_table(headers, rows)]
     photo = found.get("photo/adam/100")
     if photo and 100 in photo["steps"]:
         target = photo["loss"][photo["steps"].index(100)]
@@ -216,22 +263,32 @@ def table(path: str) -> str:
     return "\n".join(lines)
 
 
+def read_results(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--table {path}: cannot read it ({exc})") from None
+
+
 def plot(paths: list[str], out: str) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install -e '.[pictures]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(paths), figsize=(6.2 * len(paths), 4.4), squeeze=False)
     for ax, path in zip(axes[0], paths):
-        results = json.loads(Path(path).read_text())
+        results = read_results(path)
         for arm, c in curves(results).items():
             if len(arm.split("/")) > 3:
                 continue  # learning-rate variants are in the table, not the picture
             start, optimizer, _ = arm.split("/")
             style = "-" if optimizer == "adam" else "--"
             ax.plot(c["seconds"], np.asarray(c["loss"]) * 1e-6, style, marker=".",
-                    label=f"{start}, {'Adam' if optimizer == 'adam' else 'L-BFGS'}")
+                    label=f"{start}, {OPTIMIZER_LABELS.get(optimizer, optimizer)}")
         ax.set_yscale("log")
         ax.set_xlabel("seconds (one pass + warm steps)")
         ax.set_ylabel("seed loss (x1e6), median of pairs")
@@ -243,28 +300,35 @@ def plot(paths: list[str], out: str) -> None:
     print(f"wrote {out}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--photos", nargs="+", default=PHOTOS)
-    parser.add_argument("--arms", nargs="+", default=ARMS)
-    parser.add_argument("--json", help="write the measurements here (after every pair)")
-    parser.add_argument("--table", nargs="+", metavar="JSON", help="print tables, no runs")
-    parser.add_argument("--plot", metavar="PNG", help="with --table: draw the curves")
-    args = parser.parse_args()
+def _found(photo: str) -> bool:
+    try:
+        return image_path(photo).exists()
+    except JaxstyleError:
+        return False
+
+
+def run(args) -> int:
     if args.table:
         for path in args.table:
-            print(table(path), end="\n\n")
+            print(table(read_results(path)), end="\n\n")
         if args.plot:
             plot(args.table, args.plot)
-        return
-    missing = [p for p in args.photos[:args.pairs] if not image_path(p).exists()]
+        return 0
+    if args.plot:
+        raise ConfigError("--plot draws the runs of --table JSON...; measure first with --json")
+    if args.pairs < 1:
+        raise ConfigError("--pairs must be >= 1")
+    for arm in args.arms:
+        parse_arm(arm)
+    photos = args.photos or SHARED_PHOTOS + [str(args.held_out / name)
+                                             for name in HELD_OUT_PHOTOS]
+    photos = photos[:args.pairs]
+    missing = [p for p in photos if not _found(p)]
     if missing:
-        sys.exit(f"error: missing photos {missing} (scripts/training_photos.py --held-out "
-                 f"/tmp/heldout makes the held-out ones; the rest are in {IMAGES})")
-    measure(args)
-
-
-if __name__ == "__main__":
-    main()
+        raise ConfigError(f"missing photos {missing} (`python scripts/training_photos.py "
+                          f"/tmp/photos --held-out {args.held_out}` makes the held-out ones; "
+                          f"the rest are in {shared_images()})")
+    results = measure(args, photos)
+    print()
+    print(table(results, machine=False))
+    return 0

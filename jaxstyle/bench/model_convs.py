@@ -1,6 +1,6 @@
 """Time each of TransformerNet's convolutions alone, under XLA's conv paths and PyTorch's.
 
-    python scripts/bench_model_convs.py --width 0.5 --size 256 --steps 7
+    jaxstyle bench model-convs --width 0.5 --size 256 --steps 7
 
 Per layer shape (input already padded, as the net pads it): XLA's default path, XLA with the
 convolutions kept off YNNPACK (`fastconv.NO_YNN_CONV_OPTIONS`), the 9x9 layers through
@@ -11,23 +11,29 @@ The `net` line adds the layers up as the net uses them (the residual conv 10 tim
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from jaxstyle.bench.timing import machine_line, markdown_table, time_alternating
 
-import jax  # noqa: E402
+EXAMPLES = ["jaxstyle bench model-convs --width 0.5 --size 256 --steps 7",
+            "jaxstyle bench model-convs --width 0.5 --size 512"]
 
-from jaxstyle import fastconv  # noqa: E402
-from jaxstyle.feedforward.network import NUM_RESIDUAL_BLOCKS, channel_counts  # noqa: E402
+FORMS = ["xla", "xla no-ynn", "s2d no-ynn", "torch"]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--size", type=int, default=256, help="image side, px (multiple of 4)")
+    p.add_argument("--width", type=float, default=1.0, help="network width")
+    p.add_argument("--batch", type=int, default=1, help="images per call")
+    p.add_argument("--steps", type=int, default=7, help="timed calls per form")
 
 
 def layer_shapes(size: int, width: float) -> list[tuple[str, int, int, int, int, int, int]]:
     """(name, output side, Cin, Cout, kernel, stride, uses per net) of every conv shape."""
+    from jaxstyle.feedforward.network import NUM_RESIDUAL_BLOCKS, channel_counts
+
     c1, c2, c3 = channel_counts(width)
     return [("encode0", size, 3, c1, 9, 1, 1), ("encode1", size // 2, c1, c2, 3, 2, 1),
             ("encode2", size // 4, c2, c3, 3, 2, 1),
@@ -38,6 +44,10 @@ def layer_shapes(size: int, width: float) -> list[tuple[str, int, int, int, int,
 
 def conv_forms(kernel_size: int, stride: int) -> dict:
     """name -> jitted (x, kernel) -> y for this layer."""
+    import jax
+
+    from jaxstyle import fastconv
+
     forms = {
         "xla": jax.jit(lambda x, k: fastconv.conv_valid(x, k, stride)),
         "xla no-ynn": jax.jit(lambda x, k: fastconv.conv_valid(x, k, stride),
@@ -65,19 +75,20 @@ def torch_form(x: np.ndarray, kernel: np.ndarray, stride: int):
     return call
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256, help="image side, px (multiple of 4)")
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=7, help="timed calls per form")
-    args = parser.parse_args()
+def run(args) -> int:
+    from jaxstyle.errors import ConfigError
+
+    if args.size < 4 or args.size % 4 or args.batch < 1 or args.steps < 1:
+        raise ConfigError("--size must be a multiple of 4, --batch and --steps >= 1")
+    print(machine_line())
+    print(f"{args.size} px, width {args.width:g}, batch {args.batch}: min ms of {args.steps} "
+          "calls per form")
     rng = np.random.default_rng(0)
     totals: dict[str, float] = {}
-    names = ["xla", "xla no-ynn", "s2d no-ynn", "torch"]
-    print(f"{'layer':<9} {'out px':>6} {'cin->cout':>9} {'k/s':>5} {'MFLOP':>7} "
-          + " ".join(f"{name:>11}" for name in names) + "  max |diff|")
+    rows = []
+    torch_missing = False
     for name, side, cin, cout, k, stride, uses in layer_shapes(args.size, args.width):
+        print(f"model-convs: {name}", file=sys.stderr)
         padded = (side - 1) * stride + k
         x = rng.standard_normal((args.batch, padded, padded, cin)).astype(np.float32)
         kernel = (rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin)).astype(
@@ -91,29 +102,26 @@ def main() -> int:
         torch_call = torch_form(x, kernel, stride)
         if torch_call is not None:
             calls["torch"] = torch_call
-        times = {form: [] for form in calls}
-        for call in calls.values():
-            call()
-        for _ in range(args.steps):
-            for form, call in calls.items():
-                started = time.perf_counter()
-                call()
-                times[form].append(1e3 * (time.perf_counter() - started))
-        best = {form: min(values) for form, values in times.items()}
-        for form in names:
+        else:
+            torch_missing = True
+        # One untimed call each, then the forms take turns call by call.
+        timings = time_alternating(calls, repeats=args.steps, warmup=1, block=1)
+        best = {form: 1e3 * t.min for form, t in timings.items()}
+        for form in FORMS:
             # A form without a layer-specific variant runs as the plain no-YNN conv.
             fallback = "xla no-ynn" if form == "s2d no-ynn" else None
             value = best.get(form, best.get(fallback))
             if value is not None:
                 totals[form] = totals.get(form, 0.0) + uses * value
         mflop = 2 * k * k * cin * cout * side * side * args.batch / 1e6
-        print(f"{name:<9} {side:>6} {f'{cin}->{cout}':>9} {f'{k}/{stride}':>5} {mflop:>7.0f} "
-              + " ".join(f"{best[n]:>11.2f}" if n in best else f"{'':>11}" for n in names)
-              + f"  {difference:.1e}")
-    print(f"{'net':<9} {'':>6} {'':>9} {'':>5} {'':>7} "
-          + " ".join(f"{totals[n]:>11.1f}" if n in totals else f"{'':>11}" for n in names))
+        rows.append([name, side, f"{cin}->{cout}", f"{k}/{stride}", f"{mflop:.0f}",
+                     *(f"{best[n]:.2f}" if n in best else "" for n in FORMS),
+                     f"{difference:.1e}"])
+    rows.append(["net", "", "", "", "",
+                 *(f"{totals[n]:.1f}" if n in totals else "" for n in FORMS), ""])
+    if torch_missing:
+        print("model-convs: torch is not installed, its column is empty (pip install -e "
+              "'.[peers]')", file=sys.stderr)
+    print(markdown_table(["layer", "out px", "cin->cout", "k/s", "MFLOP",
+                          *(f"{n} ms" for n in FORMS), "max abs diff"], rows))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

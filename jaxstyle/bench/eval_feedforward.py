@@ -1,6 +1,6 @@
 """Quality of feed-forward models against the optimiser: seed loss, layout and grid.
 
-    python scripts/eval_feedforward.py jaxstyle/models/paintings.jxs [MORE MODELS] --size 256 \
+    jaxstyle bench eval-feedforward jaxstyle/models/paintings.jxs [MORE MODELS] --size 256 \
         --photos coffee.jpg astronaut.jpg /tmp/heldout/*.jpg --out docs/fast.png
 
 For each held-out photo and each style of the model: the network's output and Gatys (the
@@ -9,34 +9,38 @@ with the seed loss (same VGG19, layers, weights and style-image size as the Gaty
 layout (`jaxstyle.quality.layout_score`) and the grid (`grid_excess`). The issue-18 targets
 are checked per row: layout >= min(0.85, Gatys' layout - 0.05), loss <= 1.5x Gatys', grid
 <= 0.05. Several models are scored on the same cached Gatys references, side by side. Prints
-a Markdown table and a per-model summary; --out writes photo | style | network | Gatys rows
-for the first model and the first two photos.
+a Markdown table (each row also to stderr as it is scored) and a per-model summary; --out
+writes photo | style | network | Gatys rows for the first model and the first two photos.
+The network's ms is one warm call after a compiling one.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring import (  # noqa: E402
+from jaxstyle.bench.fixtures import vgg_params
+from jaxstyle.bench.scoring import (
     DEFAULT_CACHE,
     eval_config,
     gatys_reference,
     load_pair,
     picture,
     score,
+    warm_call,
 )
+from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.errors import ConfigError
+from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for
+from jaxstyle.feedforward.modelfile import load_model
 
-from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for  # noqa: E402
-from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
-from jaxstyle.vgg import prepare_params  # noqa: E402
-from jaxstyle.weights.fetch import resolve_params  # noqa: E402
+EXAMPLES = ["jaxstyle bench eval-feedforward paintings --photos coffee.jpg astronaut.jpg "
+            "/tmp/heldout/*.jpg",
+            "jaxstyle bench eval-feedforward jaxstyle/models/paintings.jxs OLD.jxs --size 256 "
+            "--json /tmp/scores.json --out docs/fast.png"]
 
 LOSS_TARGET = 1.5   # x Gatys-100's seed loss, on a CPU
 LAYOUT_FLOOR = 0.85
@@ -48,19 +52,33 @@ def layout_target(gatys_layout: float) -> float:
     return min(LAYOUT_FLOOR, gatys_layout - LAYOUT_SLACK)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"])
-    parser.add_argument("--gatys-steps", type=int, default=100)
-    parser.add_argument("--styles", nargs="+", help="only these styles of the model")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="Gatys references are kept here between runs")
-    parser.add_argument("--json", help="write every row here")
-    parser.add_argument("--out", help="picture: photo | style | network | Gatys, per style")
-    args = parser.parse_args()
-    params = prepare_params(resolve_params(progress=False, log=lambda m: None))
+def one_pass(stylizer, content, weights) -> np.ndarray:
+    return np.asarray(stylizer(content[None], weights))[0]
+
+
+def add_arguments(p) -> None:
+    from jaxstyle.cli.common import add_weights_option
+
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="feed-forward models (.jxs files or built-in names), scored side by "
+                        "side; the first one's styles are scored")
+    p.add_argument("--size", type=int, default=256, help="longer side of the photos, px")
+    p.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"],
+                   help="held-out photos (paths, or names among the shared images)")
+    p.add_argument("--gatys-steps", type=int, default=100,
+                   help="Adam steps of the Gatys reference")
+    p.add_argument("--styles", nargs="+", help="only these styles of the model")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                   help="Gatys references are kept here between runs")
+    p.add_argument("--json", metavar="OUT", help="write every row here")
+    p.add_argument("--out", metavar="PNG",
+                   help="picture: photo | style | network | Gatys, per style")
+    add_weights_option(p)
+
+
+def run(args) -> int:
+    print(machine_line(), flush=True)
+    params = vgg_params(args.weights)
     cfg = eval_config(args.size, args.gatys_steps)
     models = []
     for model in args.models:
@@ -69,10 +87,11 @@ def main():
         models.append((model, header, make_stylizer(net_params, header)))
     styles = [s["name"] for s in models[0][1]["styles"]
               if not args.styles or s["name"] in args.styles]
-    print(f"| model | photo | style | loss | x Gatys-{args.gatys_steps} | layout (Gatys) | grid | "
-          "ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    rows, panels = [], []
+    if not styles:
+        raise ConfigError(f"none of --styles {args.styles} is a style of {args.models[0]}")
+    headers = ["model", "photo", "style", "loss", f"x Gatys-{args.gatys_steps}",
+               "layout (Gatys)", "grid", "ms"]
+    rows, cells, panels = [], [], []
     for photo in args.photos:
         for name in styles:
             content, style = load_pair(photo, f"{name}.jpg", cfg)
@@ -80,22 +99,21 @@ def main():
             reference = score(params, content, style, gatys, cfg)
             for label, header, stylizer in models:
                 weights = np.asarray(style_weights_for(header, name))[None]
-                stylizer(content[None], weights)  # compile
-                started = time.perf_counter()
-                output = np.asarray(stylizer(content[None], weights))[0]
-                ms = 1e3 * (time.perf_counter() - started)
+                output, seconds = warm_call(one_pass, stylizer, content, weights)
                 ours = score(params, content, style, output, cfg)
                 ratio = ours["loss"] / reference["loss"]
                 passed = (ours["layout"] >= layout_target(reference["layout"]),
                           ratio <= LOSS_TARGET, ours["grid"] <= GRID_TARGET)
                 rows.append({"model": label, "photo": Path(photo).name, "style": name,
                              **ours, "ratio": ratio, "gatys": reference, "passed": passed})
-                print(f"| {Path(label).name} | {Path(photo).name} | {name} | "
-                      f"{ours['loss']:.3g} | {ratio:.2f} | {ours['layout']:.2f} "
-                      f"({reference['layout']:.2f}) | {ours['grid']:+.3f} | {ms:.0f} |",
-                      flush=True)
+                cells.append([Path(label).name, Path(photo).name, name, f"{ours['loss']:.3g}",
+                              f"{ratio:.2f}",
+                              f"{ours['layout']:.2f} ({reference['layout']:.2f})",
+                              f"{ours['grid']:+.3f}", f"{1e3 * seconds:.0f}"])
+                print(" | ".join(cells[-1]), file=sys.stderr, flush=True)
                 if label == args.models[0] and photo in args.photos[:2]:
                     panels.append((content, style, output, gatys))
+    print(markdown_table(headers, cells))
     print()
     for label, _, _ in models:
         mine = [r for r in rows if r["model"] == label]
@@ -109,7 +127,4 @@ def main():
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.out:
         picture(panels, args.out)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -2,7 +2,7 @@
 analysis (BENCHMARKS.md, "Largest image"). Nothing is run: each program is only compiled for
 abstract inputs, so this works for any size on a laptop.
 
-    python scripts/bench_spatial_memory.py --devices 1 2 4 8 --sides 1024 2048 4096
+    jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 1024 2048 4096
 
 Each device count runs in a subprocess with JAX_NUM_CPU_DEVICES set (fixed at start-up).
 Per device: arguments + outputs + temporaries of the step with --remat, 16:9 images.
@@ -15,16 +15,33 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.config import PRECISIONS
+
+EXAMPLES = ["jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 1024 2048 4096",
+            "jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 2048 4096 7680"]
+
+# Memory grows linearly with pixels: the budgets to extrapolate to, from the largest size
+# measured at that device count.
+BUDGETS = ((24, 8, "8 x 24 GB"), (141, 1, "one 141 GB H200"))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8],
+                   help="device counts (CPU devices, one process each), rows x 1")
+    p.add_argument("--sides", type=int, nargs="+", default=[1024, 2048, 4096],
+                   help="longer sides of the 16:9 images, px")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="precision of the step's convolutions")
+    # The device count measured in this process (JAX_NUM_CPU_DEVICES set); prints JSON.
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
 
 
 def measure(devices: int, sides: list[int], precision: str) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    sys.path.insert(0, str(ROOT))
     from jaxstyle import StyleConfig, init_state, make_targets
     from jaxstyle.gatys.spatial import round_up_size, spatial_shardings
     from jaxstyle.gatys.state import make_step
@@ -55,30 +72,38 @@ def measure(devices: int, sides: list[int], precision: str) -> list[dict]:
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--sides", type=int, nargs="+", default=[1024, 2048, 4096])
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def run(args) -> int:
     if args.child:
-        print(json.dumps(measure(args.child, args.sides, args.precision)))
-        return
-    rows = []
+        from jaxstyle.bench.timing import machine_info
+
+        rows = measure(args.child, args.sides, args.precision)
+        print(json.dumps({"rows": rows, "machine": machine_info()}))
+        return 0
+    rows, machine = [], None
     for devices in args.devices:
+        print(f"spatial-memory: {devices} device(s)", file=sys.stderr)
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices)}
-        result = subprocess.run([sys.executable, __file__, "--child", str(devices), "--sides",
-                                 *map(str, args.sides), "--precision", args.precision], env=env,
-                                capture_output=True, text=True, check=True)
-        rows.extend(json.loads(result.stdout.strip().splitlines()[-1]))
-    print(f"{'devices':>7} {'image':>11} {'MPix':>6} {'GiB/device':>10} {'bytes/pixel/device':>18}")
+        result = subprocess.run([sys.executable, "-m", "jaxstyle.bench.spatial_memory",
+                                 "--child", str(devices), "--sides", *map(str, args.sides),
+                                 "--precision", args.precision], env=env, capture_output=True,
+                                text=True)
+        if result.returncode != 0:  # as before, a failed device count ends the run
+            print(result.stderr.strip()[-2000:], file=sys.stderr)
+            print(f"spatial-memory: {devices} device(s) failed", file=sys.stderr)
+            return 1
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        rows.extend(report["rows"])
+        machine = machine or report["machine"]
+    print(machine_line(machine))
+    table = []
     for row in rows:
         per_pixel = row["gib_per_device"] * 2**30 / (row["megapixels"] * 1e6)
-        print(f"{row['devices']:>7} {row['width']:>5}x{row['height']:<5} {row['megapixels']:>6.1f} "
-              f"{row['gib_per_device']:>10.2f} {per_pixel:>18.0f}")
-    # Memory grows linearly with pixels: extrapolate from the largest size measured.
-    for budget_gib, devices, label in ((24, 8, "8 x 24 GB"), (141, 1, "one 141 GB H200")):
+        table.append([row["devices"], f"{row['width']}x{row['height']}",
+                      f"{row['megapixels']:.1f}", f"{row['gib_per_device']:.2f}",
+                      f"{per_pixel:.0f}"])
+    print(markdown_table(["devices (rows x 1)", "image", "MPix", "GiB per device",
+                          "bytes per pixel per device"], table))
+    for budget_gib, devices, label in BUDGETS:
         measured = [r for r in rows if r["devices"] == devices]
         if not measured:
             continue
@@ -86,7 +111,10 @@ def main():
         per_pixel = last["gib_per_device"] / last["megapixels"]
         print(f"{label}: about {budget_gib / per_pixel:.0f} megapixels fit "
               f"(8K, 7680x4320, is 33.2 MP: {'yes' if budget_gib / per_pixel > 33.2 else 'no'})")
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the per-device-count child process (`--child`)
+    _parser = argparse.ArgumentParser()
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

@@ -1,6 +1,6 @@
 """Flicker against style: warping error and style loss of trained models on clips of known motion.
 
-    python scripts/flicker_table.py plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs \
+    jaxstyle bench flicker plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs \\
         s5e9=/tmp/ft/s5e9.jxs --style starry_night --h264         # about 8 minutes on 2 cores
 
 The clips are cameras panning (0.5 and 2 px per frame) and zooming over held-out photos
@@ -22,7 +22,6 @@ Sharpness: mean gradient magnitude of the frames, relative to the first model's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -34,24 +33,20 @@ import jax
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from jaxstyle.bench.fixtures import image_path, vgg_params
+from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.config import StyleConfig
+from jaxstyle.flicker import as_float, make_motion_clip, per_frame_warping_errors, temporal_smooth
+from jaxstyle.images import load_image
+from jaxstyle.objective import make_targets, per_image_loss
+from jaxstyle.video import read_frames, to_uint8, write_video
 
-from jaxstyle import StyleConfig, load_image  # noqa: E402
-from jaxstyle.cli.video import optimisation_frame_stylizer  # noqa: E402
-from jaxstyle.feedforward.apply import make_stylizer, style_weights_for  # noqa: E402
-from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
-from jaxstyle.flicker import (  # noqa: E402
-    as_float,
-    make_motion_clip,
-    per_frame_warping_errors,
-    temporal_smooth,
-)
-from jaxstyle.objective import make_targets, per_image_loss  # noqa: E402
-from jaxstyle.video import read_frames, to_uint8, write_video  # noqa: E402
-from jaxstyle.weights.fetch import resolve_params  # noqa: E402
-
-IMAGES = ROOT.parent / "shared" / "images"
+EXAMPLES = ["jaxstyle bench flicker plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs "
+            "s5e9=/tmp/ft/s5e9.jxs --style starry_night --smooth 0.3 --opt-clip coffee/pan0.5 "
+            "--opt-frames 12 --h264",
+            "jaxstyle bench flicker plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs "
+            "s5e9=/tmp/ft/s5e9.jxs --style shipwreck --smooth 0.3 --opt-clip none --h264",
+            "jaxstyle bench flicker paintings --frames 8 --photos coffee.jpg --opt-clip none"]
 # name -> (motion, speed in px/frame): sub-pixel pan, whole-pixel pan, slow zoom (edges 1 px).
 CAMERAS = {"pan0.5": ("pan", 0.5), "pan2": ("pan", 2.0), "zoom": ("zoom", 1.0)}
 STYLE_LOSS_FRAMES = 4  # frames per clip scored by VGG: evenly spaced, first and last included
@@ -83,7 +78,7 @@ def make_clips(photos: list[str], size: tuple[int, int], frames: int) -> list[Cl
     """Every camera over every photo."""
     clips = []
     for photo in photos:
-        image = np.asarray(Image.open(IMAGES / photo).convert("RGB"))
+        image = np.asarray(Image.open(image_path(photo)).convert("RGB"))
         for camera, (motion, speed) in CAMERAS.items():
             clip, motions = make_motion_clip(image, size, frames, motion, speed)
             clips.append(Clip(f"{Path(photo).stem}/{camera}", clip, motions))
@@ -114,6 +109,8 @@ def optimised_outputs(frames: np.ndarray, style_path: Path, weights: str | None,
     """`jaxstyle video --style-image` on the frames (its own function, so the same path)."""
     args = SimpleNamespace(weights=weights, quiet=True, style_image=str(style_path),
                            frame_steps=frame_steps)
+    from jaxstyle.cli.video import optimisation_frame_stylizer
+
     cfg = StyleConfig(max_dim=max(frames.shape[1:3]), steps=first_steps)
     stylize_frames = optimisation_frame_stylizer(args, cfg)
     return np.concatenate([to_uint8(stylize_frames(frame[None])) for frame in frames])
@@ -188,8 +185,8 @@ def ratio(value: float | None, base: float | None) -> str:
     return "—" if value is None or base is None else f"{value / base:.2f}"
 
 
-def row(clip: str, method: str, result: Score, reference: Score | None) -> str:
-    """One Markdown table row; ratios to the reference (the first model on the same frames)."""
+def row(clip: str, method: str, result: Score, reference: Score | None) -> list[str]:
+    """One table row's cells; ratios to the reference (the first model on the same frames)."""
     def against(name: str) -> str:
         base = None if reference is None else getattr(reference, name)
         return ratio(getattr(result, name), base)
@@ -198,16 +195,16 @@ def row(clip: str, method: str, result: Score, reference: Score | None) -> str:
     if result.warping_h264 is not None:
         cells += [f"{result.warping_h264:.4f}", against("warping_h264")]
     cells += [f"{result.style:.3g}", against("style"), against("sharpness")]
-    return "| " + " | ".join(cells) + " |"
+    return cells
 
 
-def header_lines(reference: str, h264: bool) -> list[str]:
-    """The table's column names and rule."""
+def headers(reference: str, h264: bool) -> list[str]:
+    """The table's column names."""
     names = ["clip", "method", "warping error", f"ratio to {reference}"]
     if h264:
         names += ["after H.264", f"ratio to {reference}"]
     names += ["style loss", f"ratio to {reference}", f"sharpness vs {reference}"]
-    return ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
+    return names
 
 
 def target_summary(label: str, ratios: list[tuple[float, float]]) -> str:
@@ -221,40 +218,64 @@ def target_summary(label: str, ratios: list[tuple[float, float]]) -> str:
             f"{'met' if met else 'not met'}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", metavar="LABEL=PATH",
-                        help="model files; the first is the reference (plain) model")
-    parser.add_argument("--style", default="starry_night", help="style name inside the models")
-    parser.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"])
-    parser.add_argument("--size", type=int, nargs=2, default=(144, 256), metavar=("H", "W"))
-    parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--smooth", type=float, default=0.3, help="0: no smoothed row")
-    parser.add_argument("--opt-clip", default="coffee/pan0.5",
-                        help="clip for optimisation mode ('none': skip it)")
-    parser.add_argument("--opt-frames", type=int, default=12, help="its first N frames only")
-    parser.add_argument("--opt-steps", type=int, default=60, help="Adam steps, first frame")
-    parser.add_argument("--opt-frame-steps", type=int, default=15, help="Adam steps, later ones")
-    parser.add_argument("--h264", action="store_true", help="also after an H.264 round trip")
-    parser.add_argument("--weights", help="VGG19 weights (default: the fetched cache)")
-    args = parser.parse_args()
+def add_arguments(p) -> None:
+    from jaxstyle.cli.common import add_weights_option
 
-    began = time.perf_counter()
+    p.add_argument("models", nargs="+", metavar="LABEL=PATH",
+                   help="model files (.jxs) or built-in names, each labelled (a bare one by "
+                        "its stem); the first is the reference (plain) model")
+    p.add_argument("--style", default="starry_night",
+                   help="style name inside the models (its painting among the shared images "
+                        "scores the style loss)")
+    p.add_argument("--photos", nargs="+", default=["coffee.jpg", "astronaut.jpg"],
+                   help="held-out photos the cameras move over (shared images or paths)")
+    p.add_argument("--size", type=int, nargs=2, default=(144, 256), metavar=("H", "W"),
+                   help="frame size, px")
+    p.add_argument("--frames", type=int, default=24, help="frames per clip")
+    p.add_argument("--smooth", type=float, default=0.3,
+                   help="a row of the first model blended as `jaxstyle video --smooth` blends; "
+                        "0: no smoothed row")
+    p.add_argument("--opt-clip", default="coffee/pan0.5",
+                   help="clip for optimisation mode ('none': skip it)")
+    p.add_argument("--opt-frames", type=int, default=12, help="its first N frames only")
+    p.add_argument("--opt-steps", type=int, default=60, help="Adam steps, first frame")
+    p.add_argument("--opt-frame-steps", type=int, default=15, help="Adam steps, later ones")
+    p.add_argument("--h264", action="store_true", help="also after an H.264 round trip")
+    add_weights_option(p)
+
+
+def check_arguments(args) -> None:
+    from jaxstyle.errors import ConfigError
+
+    if min(args.size) < 1 or args.frames < 2 or args.opt_frames < 2:
+        raise ConfigError("--size must be positive, and --frames and --opt-frames >= 2 (the "
+                          "warping error compares consecutive frames)")
+    if args.smooth < 0 or args.opt_steps < 0 or args.opt_frame_steps < 0:
+        raise ConfigError("--smooth, --opt-steps and --opt-frame-steps must be >= 0")
+
+
+def run(args) -> int:
+    from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for
+    from jaxstyle.feedforward.modelfile import load_model
+
+    check_arguments(args)
+    began = time.perf_counter()  # the whole run's wall time, reported as progress and at the end
+    print(machine_line(), flush=True)
     models = [parse_model(text) for text in args.models]
     reference_label = models[0][0]
-    vgg_params = resolve_params(args.weights, progress=False, log=lambda message: None)
-    loaded = [(label, *load_model(path)) for label, path in models]
+    vgg = vgg_params(args.weights)
+    loaded = [(label, *load_model(resolve_model(path)[0])) for label, path in models]
     reference_header = loaded[0][2]
     style_side = reference_header["training"]["style_size"]
-    style_path = IMAGES / f"{args.style}.jpg"
-    scorer = StyleScorer(vgg_params, load_image(style_path, style_side, what="style image"),
+    style_path = image_path(f"{args.style}.jpg")
+    scorer = StyleScorer(vgg, load_image(style_path, style_side, what="style image"),
                          loss_config(reference_header))
     clips = make_clips(args.photos, tuple(args.size), args.frames)
 
     stylizers = [(label, make_stylizer(params, header), style_weights_for(header, args.style))
                  for label, params, header in loaded]
 
-    lines = header_lines(reference_label, args.h264)
+    rows = []
     ratios: dict[str, list[tuple[float, float]]] = {}
     for clip in clips:
         outputs = {label: network_outputs(stylizer, weights, clip.frames)
@@ -265,22 +286,22 @@ def main():
         scores = {method: score(clip, out, scorer, args.h264) for method, out in outputs.items()}
         reference = scores[reference_label]
         for method, result in scores.items():
-            lines.append(row(clip.name, method, result, reference))
+            rows.append(row(clip.name, method, result, reference))
             ratios.setdefault(method, []).append((result.warping / reference.warping,
                                                   result.style / reference.style))
-        lines.append(row(clip.name, "source clip (floor)", score(clip, clip.frames, scorer,
-                                                                 args.h264), None))
+        rows.append(row(clip.name, "source clip (floor)", score(clip, clip.frames, scorer,
+                                                                args.h264), None))
         if clip.name == args.opt_clip:
             count = args.opt_frames
             optimised = optimised_outputs(clip.frames[:count], style_path, args.weights,
                                           args.opt_steps, args.opt_frame_steps)
             same_frames = score(clip, outputs[reference_label][:count], scorer, args.h264)
-            lines.append(row(clip.name, f"{reference_label}, first {count} frames",
-                             same_frames, same_frames))
+            rows.append(row(clip.name, f"{reference_label}, first {count} frames",
+                            same_frames, same_frames))
             method = (f"optimisation {args.opt_steps}+{args.opt_frame_steps}/frame, "
                       f"first {count} frames")
-            lines.append(row(clip.name, method, score(clip, optimised, scorer, args.h264),
-                             same_frames))
+            rows.append(row(clip.name, method, score(clip, optimised, scorer, args.h264),
+                            same_frames))
         print(f"{clip.name} done after {time.perf_counter() - began:.0f} s", file=sys.stderr,
               flush=True)
 
@@ -289,13 +310,10 @@ def main():
           + ("; 'after H.264': crf 18 yuv420p round trip" if args.h264 else "") + "; "
           f"style loss averaged over {STYLE_LOSS_FRAMES} frames; sharpness = mean gradient "
           f"magnitude relative to {reference_label}.\n")
-    print("\n".join(lines))
+    print(markdown_table(headers(reference_label, args.h264), rows))
     print()
     for label, model_ratios in ratios.items():
         if label != reference_label:
             print(target_summary(label, model_ratios))
     print(f"\n{time.perf_counter() - began:.0f} s in all")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,5 +1,6 @@
-"""Shared scoring for the quality scripts: the seed loss, layout and grid of an output, and
-the Gatys reference it is measured against (cached on disk, as it is the slow part).
+"""Shared scoring for the quality benchmarks (`jaxstyle bench eval-feedforward`,
+`eval-arbitrary`, `eval-wct-levels`, `refine`): the seed loss, layout and grid of an output,
+and the Gatys reference it is measured against (cached on disk, as it is the slow part).
 
 Every output is scored against the photo at the evaluation size and the style image at the
 size the seed would use (`style_size`), with the seed's VGG19, layers and weights.
@@ -8,28 +9,21 @@ size the seed would use (`style_size`), with the seed's VGG19, layers and weight
 from __future__ import annotations
 
 import hashlib
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from jaxstyle.bench.fixtures import image_path
+from jaxstyle.bench.timing import time_calls
+from jaxstyle.config import StyleConfig
+from jaxstyle.images import load_image, resize, save_image
+from jaxstyle.objective import loss_fn, make_targets
+from jaxstyle.quality import grid_excess, layout_score
 
-from jaxstyle import StyleConfig, load_image, loss_fn, make_targets, save_image  # noqa: E402
-from jaxstyle.gatys import stylize  # noqa: E402
-from jaxstyle.gatys.pipeline import style_size  # noqa: E402
-from jaxstyle.images import resize  # noqa: E402
-from jaxstyle.quality import grid_excess, layout_score  # noqa: E402
-
-IMAGES = ROOT.parent / "shared" / "images"
 DEFAULT_CACHE = Path("/tmp/jaxstyle-gatys-cache")
-
-
-def image_path(name: str) -> Path:
-    """A path as given if it exists, else the file of that name in ../shared/images."""
-    path = Path(name)
-    return path if path.exists() else IMAGES / name
+T = TypeVar("T")
 
 
 def eval_config(size: int, gatys_steps: int = 100) -> StyleConfig:
@@ -38,6 +32,8 @@ def eval_config(size: int, gatys_steps: int = 100) -> StyleConfig:
 
 def load_pair(photo: str, style: str, cfg: StyleConfig) -> tuple[np.ndarray, np.ndarray]:
     """The photo at cfg.max_dim and the style image at the seed's style size for it."""
+    from jaxstyle.gatys.pipeline import style_size
+
     content = load_image(image_path(photo), cfg.max_dim)
     style_image = load_image(image_path(style), None)
     return content, resize(style_image, style_size(style_image.shape[:2], content.shape[:2], cfg))
@@ -65,9 +61,25 @@ def score(params, content, style, image, cfg: StyleConfig) -> dict[str, float]:
             "layout": layout_score(image, content), "grid": grid_excess(image, content)}
 
 
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
+    mse = float(np.mean(np.square(np.asarray(image, np.float64) - reference)))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def warm_call(fn: Callable[..., T], *args, **kwargs) -> tuple[T, float]:
+    """fn(*args, **kwargs) and the seconds of one warm call: one untimed call first (the
+    compile), then one timed (`timing.time_calls`, repeats 1, warm-up 1). fn must block."""
+    results: list = []
+    timing = time_calls(lambda: results.append(fn(*args, **kwargs)), repeats=1, warmup=1)
+    return results[-1], timing.median
+
+
 def gatys_reference(params, content, style, cfg: StyleConfig,
                     cache: Path | None = DEFAULT_CACHE) -> np.ndarray:
     """Gatys after cfg.steps steps of the seed's Adam from the photo; cached by inputs."""
+    from jaxstyle.gatys import stylize
+
     key = hashlib.sha256(content.tobytes() + style.tobytes() + repr(
         (content.shape, style.shape, cfg.steps)).encode()).hexdigest()[:20]
     path = None if cache is None else cache / f"gatys-{key}.npy"
@@ -96,3 +108,7 @@ def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
     gap = np.ones((6, width, 3), np.float32)
     stacked = [part for line in lines for part in (line, gap)][:-1]
     save_image(path, np.concatenate(stacked))
+
+
+__all__ = ["DEFAULT_CACHE", "block4_gram_term", "eval_config", "gatys_reference", "load_pair",
+           "picture", "psnr", "score", "seed_loss", "warm_call"]

@@ -80,6 +80,10 @@ def device_script(name: str, timeout: float = 900) -> subprocess.CompletedProces
 
 
 def pytest_collection_finish(session):
+    # Under pytest-xdist every worker collects every test but runs only some: a script
+    # starts when a test of this worker first needs it (`device_script`), not for all.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     for name, (user, _) in DEVICE_SCRIPTS.items():
         if any(user == item.originalname or user in item.fixturenames
                for item in session.items):
@@ -112,8 +116,11 @@ def tiny_params():
     return params
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rng():
+    """A fresh generator per test file: its draws must not depend on which files ran before
+    in this process (under pytest-xdist, on which worker runs the file; `--dist loadfile`
+    keeps a file's tests in one worker, in order)."""
     return np.random.default_rng(1234)
 
 

@@ -51,3 +51,24 @@ def test_bad_options_are_one_line_errors(argv, said, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
+
+
+def test_the_shared_timing_helper_warms_up_takes_turns_and_summarises():
+    from jaxstyle.bench.timing import markdown_table, time_alternating, time_calls
+
+    calls = []
+    timed = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             repeats=3, warmup=1, block=2)
+    # One untimed call each, then turns of two calls: a a b b a b.
+    assert calls == ["a", "b", "a", "a", "b", "b", "a", "b"]
+    assert [len(t.samples) for t in timed.values()] == [3, 3]
+    assert all(t.min <= t.median <= t.max for t in timed.values())
+    assert len(time_calls(lambda: None, repeats=4, warmup=0).samples) == 4
+    t = Timing((0.003, 0.001, 0.002))
+    assert (t.median, t.min, t.max) == (0.002, 0.001, 0.003)
+    assert t.summary() == "2.0 ms (min 1.0, max 3.0, 3 runs)"
+    assert markdown_table(["x", "y"], [[1, "a"]]) == "| x | y |\n| --- | --- |\n| 1 | a |"
+    with pytest.raises(ValueError):
+        markdown_table(["x", "y"], [[1]])
+    with pytest.raises(ValueError):
+        time_calls(lambda: None, repeats=0)

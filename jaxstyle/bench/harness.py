@@ -10,7 +10,6 @@ a shared machine hit both sides alike.
 from __future__ import annotations
 
 import resource
-import statistics
 import time
 
 import numpy as np
@@ -126,13 +125,13 @@ def bench_batches(params, size: int, cfg: StyleConfig, batches, steps: int, warm
     """Rows per batch size: ms/step, images/s, and images/s over batch 1's (efficiency)."""
     content, style = bench_images(size)
     runners = [BatchedJaxRunner(params, content, style, cfg, b) for b in batches]
-    times = time_alternating(runners, steps, warmup, block)
+    times = time_runners(runners, steps, warmup, block)
     rows = []
     for runner in runners:
-        median = statistics.median(times[runner.name])
+        median = times[runner.name].median
         rows.append({"size": size, "impl": runner.name, "batch": runner.batch,
                      "precision": cfg.precision, "remat": cfg.remat,
-                     "ms_per_step": 1e3 * median, "min_ms": 1e3 * min(times[runner.name]),
+                     "ms_per_step": 1e3 * median, "min_ms": 1e3 * times[runner.name].min,
                      "compile_s": runner.compile_s, "images_per_s": runner.batch / median,
                      "gflops": runner.batch * flops_per_step(size, size) / median / 1e9,
                      "temp_bytes": runner.temp_bytes, "first_loss": runner.first_loss})
@@ -172,10 +171,9 @@ class PeerRunner:
         return self.impl.step()
 
 
-def time_alternating(runners, steps: int, warmup: int, block: int) -> dict[str, list[float]]:
-    """Per-step seconds of each runner, taking turns in blocks of `block` steps."""
-    timings = timing.time_alternating({r.name: r.step for r in runners}, steps, warmup, block)
-    return {name: list(t.samples) for name, t in timings.items()}
+def time_runners(runners, steps: int, warmup: int, block: int) -> dict[str, timing.Timing]:
+    """Each runner's Timing of its steps, the runners taking turns in blocks of `block`."""
+    return timing.time_alternating({r.name: r.step for r in runners}, steps, warmup, block)
 
 
 def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warmup: int,
@@ -198,18 +196,18 @@ def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warm
             raise ConfigError(f"peer {runner.name} computes another loss at {size}px: "
                               f"{runner.first_loss:.6g} vs jaxstyle {runners[0].first_loss:.6g}")
         runners.append(runner)
-    times = time_alternating(runners, steps, warmup, block)
+    times = time_runners(runners, steps, warmup, block)
     flops = flops_per_step(size, size)
     rows = []
     for runner in runners:
-        seconds = times[runner.name]
-        median = statistics.median(seconds)
+        timed = times[runner.name]
+        median = timed.median
         rows.append({
             "size": size, "impl": runner.name, "precision": cfg.precision, "remat": cfg.remat,
-            "ms_per_step": 1e3 * median, "min_ms": 1e3 * min(seconds),
+            "ms_per_step": 1e3 * median, "min_ms": 1e3 * timed.min,
             "compile_s": runner.compile_s, "gflops": flops / median / 1e9,
             "flops_per_step": flops, "first_loss": runner.first_loss,
-            "temp_bytes": runner.temp_bytes, "steps": len(seconds),
+            "temp_bytes": runner.temp_bytes, "steps": len(timed.samples),
         })
     for row in rows[1:]:
         row["ratio_jaxstyle_to_peer"] = rows[0]["ms_per_step"] / row["ms_per_step"]

@@ -7,20 +7,19 @@ on), XLA's temp-buffer size, and each output's largest difference from the first
 row's (fp32 by default). The JAX net runs in each precision (fp32, bf16) and XLA conv path
 ("default", or "no-ynn": `fastconv.NO_YNN_CONV_OPTIONS`, convolutions kept off YNNPACK); the
 peers, on the same params and input, in fp32. All run in the same process, alternating in
-blocks of calls (`harness.time_alternating`), so slow drifts of a shared machine hit every
+blocks of calls (`harness.time_runners`), so slow drifts of a shared machine hit every
 implementation alike. Each jaxstyle row's `ratio_to_peers` is {peer: jaxstyle ms / peer ms}.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from jaxstyle.bench.harness import machine_info, peak_memory_bytes, time_alternating
+from jaxstyle.bench.harness import machine_info, peak_memory_bytes, time_runners
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import MIN_SIDE
 
@@ -165,19 +164,19 @@ def bench_case(params, num_styles: int, width: float, size: int, batch: int,
                 raise ConfigError(f"peer {peer} computes another output at {size}px: max "
                                   f"difference {difference:.3g} from jaxstyle fp32")
         runners.append(runner)
-    times = time_alternating(runners, steps, warmup, block)
+    times = time_runners(runners, steps, warmup, block)
     flops = flops_per_call(width, size, size, batch)
     rows = []
     for runner in runners:
-        seconds = times[runner.name]
-        median = statistics.median(seconds)
+        timed = times[runner.name]
+        median = timed.median
         rows.append({
             "size": size, "batch": batch, "impl": runner.impl, "precision": runner.precision,
             "xla_conv": runner.conv_path,
-            "ms_per_call": 1e3 * median, "min_ms": 1e3 * min(seconds),
+            "ms_per_call": 1e3 * median, "min_ms": 1e3 * timed.min,
             "ms_per_image": 1e3 * median / batch, "images_per_s": batch / median,
             "compile_s": runner.compile_s, "gflops": flops / median / 1e9,
-            "flops_per_call": flops, "temp_bytes": runner.temp_bytes, "calls": len(seconds),
+            "flops_per_call": flops, "temp_bytes": runner.temp_bytes, "calls": len(timed.samples),
             "max_abs_diff": (None if reference is None
                              else float(np.abs(runner.output - reference).max())),
         })

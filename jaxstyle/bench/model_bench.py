@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxstyle.bench.harness import machine_info, peak_memory_bytes, time_runners
+from jaxstyle.bench.harness import peak_memory_bytes, time_runners
+from jaxstyle.bench.timing import machine_info
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import MIN_SIDE
 

@@ -37,7 +37,7 @@ import numpy as np
 from jaxstyle.bench.fixtures import image_path, shared_images, vgg_params
 from jaxstyle.bench.scoring import eval_config, load_pair, seed_loss, warm_call
 from jaxstyle.bench.step import write_json
-from jaxstyle.bench.timing import Timing, machine_info, machine_line, markdown_table
+from jaxstyle.bench.timing import Timing, cpu_flag_set, machine_info, machine_line, markdown_table
 from jaxstyle.cli.onepass import make_one_pass
 from jaxstyle.config import OPTIMIZERS
 from jaxstyle.errors import ConfigError, JaxstyleError
@@ -149,12 +149,7 @@ def run_arm(params, content, style, style_file, arm: dict, size: int, painters: 
 
 def vector_flags() -> list[str]:
     """The CPU's flags among VECTOR_FLAGS (bf16, VNNI and AMX matter to this benchmark)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((set(line.split(":", 1)[1].split()) for line in f
-                          if line.startswith("flags")), set())
-    except OSError:
-        return []
+    flags = cpu_flag_set()
     return [flag for flag in VECTOR_FLAGS if flag in flags]
 
 

@@ -82,14 +82,19 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
-def cpu_flags() -> str:
-    """The vector extensions that decide XLA's CPU kernels: 'AVX-512', 'AVX2' or ''."""
+def cpu_flag_set() -> set[str]:
+    """The CPU's feature flags (/proc/cpuinfo's first `flags` line; empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
+            return next((set(line.split(":", 1)[1].split()) for line in f
+                         if line.startswith("flags")), set())
     except OSError:
-        return ""
+        return set()
+
+
+def cpu_flags() -> str:
+    """The vector extensions that decide XLA's CPU kernels: 'AVX-512', 'AVX2' or ''."""
+    flags = cpu_flag_set()
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
 
 
@@ -125,5 +130,5 @@ def machine_line(info: dict | None = None) -> str:
             f"{m['processor']}  jax {m['jax']}")
 
 
-__all__ = ["Timing", "cpu_flags", "machine_info", "machine_line", "markdown_table",
+__all__ = ["Timing", "cpu_flag_set", "cpu_flags", "machine_info", "machine_line", "markdown_table",
            "time_alternating", "time_calls"]

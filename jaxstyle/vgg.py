@@ -6,11 +6,13 @@ seed's default loss (deepest layer block5_conv2) never computes block5_conv3/4.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # The one home of VGG19's table: every other module (weights, losses, peers, CLI) imports it.
 # (name, in_channels, out_channels) of VGG19's 16 conv layers, in network order.
@@ -107,12 +109,18 @@ def _conv3x3_known_grad_kernel(x, kernel, grad_kernel):
 
 
 def _known_fwd(x, kernel, grad_kernel):
-    return _conv3x3(x, kernel), grad_kernel
+    return _conv3x3(x, kernel), (x, kernel, grad_kernel)
 
 
-def _known_bwd(grad_kernel, cotangent):
-    # Only the image's gradient is ever needed; the kernels get none (dead code for XLA).
-    return _conv3x3(cotangent, grad_kernel), None, None
+def _known_bwd(saved, cotangent):
+    # The image's cotangent uses the ready-made backward kernel. The kernel gets its true
+    # cotangent too, so `jax.grad` with respect to the weights is right; a step that asks only
+    # for the image's gradient never uses it, and XLA removes it as dead code. `grad_kernel`
+    # is derived from `kernel`, not an input of the maths, so its cotangent is zero.
+    x, kernel, grad_kernel = saved
+    _, kernel_vjp = jax.vjp(lambda k: _conv3x3(x, k), kernel)
+    (kernel_cotangent,) = kernel_vjp(cotangent)
+    return _conv3x3(cotangent, grad_kernel), kernel_cotangent, jnp.zeros_like(grad_kernel)
 
 
 _conv3x3_known_grad_kernel.defvjp(_known_fwd, _known_bwd)
@@ -122,9 +130,10 @@ def conv3x3_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
                  grad_kernel: jax.Array | None = None) -> jax.Array:
     """3x3 SAME conv + bias + ReLU: (N, H, W, Cin) -> (N, H, W, Cout), in x's dtype.
 
-    With `grad_kernel` (`input_grad_kernel(kernel)`, computed once by `prepare_params`) the
+    With `grad_kernel` (`input_grad_kernel(kernel)`, made once by `prepare_params`) the
     backward pass uses it directly. Otherwise XLA re-derives it by a flip-and-transpose copy
-    in every step, which costs about 8% of a CPU step; kernels then also get gradients.
+    in every step, which costs about 8% of a CPU step. Gradients are the same either way,
+    with respect to the image and to the weights.
     """
     if grad_kernel is None:
         y = _conv3x3(x, kernel.astype(x.dtype))
@@ -133,15 +142,62 @@ def conv3x3_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
     return jax.nn.relu(y + bias.astype(x.dtype))
 
 
+# id(kernel) -> (weak reference to the kernel, its backward kernel). JAX arrays are immutable
+# (and unhashable, hence the id), so a kernel object keeps one backward kernel for life; an
+# edited kernel is a new object and gets a new one. An entry goes when its kernel is collected.
+# NumPy arrays can change in place, so theirs are never cached.
+_grad_kernels: dict[int, tuple[weakref.ref, jax.Array]] = {}
+_input_grad_kernel = jax.jit(input_grad_kernel)
+
+
+def _cached_grad_kernel(kernel) -> jax.Array:
+    entry = _grad_kernels.get(id(kernel))
+    if entry is not None and entry[0]() is kernel:
+        return entry[1]
+    grad_kernel = _input_grad_kernel(jnp.asarray(kernel))
+    if isinstance(kernel, jax.Array):
+        key = id(kernel)
+        _grad_kernels[key] = (weakref.ref(kernel, lambda _: _grad_kernels.pop(key, None)),
+                              grad_kernel)
+    return grad_kernel
+
+
+def _verified_grad_kernel(name: str, kernel, grad_kernel) -> jax.Array:
+    """`grad_kernel` if it is `kernel`'s backward kernel. A stale one (the kernel was edited
+    after `prepare_params`) would give silently wrong image gradients, so it is refused."""
+    entry = _grad_kernels.get(id(kernel))
+    if entry is not None and entry[0]() is kernel and entry[1] is grad_kernel:
+        return grad_kernel
+    expected = _cached_grad_kernel(kernel)
+    if np.shape(grad_kernel) != expected.shape or not bool(
+            jnp.array_equal(jnp.asarray(grad_kernel), expected)):
+        raise ValueError(f"params[{name!r}]['grad_kernel'] does not match its kernel (the kernel "
+                         "was changed after prepare_params): pass plain params, or call "
+                         "prepare_params on the edited params")
+    return expected
+
+
 def prepare_params(params) -> dict:
     """Params plus each layer's `grad_kernel`, so a step need not transpose kernels each time.
 
-    The result works everywhere plain params do; `stylize` and the benchmark use it. Keep the
-    plain params if you need gradients with respect to the weights.
+    Cheap to call every step: a kernel's backward kernel is made once and kept for as long as
+    that kernel array lives (`make_step`'s step calls this itself). A `grad_kernel` already
+    present is checked against its kernel, and a stale one raises ValueError. Gradients with
+    respect to the weights are the same as with plain params. Under a transformation (inside
+    `jax.jit`, `jax.grad`) the params are abstract and nothing can be cached or checked:
+    call it outside, on concrete params.
     """
-    return {name: {**layer, "grad_kernel": input_grad_kernel(jnp.asarray(layer["kernel"]))}
-            if "kernel" in layer and "grad_kernel" not in layer else layer
-            for name, layer in params.items()}
+    prepared = {}
+    for name, layer in params.items():
+        kernel = layer.get("kernel") if isinstance(layer, dict) else None
+        if kernel is None or isinstance(kernel, jax.core.Tracer):
+            prepared[name] = layer
+        elif "grad_kernel" in layer:
+            prepared[name] = {**layer, "grad_kernel": _verified_grad_kernel(
+                name, kernel, layer["grad_kernel"])}
+        else:
+            prepared[name] = {**layer, "grad_kernel": _cached_grad_kernel(kernel)}
+    return prepared
 
 
 def _run_block(x, weights, keep):

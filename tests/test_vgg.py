@@ -98,3 +98,35 @@ def test_max_pool_gradient_goes_to_the_window_maximum(rng):
     at_max = windows == windows.max(axis=(2, 4), keepdims=True)
     expected = (at_max * weights[:, :, None, :, None, :]).reshape(x.shape)
     np.testing.assert_array_equal(grad, expected)
+
+
+def test_weight_gradients_through_prepared_params_match_plain_and_stale_kernels_are_refused():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import pytest
+
+    from jaxstyle.vgg import VGG19_CONV_LAYERS, prepare_params, vgg19_features
+
+    rng = np.random.default_rng(7)
+    params = {name: {"kernel": jnp.asarray(rng.normal(0, np.sqrt(2 / (9 * cin)),
+                                                      (3, 3, cin, cout)), jnp.float32),
+                     "bias": jnp.zeros(cout, jnp.float32)}
+              for name, cin, cout in VGG19_CONV_LAYERS[:4]}
+    images = jnp.asarray(rng.uniform(size=(1, 32, 32, 3)), jnp.float32)
+
+    def energy(p):
+        features = vgg19_features(p, images, ("block1_conv1", "block2_conv2"))
+        return sum(jnp.sum(jnp.square(f)) for f in features.values())
+
+    plain, prepared = jax.grad(energy)(params), jax.grad(energy)(prepare_params(params))
+    for name in params:
+        scale = float(jnp.abs(plain[name]["kernel"]).max())
+        assert scale > 0
+        np.testing.assert_allclose(prepared[name]["kernel"], plain[name]["kernel"],
+                                   atol=1e-4 * scale)
+    ready = prepare_params(params)
+    edited = {**ready, "block1_conv1": {**ready["block1_conv1"],
+                                        "kernel": ready["block1_conv1"]["kernel"] * 2}}
+    with pytest.raises(ValueError, match="block1_conv1.*grad_kernel"):
+        prepare_params(edited)

@@ -48,10 +48,12 @@ class StyleConfig:
                                               "comma-separated VGG19 layer names")
     style_layers: tuple[str, ...] = _option(DEFAULT_STYLE_LAYERS, LOSS, "layers",
                                             "comma-separated VGG19 layer names")
-    content_weight: float = _option(1e4, LOSS, "float")
-    style_weight: float = _option(1e-2, LOSS, "float")
-    tv_weight: float = _option(4e-4, LOSS, "float")
-    pooling: str = _option("max", LOSS, "choice", choices=POOLINGS)
+    content_weight: float = _option(1e4, LOSS, "float", "weight of the content loss")
+    style_weight: float = _option(1e-2, LOSS, "float", "weight of the style (Gram) loss")
+    tv_weight: float = _option(4e-4, LOSS, "float",
+                               "weight of total variation (smoothness)")
+    pooling: str = _option("max", LOSS, "choice", "VGG19's pooling layers: max (as trained) or "
+                           "average", choices=POOLINGS)
     # Per-layer weights; None means the seed's equal average over the layers.
     content_layer_weights: Optional[tuple[float, ...]] = _option(
         None, ART, "floats", "per content layer weights (default: equal)", metavar="W,W,...")
@@ -64,12 +66,13 @@ class StyleConfig:
     optimizer: str = _option("adam", OPTIM, "choice",
                              "adam: Keras/TF semantics (the seed); lbfgs: optax L-BFGS on a "
                              "sigmoid-reparametrised image", choices=OPTIMIZERS)
-    learning_rate: float = _option(0.02, OPTIM, "float")
-    beta1: float = _option(0.99, OPTIM, "float")
-    beta2: float = _option(0.999, OPTIM, "float")
-    epsilon: float = _option(0.1, OPTIM, "float")
-    epochs: int = _option(10, SIZE, "count")
-    steps_per_epoch: int = _option(100, SIZE, "count")
+    learning_rate: float = _option(0.02, OPTIM, "float", "Adam's step size (lbfgs: unused, a "
+                                   "line search picks it)")
+    beta1: float = _option(0.99, OPTIM, "float", "Adam's first-moment decay")
+    beta2: float = _option(0.999, OPTIM, "float", "Adam's second-moment decay")
+    epsilon: float = _option(0.1, OPTIM, "float", "Adam's epsilon (as Keras adds it)")
+    epochs: int = _option(10, SIZE, "count", "epochs of --steps-per-epoch steps")
+    steps_per_epoch: int = _option(100, SIZE, "count", "optimizer steps per epoch")
     steps: Optional[int] = _option(None, SIZE, "count",
                                    "total steps, overriding --epochs x --steps-per-epoch")
     # Exponential moving average of the image (None: off); the average is the output.
@@ -85,13 +88,14 @@ class StyleConfig:
                         "an image file, or a one-pass model's result on the content (any, "
                         "wct, paintings:starry_night or a .jxs file; the CLI runs it)",
                         metavar="content|noise|PATH|MODEL")
-    seed: int = _option(0, OPTIM, "int")
+    seed: int = _option(0, OPTIM, "int", "random seed (of --init noise)")
     preserve_color: Optional[str] = _option(None, ART, "choice", "keep the content's colours "
                                             "(Gatys et al. 2016)",
                                             choices=tuple(c for c in PRESERVE_COLOR if c))
     # Coarse-to-fine: optimise at 1/scale_factor^(scales-1) size first.
     scales: int = _option(1, ART, "count", "coarse-to-fine: optimise at 1/f^(N-1) size first")
-    scale_factor: float = _option(2.0, ART, "float")
+    scale_factor: float = _option(2.0, ART, "float", "size ratio f between successive "
+                                  "--scales")
     # Steps at each scale; None: total_steps each.
     scale_steps: Optional[tuple[int, ...]] = _option(
         None, ART, "ints+", "steps at each scale, coarsest first (default: all steps at each)",

@@ -3,9 +3,9 @@
 Engine 2 (feed-forward networks) and engine 3 (the arbitrary-style decoder) differ in their
 state, step and data, not in how a run is driven. `run_training` owns what they have in
 common: the step loop, orbax checkpoints (state, the grain iterators' positions and a JSON run
-record), `--resume`, a JSON-lines log, previews, Ctrl-C (a checkpoint and the model file,
-then `TrainingInterrupted`) and the model file at the end. The engine passes its step, a batch
-source and two callbacks (`save_model_file`, `render_preview`).
+record), `--resume`, a JSON-lines log, previews, Ctrl-C and SIGTERM (a checkpoint and the
+model file, then `TrainingInterrupted`) and the model file at the end. The engine passes its
+step, a batch source and two callbacks (`save_model_file`, `render_preview`).
 
 Checkpoints (orbax `CheckpointManager`, one folder per saved step):
 
@@ -16,12 +16,9 @@ Checkpoints (orbax `CheckpointManager`, one folder per saved step):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,19 +28,23 @@ import jax
 import numpy as np
 
 from jaxstyle.errors import ConfigError, JaxstyleError
+from jaxstyle.interrupts import InterruptBetweenSteps, by_signal
 
 Metrics = dict[str, jax.Array]
 MAX_NONFINITE_STEPS = 100  # that many skipped updates in a row: training has diverged
 
 
 class TrainingInterrupted(JaxstyleError):
-    """Ctrl-C during training; a checkpoint and the model file were saved first."""
+    """Ctrl-C or SIGTERM during training; a checkpoint and the model file were saved first.
+    `signum` is the signal that stopped it."""
 
-    def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path]):
+    def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path],
+                 signum: Optional[int] = None):
         where = f" and a checkpoint in {checkpoint_dir} (continue with --resume)" \
             if checkpoint_dir is not None else ""
-        super().__init__(f"interrupted at step {step}: saved {model}{where}")
+        super().__init__(f"interrupted{by_signal(signum)} at step {step}: saved {model}{where}")
         self.step, self.model, self.checkpoint_dir = step, model, checkpoint_dir
+        self.signum = signum
 
 
 class TrainingDiverged(JaxstyleError):
@@ -131,35 +132,6 @@ def check_settings(settings, *, counts=(), nonnegative_ints=(), positive_numbers
             value = getattr(settings, name)
             if not ok(value):
                 raise ConfigError(f"{name} must be {what}, got {value!r}")
-
-
-class _StopRequest:
-    """Ctrl-C sets a flag the loop reads between steps (a second one stops at once).
-
-    Stopping only between steps keeps the donated state intact: an exception raised in the
-    middle of dispatching a step could lose both the old state and the new one.
-    """
-
-    def __init__(self):
-        self.requested = False
-
-    def handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-
-@contextlib.contextmanager
-def stop_on_sigint():
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request  # signals only reach the main thread; nothing to install
-        return
-    previous = signal.signal(signal.SIGINT, request.handler)
-    try:
-        yield request
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class TrainingLog:
@@ -407,7 +379,8 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
         def checkpoint() -> None:
             save_checkpoint(manager, step, state, iterators, {**record, "seconds": seconds()})
 
-        with stop_on_sigint() as stop:
+        # Stopping only between steps keeps the donated state intact.
+        with InterruptBetweenSteps() as stop:
             while step < settings.steps and not stop.requested and not out_of_time:
                 state, metrics = step_fn(state, next_batch())
                 step += 1
@@ -425,7 +398,7 @@ def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
             if stop.requested:
                 save_model_file(state, step, seconds(), True)
                 manager.wait_until_finished()
-                raise TrainingInterrupted(step, output, checkpoint_dir)
+                raise TrainingInterrupted(step, output, checkpoint_dir, stop.signum)
         save_model_file(state, step, seconds(), False)
     finally:
         manager.wait_until_finished()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,33 @@ def test_apply_command_on_a_folder_skips_a_bad_image(model, stylizer, tmp_path, 
         expected = apply_model(params, header, load_image(source, None), blend=[1, 1, 0],
                                stylizer=stylizer)
         np.testing.assert_allclose(read_png(target), expected, atol=1.5 / 255)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_apply_command_on_a_folder_stopped_by_a_signal_keeps_the_images_done(
+        model, tmp_path, capsys, monkeypatch, signum, code):
+    # SIGTERM is how schedulers stop a job; it must stop `apply` as Ctrl-C does.
+    import jaxstyle.feedforward.apply as engine
+
+    path, _, _ = model
+    photos = tmp_path / "photos"
+    for k in range(3):
+        write_photo(photos / f"{k}.png", 20 + k)
+    calls = []
+
+    def signalled_on_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signum)
+        return apply_model(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "apply_model", signalled_on_second_batch)
+    out = tmp_path / "styled"
+    code_got = main(["apply", str(path), str(photos), "-o", str(out), "--batch", "1"])
+    assert code_got == code
+    assert f"interrupted by {signum.name}" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["0.png"]  # the finished one, no temp file
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte", "foreign", "missing"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
@@ -54,3 +55,60 @@ def test_each_options_default_is_said_once(name, text):
         # A choice may be named "default" (`--xla-conv {default,no-ynn}`): not a statement.
         said = re.findall(r"\bdefault\b", re.sub(r"\{[^}]*\}", "", flat), re.IGNORECASE)
         assert len(said) <= 1 or "(default:" not in flat, (name, flat)
+
+
+# ---------------------------------------------------------------------- every option (issue 35)
+
+def _parsers():
+    root = build_parser()
+    yield "jaxstyle", root
+    for name, sub in _subparsers(root):
+        yield name, sub
+        for inner, parser in _subparsers(sub):
+            yield f"{name} {inner}", parser
+    for name in BENCHMARKS:
+        yield f"bench {name}", benchmark_parser(name)[0]
+
+
+def _options():
+    """(command, option, its --help paragraph flattened) for every option a user can give."""
+    for name, parser in _parsers():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction,
+                                   argparse._SubParsersAction)):
+                continue
+            flag = "/".join(action.option_strings) or action.dest
+            yield name, flag, action, " ".join(formatter._format_action(action).split())
+
+
+OPTIONS = list(_options())
+# A Python repr where a user's value belongs: ('a',) ['a'] (1, 2) [1] () []
+_REPR = re.compile(r"[(\[]\s*'[^']*'\s*[,)\]]|[(\[]-?\d[\d.e+-]*\s*(,\s*-?\d|,\s*\)|\])"
+                   r"|\(default: (\(\)|\[\])")
+
+
+def _has_default(value) -> bool:
+    if value is None or value is False or value is argparse.SUPPRESS:
+        return False
+    return not (isinstance(value, (str, list, tuple)) and len(value) == 0)
+
+
+@pytest.mark.parametrize("name,flag,action,text", OPTIONS,
+                         ids=[f"{name} {flag}" for name, flag, _, _ in OPTIONS])
+def test_every_option_has_help_and_shows_its_default(name, flag, action, text):
+    assert action.help and action.help.strip(), f"{name} {flag}: no help text"
+    if _has_default(action.default):
+        assert re.search(r"\bdefault\b", text, re.IGNORECASE), \
+            f"{name} {flag}: default {action.default!r} not shown: {text}"
+    assert not _REPR.search(text), f"{name} {flag}: a Python repr in --help: {text}"
+
+
+def test_sequence_defaults_print_as_typed():
+    text = dict(HELP)["stylize"]
+    flat = " ".join(text.split())
+    assert "(default: block5_conv2)" in flat
+    assert ("(default: block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1)"
+            in flat.replace(", ", ","))
+    step = " ".join(dict(HELP)["bench step"].split())
+    assert "(default: 128 256 512)" in step  # nargs="+": space-separated, as typed

@@ -267,20 +267,24 @@ def test_training_lowers_the_loss_and_writes_model_log_and_preview(vgg, cfg, sty
         assert image.size == (2 * 36, 32)  # one panel per style
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a scheduler
 def test_interrupt_then_resume_repeats_the_uninterrupted_losses(vgg, cfg, styles, photos,
-                                                                tmp_path):
+                                                                tmp_path, signum):
     paths = training_paths(photos)
     six = cfg.replace(steps=6, log_every=1, checkpoint_every=2)
     straight = train(vgg, styles, paths, tmp_path / "straight.jxs", six, worker_count=0)
 
     output = tmp_path / "resumed.jxs"
 
-    def press_ctrl_c_at_step_3(records):
+    def signal_at_step_3(records):
         if records[-1]["step"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 3"):
-        train(vgg, styles, paths, output, six, worker_count=0, on_log=press_ctrl_c_at_step_3)
+    with pytest.raises(TrainingInterrupted, match=f"interrupted by {signum.name} at step 3") \
+            as stopped:
+        train(vgg, styles, paths, output, six, worker_count=0, on_log=signal_at_step_3)
+    assert stopped.value.signum == signum
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
     _, header = load_model(output)  # the model was saved at the interruption
     assert header["training"]["steps"] == 3 and header["training"]["interrupted"]
     checkpoints = default_checkpoint_dir(output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from fractions import Fraction
@@ -332,13 +333,14 @@ def test_decoding_and_encoding_run_while_the_network_runs(clips, out_dir, monkey
     assert video_threads() == []
 
 
-def test_ctrl_c_keeps_a_playable_partial_file(clips, out_dir):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a scheduler
+def test_ctrl_c_or_sigterm_keeps_a_playable_partial_file(clips, out_dir, signum):
     calls = []
 
     def interrupted_on_third_batch(frames):
         calls.append(len(frames))
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
         return frames
 
     target = out_dir / "out.mp4"
@@ -347,7 +349,10 @@ def test_ctrl_c_keeps_a_playable_partial_file(clips, out_dir):
     partial = out_dir / "out.partial.mp4"
     assert caught.value.partial_path == partial
     assert caught.value.frames_done == 8 and caught.value.total_frames == FRAMES
+    assert caught.value.signum == signum
+    assert f"interrupted by {signum.name}" in str(caught.value)
     assert str(partial) in str(caught.value)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
     assert os.listdir(out_dir) == ["out.partial.mp4"]  # nothing at the target, no temp file
     frames = np.stack(list(read_frames(partial)))
     assert len(frames) == 8

@@ -35,7 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512],
                    help="square image sizes, px")
     add_timing_arguments(p, steps=20, warmup=3, block=5)
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="jaxstyle's precision (bf16: convolutions in bfloat16)")
     p.add_argument("--remat", action="store_true", help="recompute activations per VGG block")
     p.add_argument("--peer", nargs="+", default=[], choices=("tf", "torch", "torch-compile"),
                    help="also time these frameworks (pip install -e '.[peers]')")

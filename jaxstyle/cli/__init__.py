@@ -2,7 +2,8 @@
 
 One module per command; each adds its parser and sets its handler. Defaults are read from
 StyleConfig, never repeated here. Errors the user can fix are printed as one `error: ...` line
-with exit code 2; Ctrl-C saves what there is and exits 130.
+with exit code 2; Ctrl-C or SIGTERM saves what there is and exits 130 or 143 (128 + the
+signal).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from jaxstyle.cli import (
     video,
     weights,
 )
-from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, Parser, add_command
+from jaxstyle.cli.common import EXIT_ERROR, Formatter, Parser, add_command
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.interrupts import by_signal, exit_code, signum_of, stop_signals_raise
 
 COMMANDS = (stylize, demo, weights, bench, train, train_decoder, train_encoder, apply, video,
             export, serve)
@@ -59,15 +61,19 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
-        return args.handler(args)
+        # Schedulers stop a job with SIGTERM: it must stop it as Ctrl-C does, saving what
+        # there is, not kill it on the spot.
+        with stop_signals_raise():
+            return args.handler(args)
     except JaxstyleError as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        print(f"interrupted{by_signal(signum_of(stop))}; no file was left half-written",
+              file=sys.stderr)
+        return exit_code(signum_of(stop))
     except MemoryError:
         print("error: out of memory; try a smaller --max-dim or --remat", file=sys.stderr)
         return EXIT_ERROR

@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -55,17 +57,46 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each option's default said once: argparse's "(default: X)" is appended only where the
-    help does not state its own default already, and never for None or an off flag (which
-    would read "(default: None)")."""
+    """Each option's default said once, as a user would type it: argparse's "(default: X)" is
+    appended only where the help does not state its own default already, and never for None,
+    an off flag or an empty list (which would read "(default: None)"). A list or tuple prints
+    comma-joined for an option that takes one comma-separated argument (`block5_conv2`, not
+    `('block5_conv2',)`), space-joined for one that takes several arguments (`128 256`)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
+        default = action.default
         # `is`, not `in`: 0 == False, and a default of 0 is worth saying.
-        if ("default" in text.lower() or action.default is None or action.default is False
-                or action.default is argparse.SUPPRESS):
+        if ("default" in text.lower() or default is None or default is False
+                or default is argparse.SUPPRESS
+                or (isinstance(default, (list, tuple)) and not default)):
             return text
-        return super()._get_help_string(action)
+        if "%(default)" in text:  # BooleanOptionalAction (Python < 3.13) says it itself
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL,
+                                                              argparse.ZERO_OR_MORE):
+            return text  # a required positional: argparse says no default for one either
+        shown = format_default(default, several=action.nargs not in (None, argparse.OPTIONAL))
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+    def _split_lines(self, text, width):
+        # argparse's wrapping, but a long comma-joined word (a default list) breaks after a
+        # comma rather than mid-name.
+        return _CommaWrapper(width).wrap(self._whitespace_matcher.sub(" ", text).strip())
+
+
+class _CommaWrapper(textwrap.TextWrapper):
+    def _split(self, text):
+        return [piece for chunk in super()._split(text)
+                for piece in re.split(r"(?<=,)(?=[^\s,])", chunk)]
+
+
+def format_default(value, several: bool = False) -> str:
+    """A default as a user types it on the command line: lists and tuples joined by commas,
+    or by spaces where the option takes several arguments (`several`)."""
+    if isinstance(value, (list, tuple)):
+        return (" " if several else ",").join(format_default(v) for v in value)
+    return str(value)
 
 
 class Parser(argparse.ArgumentParser):

@@ -30,7 +30,7 @@ def add_parser(commands, add_command) -> None:
                     ["jaxstyle demo", "jaxstyle demo -o demo.png --max-dim 512 --steps 300",
                      "jaxstyle demo --optimizer adam --steps 300",
                      "jaxstyle demo --quick   # one pass, then 30 refining steps"])
-    p.add_argument("-o", "--output", default="jaxstyle-demo.png")
+    p.add_argument("-o", "--output", default="jaxstyle-demo.png", help="output image")
     p.add_argument("--quick", action="store_true",
                    help=f"start from the shipped network's one-pass picture ({QUICK_START}) "
                         f"and refine it: {QUICK_SETTINGS['steps']} steps on CPU, "
@@ -44,7 +44,7 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=None,
                    help="default: lbfgs (adam: the seed's Keras Adam; --quick: adam)")
     add_weights_option(p)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_demo)
 
 

@@ -57,7 +57,7 @@ def add_parser(commands, add_command) -> None:
                               "StableHLO, newton-schulz for ONNX")
     add_weights_option(p)
     add_max_pixels_option(p)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_export)
 
 

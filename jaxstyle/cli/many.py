@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from jaxstyle.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Reporter, UsageError, log
+from jaxstyle.cli.common import EXIT_ERROR, Reporter, UsageError, log
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ImageError, JaxstyleError
+from jaxstyle.interrupts import by_signal, exit_code
 
 
 @dataclasses.dataclass
@@ -176,9 +177,9 @@ def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh, painter=None
                        for k, image in enumerate(to_host(stop.image))]
             for k in real:
                 save_image(jobs[mine[k]].output, partial[k])
-            print(f"interrupted: kept {run.written + len(real)} finished or current images in "
-                  f"{out_dir}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            print(f"interrupted{by_signal(stop.signum)}: kept {run.written + len(real)} "
+                  f"finished or current images in {out_dir}", file=sys.stderr)
+            return exit_code(stop.signum)
         for k in real:
             job = jobs[mine[k]]
             save_image(job.output, images[k])

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from jaxstyle.cli.common import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     Reporter,
     UsageError,
     add_max_pixels_option,
@@ -24,6 +23,7 @@ from jaxstyle.cli.common import (
 )
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.interrupts import exit_code
 
 EXAMPLES = [
     "jaxstyle stylize photo.jpg painting.jpg -o out.png",
@@ -90,9 +90,13 @@ def add_parser(commands, add_command) -> None:
                       help="join a multi-process run (jax.distributed); automatic when the "
                            "environment names a coordinator (JAX_COORDINATOR_ADDRESS, TPU pod, "
                            "SLURM)")
-    many.add_argument("--coordinator", metavar="HOST:PORT")
-    many.add_argument("--num-processes", type=positive_int, metavar="N")
-    many.add_argument("--process-id", type=int, metavar="I")
+    many.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="with --distributed: process 0's address (default: from the "
+                           "environment)")
+    many.add_argument("--num-processes", type=positive_int, metavar="N",
+                      help="with --coordinator: how many processes join the run")
+    many.add_argument("--process-id", type=int, metavar="I",
+                      help="with --coordinator: this process's index, 0..N-1")
     add_weights_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_stylize)
@@ -174,8 +178,8 @@ def _save_stopped(stop, output: Path, checkpoint) -> int:
     if checkpoint:
         save_state(checkpoint, stop.state)
     where = f" and checkpoint {checkpoint}" if checkpoint else ""
-    print(f"interrupted at step {int(stop.state.step)}: saved {output}{where}", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    print(f"{stop}: saved {output}{where}", file=sys.stderr)
+    return exit_code(stop.signum)
 
 
 def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,

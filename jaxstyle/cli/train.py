@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
-    EXIT_INTERRUPTED,
     Reporter,
     UsageError,
     add_weights_option,
@@ -22,6 +21,7 @@ from jaxstyle.cli.common import (
     positive_int,
 )
 from jaxstyle.config import POOLINGS, PRECISIONS
+from jaxstyle.interrupts import exit_code
 
 EXAMPLES = [
     "jaxstyle train starry_night.jpg --data photos/ -o starry.jxs",
@@ -233,8 +233,8 @@ def check_resume(args, output: Path) -> None:
 
 def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
                       quiet: bool) -> int:
-    """Run train(on_log=progress) -> result; Ctrl-C (TrainingInterrupted) exits 130 with its
-    message as the last line; otherwise the saved-model line."""
+    """Run train(on_log=progress) -> result; Ctrl-C or SIGTERM (TrainingInterrupted) exits
+    130 or 143 with its message as the last line; otherwise the saved-model line."""
     from jaxstyle.training import TrainingInterrupted
 
     try:
@@ -242,7 +242,7 @@ def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
     except TrainingInterrupted as stop:
         progress.close()  # so the message is the last line, not under the bar
         print(str(stop), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code(stop.signum)
     except BaseException:
         progress.close()
         raise

@@ -64,7 +64,8 @@ def add_parser(commands, add_command) -> None:
                      help="inverse-time decay: lr / (1 + decay * step)")
     run.add_argument("--width", type=finite_float, default=d.width,
                      help="decoder channel multiplier (0.5: about 4x fewer decoder FLOPs)")
-    run.add_argument("--content-weight", type=finite_float, default=d.content_weight)
+    run.add_argument("--content-weight", type=finite_float, default=d.content_weight,
+                     help="weight of the content (feature) loss")
     run.add_argument("--style-weight", type=finite_float,
                      help="weight of the channel mean/std losses (Huang & Belongie's lambda; "
                           f"default {d.style_weight:g})")
@@ -109,7 +110,8 @@ def add_parser(commands, add_command) -> None:
                      help="with --encoder-lr: weight of the encoder's distillation loss on "
                           "the photos, which keeps its features VGG19's (default "
                           f"{d.distill_weight:g})")
-    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--seed", type=int, default=d.seed,
+                     help="network init and data order")
     run.add_argument("--workers", type=nonnegative_int, default=None,
                      help="image decoding processes per loader (0: in this process; None: "
                           "min(4, CPUs))")

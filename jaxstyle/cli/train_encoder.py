@@ -59,7 +59,8 @@ def add_parser(commands, add_command) -> None:
     run.add_argument("--init", metavar="MODEL",
                      help="continue from this encoder file (same --width) instead of pruned "
                           "VGG19")
-    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--seed", type=int, default=d.seed,
+                     help="data order of the photos")
     run.add_argument("--workers", type=nonnegative_int, default=None,
                      help="image decoding processes (0: in this process; None: min(4, CPUs))")
     out = p.add_argument_group("checkpoints and progress")

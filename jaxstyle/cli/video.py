@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from jaxstyle.cli.common import (
-    EXIT_INTERRUPTED,
     Reporter,
     UsageError,
     add_weights_option,
@@ -18,6 +17,7 @@ from jaxstyle.cli.common import (
     log,
     positive_int,
 )
+from jaxstyle.interrupts import Stopped, by_signal, exit_code
 
 EXAMPLES = [
     "jaxstyle video clip.mp4 -o out.mp4 --model starry_night",
@@ -48,16 +48,18 @@ def add_parser(commands, add_command) -> None:
     p.add_argument("--max-dim", type=positive_int, help="longer side of the output, px")
     p.add_argument("--batch", type=positive_int, default=8, help="frames per network call")
     p.add_argument("--crf", type=int, default=18, help="x264/x265 quality (lower is better)")
-    p.add_argument("--codec", default="libx264")
-    p.add_argument("--start", type=finite_float, metavar="SECONDS")
-    p.add_argument("--duration", type=finite_float, metavar="SECONDS")
+    p.add_argument("--codec", default="libx264", help="FFmpeg video encoder of the output")
+    p.add_argument("--start", type=finite_float, metavar="SECONDS",
+                   help="skip the video before this time (default: from the beginning)")
+    p.add_argument("--duration", type=finite_float, metavar="SECONDS",
+                   help="stylize this long a stretch (default: to the end)")
     p.add_argument("--smooth", type=finite_float, default=0.0,
                    help="blend each output with the previous one (0 = off, e.g. 0.3)")
     p.add_argument("--frame-steps", type=positive_int, default=50,
                    help="optimisation steps per frame after the first (--style-image)")
     config_options(p, skip=("max_dim",))
     add_weights_option(p)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_video)
 
 
@@ -137,7 +139,7 @@ def optimisation_frame_stylizer(args, cfg):
     """Frames one at a time by optimisation, each starting from the previous result."""
     import numpy as np
 
-    from jaxstyle.gatys import stylize
+    from jaxstyle.gatys import StylizeInterrupted, stylize
     from jaxstyle.images import load_image
 
     params = load_params(args.weights, args.quiet)
@@ -150,7 +152,11 @@ def optimisation_frame_stylizer(args, cfg):
             first = previous[0] is None
             run_cfg = cfg if first else cfg.replace(steps=args.frame_steps, scales=1,
                                                     scale_steps=None)
-            image, _ = stylize(params, frame, style, run_cfg, init_image=previous[0])
+            try:
+                image, _ = stylize(params, frame, style, run_cfg, init_image=previous[0])
+            except StylizeInterrupted as stop:
+                # As a KeyboardInterrupt, stylize_video keeps the frames done before this one.
+                raise Stopped(stop.signum) from None
             previous[0] = np.asarray(image)[0]
             outputs.append(previous[0])
         return np.stack(outputs)
@@ -190,9 +196,9 @@ def cmd_video(args) -> int:
         report.close()  # so the message is the last line, not under the bar
         where = f"kept {stop.frames_done} frames in {stop.partial_path}" if stop.partial_path \
             else "no frame was finished, nothing written"
-        print(f"interrupted: {where}; {Path(args.output).name} was not written",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"interrupted{by_signal(stop.signum)}: {where}; {Path(args.output).name} was "
+              "not written", file=sys.stderr)
+        return exit_code(stop.signum)
     finally:
         report.close()
     log(f"saved {result.path} ({result.frames} frames, {result.width}x{result.height}, "

@@ -10,7 +10,9 @@ from jaxstyle.cli.common import UsageError, add_weights_option
 def add_parser(commands, add_command) -> None:
     p = add_command(commands, "weights", "fetch or describe the VGG19 weights",
                     ["jaxstyle weights fetch", "jaxstyle weights info --weights my_vgg19.h5"])
-    p.add_argument("action", choices=("fetch", "info"))
+    p.add_argument("action", choices=("fetch", "info"),
+                   help="fetch: download and cache the default weights; info: describe a "
+                        "weights file's layers")
     add_weights_option(p)
     p.set_defaults(handler=cmd_weights)
 

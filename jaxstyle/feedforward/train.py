@@ -129,11 +129,12 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
     records (a progress bar).
 
     Every process loads its own shard of the photos; the global batch is assembled from them.
-    Ctrl-C saves a checkpoint and the model, then raises `TrainingInterrupted`. time_limit
-    (seconds of this run) stops early in the same way, but returns (`result.steps` short of
-    `cfg.steps`). init: (params, description) of a trained model of the same architecture to
-    continue from (several runs adding up to one long one); a checkpoint (`resume`) still
-    takes precedence. Its steps and time are recorded in the header (`initialised_from`).
+    Ctrl-C or SIGTERM saves a checkpoint and the model, then raises `TrainingInterrupted`.
+    time_limit (seconds of this run) stops early in the same way, but returns (`result.steps`
+    short of `cfg.steps`). init: (params, description) of a trained model of the same
+    architecture to continue from (several runs adding up to one long one); a checkpoint
+    (`resume`) still takes precedence. Its steps and time are recorded in the header
+    (`initialised_from`).
     """
     from jaxstyle.data import close_iterator, make_loader
     from jaxstyle.mesh import global_batch

@@ -1,11 +1,9 @@
-"""The host loop around the compiled step: dispatch, periodic finiteness checks, Ctrl-C, and
-state checkpoints. It reads metrics as per-image arrays and synchronises only every
-`sync_every` steps, so steps run back to back on the device."""
+"""The host loop around the compiled step: dispatch, periodic finiteness checks, Ctrl-C and
+SIGTERM (`jaxstyle.interrupts`), and state checkpoints. It reads metrics as per-image arrays
+and synchronises only every `sync_every` steps, so steps run back to back on the device."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Optional
 
 import jax
@@ -17,6 +15,7 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write
 from jaxstyle.gatys.state import CompiledStep, Metrics, StyleState, output_image
+from jaxstyle.interrupts import InterruptBetweenSteps, by_signal, signum_of
 from jaxstyle.mesh import local_rows
 from jaxstyle.objective import Targets
 
@@ -41,45 +40,13 @@ class NonFiniteLossError(JaxstyleError):
 
 
 class StylizeInterrupted(JaxstyleError):
-    """Ctrl-C during a run; carries the latest state, image and history."""
+    """Ctrl-C or SIGTERM during a run; carries the latest state, image and history, and
+    `signum`, the signal (None: a KeyboardInterrupt raised by code, such as a callback)."""
 
-    def __init__(self, state, image, history):
-        super().__init__(f"interrupted at step {int(np.max(to_host(state.step)))}")
-        self.state, self.image, self.history = state, image, history
-
-
-class InterruptBetweenSteps:
-    """Ctrl-C takes effect between two steps, never in the middle of one.
-
-    A plain KeyboardInterrupt can land inside JAX's or XLA's own code (a finaliser, a callback)
-    where it is swallowed, and the run would go on. Here the first SIGINT only sets a flag
-    that the loop checks after each step; a second one raises at once, so a stuck run can
-    still be stopped. Only the main thread can install signal handlers; elsewhere this does
-    nothing and Ctrl-C behaves as usual.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-    def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+    def __init__(self, state, image, history, signum=None):
+        super().__init__(f"interrupted{by_signal(signum)} at step "
+                         f"{int(np.max(to_host(state.step)))}")
+        self.state, self.image, self.history, self.signum = state, image, history, signum
 
 
 def metrics_to_host(metrics: Metrics) -> dict:
@@ -126,9 +93,10 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
                                                  output_image(state, cfg), history)
                     history.extend(metrics_to_host(m) for m in pending)
                     pending = []
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         history.extend(metrics_to_host(m) for m in pending)
-        raise StylizeInterrupted(state, output_image(state, cfg), history) from None
+        raise StylizeInterrupted(state, output_image(state, cfg), history,
+                                 signum_of(stop)) from None
     return state, metrics
 
 

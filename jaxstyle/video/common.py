@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.interrupts import by_signal
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 CRF_CODECS = ("libx264", "libx265")  # encoders with a constant-quality `crf` option
@@ -27,15 +28,19 @@ class VideoError(JaxstyleError):
 
 
 class VideoInterrupted(JaxstyleError):
-    """Ctrl-C during stylize_video; the frames done so far are in `partial_path` (or nowhere)."""
+    """Ctrl-C or SIGTERM (`signum`) during stylize_video; the frames done so far are in
+    `partial_path` (or nowhere)."""
 
-    def __init__(self, partial_path: Path | None, frames_done: int, total_frames: int):
+    def __init__(self, partial_path: Path | None, frames_done: int, total_frames: int,
+                 signum: int | None = None):
         self.partial_path = partial_path
         self.frames_done = frames_done
         self.total_frames = total_frames
+        self.signum = signum
         where = (f"the frames done are in {partial_path}" if partial_path is not None
                  else "nothing was written")
-        super().__init__(f"interrupted after {frames_done} of {total_frames} frames; {where}")
+        super().__init__(f"interrupted{by_signal(signum)} after {frames_done} of "
+                         f"{total_frames} frames; {where}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from jaxstyle.flicker import as_float, temporal_smooth
+from jaxstyle.interrupts import signum_of, stop_signals_raise
 from jaxstyle.video.common import (
     QUEUE_BATCHES,
     Progress,
@@ -230,8 +231,8 @@ def stylize_video(input_path: str | os.PathLike, output_path: str | os.PathLike,
 
     stylize_batch returns (N, H, W, 3) uint8 or float in [0, 1]; it runs on this thread while
     other threads decode and encode. The output keeps frame rate, timestamps, rotation and the
-    audio (copied unchanged; audio=False leaves it out). Ctrl-C keeps the frames done so far
-    in <stem>.partial<suffix> and raises VideoInterrupted.
+    audio (copied unchanged; audio=False leaves it out). Ctrl-C or SIGTERM keeps the frames
+    done so far in <stem>.partial<suffix> and raises VideoInterrupted.
     """
     wall_began = time.perf_counter()
     source, output = Path(input_path), Path(output_path)
@@ -262,16 +263,18 @@ def stylize_video(input_path: str | os.PathLike, output_path: str | os.PathLike,
     decoder = _Worker("jaxstyle-video-decode", _decode_loop, plan, decoded)
     encoder = _Worker("jaxstyle-video-encode", _encode_loop, writer, encoded, output)
     counters = _Counters()
-    interrupted = False
+    interrupted, signum = False, None
     decoder.start()
     encoder.start()
     try:
         try:
-            _stylize_loop(stylize_batch, decoder, decoded, encoder, encoded,
-                          batch_size=batch_size, pad_last_batch=pad_last_batch, smooth=smooth,
-                          total=total, progress=progress, counters=counters)
-        except KeyboardInterrupt:
-            interrupted = True  # the encoder still writes what it was given: a playable file
+            with stop_signals_raise():
+                _stylize_loop(stylize_batch, decoder, decoded, encoder, encoded,
+                              batch_size=batch_size, pad_last_batch=pad_last_batch,
+                              smooth=smooth, total=total, progress=progress, counters=counters)
+        except KeyboardInterrupt as stop:
+            # The encoder still writes what it was given: a playable file.
+            interrupted, signum = True, signum_of(stop)
             decoder.stop.set()
         frames = _finish(encoder, encoded, writer, partial=interrupted)
     except BaseException:
@@ -286,11 +289,11 @@ def stylize_video(input_path: str | os.PathLike, output_path: str | os.PathLike,
     if frames == 0:
         temp.remove()
         if interrupted:
-            raise VideoInterrupted(None, 0, total)
+            raise VideoInterrupted(None, 0, total, signum)
         until = "the end" if end is None else f"{float(end):g} s"
         raise VideoError(f"video {source}: no frames between {float(first):g} s and {until}")
     if interrupted:
-        raise VideoInterrupted(temp.keep_as(partial_path(output)), frames, total)
+        raise VideoInterrupted(temp.keep_as(partial_path(output)), frames, total, signum)
     temp.keep_as(output)
     return VideoResult(
         path=output, frames=frames, width=width, height=height, frame_rate=info.fps,

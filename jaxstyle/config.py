@@ -16,6 +16,9 @@ DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_
                         "block5_conv1")
 OPTIMIZERS = ("adam", "adam-optax", "lbfgs")
 PRECISIONS = ("fp32", "bf16")
+# jax.default_matmul_precision names: on GPU/TPU, "default" lets JAX run float32 matmuls and
+# convolutions as TF32 or bf16 passes; "highest" keeps true float32 (the seed's numbers).
+MATMUL_PRECISIONS = ("highest", "high", "default")
 POOLINGS = ("max", "avg")
 INITS = ("content", "noise")
 PRESERVE_COLOR = (None, "luminance", "histogram")
@@ -106,15 +109,26 @@ class StyleConfig:
     # Network and numerics.
     precision: str = _option("fp32", OPTIM, "choice", "bf16: convolutions in bfloat16, losses "
                              "and optimizer in fp32", choices=PRECISIONS)
+    matmul_precision: str = _option(
+        "highest", OPTIM, "choice", "float32 matmul/conv precision on GPU/TPU: highest is true "
+        "float32 (the seed's numbers); high or default let JAX use TF32/bf16 passes, faster "
+        "and less exact (CPUs compute float32 either way)", choices=MATMUL_PRECISIONS)
     remat: bool = _option(False, OPTIM, "flag", "recompute activations in the backward pass "
                           "(less memory)")
 
     def __post_init__(self):
-        for field in ("content_layers", "style_layers", "content_layer_weights",
-                      "style_layer_weights", "style_blend", "scale_steps"):
-            value = getattr(self, field)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, field, tuple(value))
+        # NumPy and JAX scalars are stored as Python numbers, so the config stays hashable
+        # and compares equal to one built from plain numbers; "a,b" layer lists are split.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.metadata.get("kind") == "layers" and isinstance(value, str):
+                value = tuple(name.strip() for name in value.split(",") if name.strip())
+            elif isinstance(value, (list, tuple)) or (
+                    isinstance(value, np.ndarray) and value.ndim == 1):
+                value = tuple(_python_scalar(v) for v in value)
+            else:
+                value = _python_scalar(value)
+            object.__setattr__(self, field.name, value)
         check_config(self)
 
     @property
@@ -123,6 +137,21 @@ class StyleConfig:
 
     def replace(self, **changes) -> StyleConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _python_scalar(value):
+    """A NumPy or JAX scalar (0-d array) as the Python number it holds; anything else as is."""
+    if isinstance(value, np.generic):  # before the Python types: np.float64 is a float
+        return value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if (getattr(value, "shape", None) == ()
+                                         and hasattr(value, "item")):
+        try:
+            return value.item()
+        except Exception:  # an abstract value under jax.jit: check_config names the field
+            return value
+    return value
 
 
 def _check_weight(name: str, value: float, positive: bool = False) -> None:
@@ -196,6 +225,7 @@ def check_config(cfg: StyleConfig) -> None:
     if not math.isfinite(cfg.scale_factor) or cfg.scale_factor <= 1:
         raise ConfigError(f"scale_factor must be > 1, got {cfg.scale_factor!r}")
     for name, allowed in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS),
+                          ("matmul_precision", MATMUL_PRECISIONS),
                           ("pooling", POOLINGS), ("init", INITS),
                           ("preserve_color", PRESERVE_COLOR)):
         if getattr(cfg, name) not in allowed:

@@ -47,6 +47,13 @@ class Targets(NamedTuple):
     weights: Optional[dict[str, Array]] = None
 
 
+def precision_scope(cfg: StyleConfig):
+    """The context under which the config's programs are traced and compiled: JAX's
+    default precision of float32 matmuls and convolutions set to `cfg.matmul_precision`
+    (on GPU and TPU the default would be TF32 or bf16 passes, not the seed's float32)."""
+    return jax.default_matmul_precision(cfg.matmul_precision)
+
+
 def network_options(cfg: StyleConfig) -> dict:
     """Keyword arguments of `vgg19_features` that the config sets."""
     dtype = jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
@@ -58,8 +65,24 @@ def network_options(cfg: StyleConfig) -> dict:
 _features_once = jax.jit(vgg19_features, static_argnames=("layers", "pooling", "dtype", "remat"))
 
 
+# Resampling (lanczos) and float rounding leave images a hair outside [0, 1]; a 0-255 image
+# is far outside, and that is what the range check is for.
+RANGE_TOLERANCE = 1e-3
+
+
 def as_image_batch(image, name: str) -> Array:
-    """An image (H, W, 3) or batch (N, H, W, 3) as a float32 batch, checked."""
+    """An image (H, W, 3) or batch (N, H, W, 3) as a float32 batch, checked.
+
+    Floats must lie in [0, 1] (checked when the values are concrete, not under `jax.jit`);
+    uint8 arrays are converted explicitly (x / 255); other integer types are refused, so a
+    0-255 image never runs as floats. Raises ValueError naming `name`.
+    """
+    dtype = getattr(image, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.uint8:
+        image = jnp.asarray(image, jnp.float32) / 255.0
+    elif dtype is not None and not (np.issubdtype(np.dtype(dtype), np.floating)
+                                    or np.dtype(dtype) == jnp.bfloat16):
+        raise ValueError(f"{name} must be float RGB in [0, 1] or uint8, got dtype {dtype}")
     image = jnp.asarray(image, jnp.float32)
     if image.ndim == 3:
         image = image[None]
@@ -68,7 +91,20 @@ def as_image_batch(image, name: str) -> Array:
     if min(image.shape[1:3]) < MIN_SIDE:
         raise ValueError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} px, got "
                          f"{image.shape[2]}x{image.shape[1]}")
+    check_unit_range(image, name)
     return image
+
+
+def check_unit_range(image: Array, name: str) -> None:
+    """Raise ValueError if a concrete float image has values outside [0, 1] (or NaN)."""
+    if isinstance(image, jax.core.Tracer):
+        return
+    low, high = float(jnp.min(image)), float(jnp.max(image))
+    # Written so that NaN (every comparison false) is refused too.
+    if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
+        hint = " (a 0-255 image: divide by 255, or pass uint8)" if high > 1.5 else ""
+        raise ValueError(f"{name} must be RGB floats in [0, 1], got values in "
+                         f"[{low:.4g}, {high:.4g}]{hint}")
 
 
 def blend_weights(cfg: StyleConfig, n_styles: int) -> np.ndarray:
@@ -123,6 +159,11 @@ def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Target
     `masks` (S, H, W), or (N, S, H, W) per image, at the content's size, one per style, each
     style keeps its own Gram and applies only where its mask is (regional style).
     """
+    with precision_scope(cfg):
+        return _make_targets(params, content, style, cfg, masks)
+
+
+def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targets:
     content = as_image_batch(content, "content image")
     styles = [style] if not isinstance(style, (list, tuple)) else list(style)
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
@@ -180,12 +221,27 @@ def _style_term(features: Array, target: Array, masks: Optional[Array]) -> Array
     return (per_style * share).sum(axis=-1) / share.sum(axis=-1)
 
 
+def check_targets_match(targets: Targets, cfg: StyleConfig) -> None:
+    """Raise ConfigError if `targets` lack a layer `cfg` uses (made under another config)."""
+    for kind, layers, have in (("content", cfg.content_layers, targets.content),
+                               ("style", cfg.style_layers, targets.style)):
+        missing = [layer for layer in layers if layer not in have]
+        if missing:
+            raise ConfigError(f"targets: no {kind} target for layer {missing[0]!r} (they hold "
+                              f"{', '.join(have) or 'none'}): make them with make_targets(..., "
+                              "cfg) under the config they are used with")
+
+
 def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
     """Seed loss of each image: (N, H, W, 3) -> ((N,) totals, {'content','style','tv'}: (N,)).
+
+    An (H, W, 3) image is a batch of one, so the outputs are (1,).
 
     The parts are weighted. Each image's loss depends on that image alone, so the gradient of
     the sum is each image's own gradient.
     """
+    images = as_image_batch(images, "images")
+    check_targets_match(targets, cfg)
     layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
     features = vgg19_features(params, images, layers, **network_options(cfg))
     content = weighted_mean([per_image_mse(features[layer], targets.content[layer])
@@ -203,11 +259,17 @@ def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
 
 
 def loss_fn(params, targets: Targets, image: Array, cfg: StyleConfig):
-    """Mean seed loss over a batch (N = 1: the seed's loss): returns (total, parts), scalars."""
+    """Mean seed loss over a batch (N = 1: the seed's loss): returns (total, parts), scalars.
+
+    image: (H, W, 3) or (N, H, W, 3), RGB floats in [0, 1].
+
+        total, parts = loss_fn(params, make_targets(params, photo, painting, cfg), photo, cfg)
+    """
     totals, parts = per_image_loss(params, targets, image, cfg)
     return totals.mean(), {name: value.mean() for name, value in parts.items()}
 
 
 __all__ = ["LOSS_WEIGHTS", "Targets", "as_image_batch", "blend_weights", "check_masks_allowed",
-           "config_loss_weights", "downsample_masks", "loss_fn", "make_targets",
-           "network_options", "per_image_loss", "stack_targets", "with_loss_weights"]
+           "check_targets_match", "check_unit_range", "config_loss_weights", "downsample_masks",
+           "loss_fn", "make_targets", "network_options", "per_image_loss", "precision_scope",
+           "stack_targets", "with_loss_weights"]

@@ -65,7 +65,7 @@ def check_sweep(field: str, values: Sequence[float]) -> None:
     """A sweep varies one float field the compiled step takes as data."""
     if field not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {field!r}: choose one of {', '.join(SWEEPABLE)}")
-    if not values:
+    if len(values) == 0:  # values may be a NumPy array, whose truth value is ambiguous
         raise ConfigError(f"sweep {field}: give at least one value")
     StyleConfig().replace(**{field: values[0]})  # validates the value's range
 

@@ -27,11 +27,22 @@ from jaxstyle.vgg import MIN_SIDE, prepare_params
 
 
 def resize_images(images: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """Antialiased resize of (N, H, W, C) to (N, *size, C)."""
+    """Antialiased resize of (N, H, W, C) images or masks in [0, 1] to (N, *size, C), clipped
+    to [0, 1] (lanczos overshoots at edges; an image outside [0, 1] is refused downstream)."""
     if images.shape[1:3] == tuple(size):
         return images
-    return jax.image.resize(images, (images.shape[0], *size, images.shape[3]), "lanczos3",
-                            antialias=True)
+    return jnp.clip(jax.image.resize(images, (images.shape[0], *size, images.shape[3]),
+                                     "lanczos3", antialias=True), 0.0, 1.0)
+
+
+def fit_max_dim(images: jax.Array, max_dim: int) -> jax.Array:
+    """(N, H, W, C) shrunk so the longer side is at most `max_dim` (never enlarged), as the
+    CLI loads images: the library's `stylize` honours `StyleConfig.max_dim` the same way."""
+    height, width = images.shape[1:3]
+    if max(height, width) <= max_dim:
+        return images
+    scale = max_dim / max(height, width)
+    return resize_images(images, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def scale_sizes(height: int, width: int, cfg: StyleConfig) -> list[tuple[int, int]]:
@@ -192,8 +203,9 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
             init_image=None, masks=None, state: Optional[StyleState] = None, mesh=None):
     """Repaint `content` in the style of `style` (one image or a list); returns (image, history).
 
-    content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1]; the output has the content's
-    size. `history` holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
+    content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1] (or uint8); the output has the
+    content's size, shrunk to `cfg.max_dim` on its longer side if it is larger. `history`
+    holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
     `callback(step, metrics, state)` runs after every step (metrics are device arrays;
     converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
     each style to a region. Pass `state` (`load_state` of a checkpoint, `resume_template`
@@ -202,7 +214,7 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     image's height and width are split over its devices.
     Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
     """
-    content = as_image_batch(content, "content image")
+    content = fit_max_dim(as_image_batch(content, "content image"), cfg.max_dim)
     styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
     params = jax.device_put(prepare_params(params))  # once per run, not once per step

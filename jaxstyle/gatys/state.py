@@ -9,7 +9,7 @@ independent states (one image each), optionally sharded over a device mesh.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -18,8 +18,9 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.objective import Targets, as_image_batch, per_image_loss
+from jaxstyle.objective import Targets, as_image_batch, per_image_loss, precision_scope
 from jaxstyle.optim import make_optimizer
+from jaxstyle.vgg import prepare_params
 
 Array = jax.Array
 Metrics = dict[str, Array]
@@ -61,8 +62,15 @@ def initial_image(content: Array, cfg: StyleConfig, key=None) -> Array:
                       for i in range(content.shape[0])])
 
 
-def init_state(content, cfg: StyleConfig, init_image=None, key=None) -> StyleState:
-    """Initial state of an (N, H, W, 3) batch: `init_image`, the content, or noise from `key`."""
+def init_state(content, cfg: StyleConfig, init_image=None, key=None,
+               optimizer: Optional[optax.GradientTransformation] = None) -> StyleState:
+    """Initial state of an (N, H, W, 3) batch: `init_image`, the content, or noise from `key`.
+
+    `optimizer` (any optax transformation) must be the one given to `make_step`; by default
+    the config's (`make_optimizer(cfg)`, the seed's Keras Adam).
+
+        state = init_state(photo, cfg, optimizer=optax.adam(optax.cosine_decay_schedule(0.05, 500)))
+    """
     content = as_image_batch(content, "content image")
     if init_image is not None:
         image = as_image_batch(init_image, "init image")
@@ -73,7 +81,7 @@ def init_state(content, cfg: StyleConfig, init_image=None, key=None) -> StyleSta
     image = jnp.clip(image, 0.0, 1.0)
     latent = logit(image) if cfg.optimizer == "lbfgs" else None
     variable = image if latent is None else latent
-    opt_state = make_optimizer(cfg).init(variable)
+    opt_state = (make_optimizer(cfg) if optimizer is None else optimizer).init(variable)
     average = jnp.zeros_like(image) if cfg.ema is not None else None
     state = StyleState(image, opt_state, jnp.zeros([], jnp.int32), average, latent)
     # The step donates the state, so no leaf may share a buffer with another leaf or with
@@ -93,9 +101,17 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def make_step_fn(cfg: StyleConfig) -> Callable:
-    """The pure, uncompiled step(params, targets, state) -> (state, metrics)."""
-    tx = make_optimizer(cfg)
+def make_step_fn(cfg: StyleConfig,
+                 optimizer: Optional[optax.GradientTransformation] = None) -> Callable:
+    """The pure, uncompiled step(params, targets, state) -> (state, metrics).
+
+    `optimizer`: any optax transformation (chains, schedules, clipping) in place of the
+    config's. It updates the image itself, clipped to [0, 1] after each step, or the sigmoid
+    latent when `cfg.optimizer == 'lbfgs'`. Transformations that take extra arguments
+    (`optax.lbfgs`' line search) get `value`, `grad` and `value_fn`.
+    """
+    custom = optimizer is not None
+    tx = make_optimizer(cfg) if optimizer is None else optax.with_extra_args_support(optimizer)
 
     def loss_of_image(image, params, targets):
         # The sum, not the mean: every image of a batch gets exactly its own gradient (Adam's
@@ -117,7 +133,12 @@ def make_step_fn(cfg: StyleConfig) -> Callable:
         else:
             (loss, (totals, parts)), grad = jax.value_and_grad(loss_of_image, has_aux=True)(
                 state.image, params, targets)
-            updates, opt_state = tx.update(grad, state.opt_state, state.image)
+            if custom:  # the default path stays exactly the seed's (TF-parity tests)
+                updates, opt_state = tx.update(
+                    grad, state.opt_state, state.image, value=loss, grad=grad,
+                    value_fn=lambda x: loss_of_image(x, params, targets)[0])
+            else:
+                updates, opt_state = tx.update(grad, state.opt_state, state.image)
             image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
             latent = None
         new = StyleState(image, opt_state, state.step + 1, state.average, latent)
@@ -145,10 +166,13 @@ class CompiledStep:
         the outputs keep the state's sharding, so a sharded run stays sharded.
     """
 
-    def __init__(self, cfg: StyleConfig, batched: bool = False, shardings=None):
+    def __init__(self, cfg: StyleConfig, batched: bool = False, shardings=None,
+                 donate: bool = True, optimizer: Optional[optax.GradientTransformation] = None):
         self.cfg = cfg
         self.trace_count = 0
-        step_fn = make_step_fn(cfg)
+        self._prepare = shardings is None  # sharded callers place prepared params themselves
+        donated = (2,) if donate else ()
+        step_fn = make_step_fn(cfg, optimizer)
         if batched:
             step_fn = jax.vmap(step_fn, in_axes=(None, 0, 0))
 
@@ -157,7 +181,7 @@ class CompiledStep:
             return step_fn(params, targets, state)
 
         if shardings is None:
-            self._jitted = jax.jit(counted, donate_argnums=(2,))
+            self._jitted = jax.jit(counted, donate_argnums=donated)
         else:
             state_sharding = shardings[2]
             if isinstance(state_sharding, NamedSharding):  # one sharding for every leaf
@@ -167,18 +191,78 @@ class CompiledStep:
                 metrics_sharding = NamedSharding(mesh, PartitionSpec())
             self._jitted = jax.jit(counted, in_shardings=shardings,
                                    out_shardings=(state_sharding, metrics_sharding),
-                                   donate_argnums=(2,))
+                                   donate_argnums=donated)
 
     def __call__(self, params, targets: Targets, state: StyleState):
-        return self._jitted(params, targets, state)
+        if self._prepare:  # backward kernels made once per kernel array, checked if given
+            params = prepare_params(params)
+        with precision_scope(self.cfg):  # part of jit's cache key, so traced under it
+            return self._jitted(params, targets, state)
 
     def lower(self, params, targets, state):
-        return self._jitted.lower(params, targets, state)
+        with precision_scope(self.cfg):
+            return self._jitted.lower(params, targets, state)
+
+    def export(self, params, targets: Targets, state: StyleState,
+               platforms: Sequence[str] = ("cpu",)) -> jax.export.Exported:
+        """The step as a `jax.export.Exported` for `platforms` ('cpu', 'cuda', 'tpu', ...),
+        lowered for the shapes of these arguments. It serialises (`.serialize()`) with the
+        state's and targets' NamedTuples registered, and `.call(params, targets, state)` runs
+        it. The params are prepared as `__call__` prepares them; pass the same to `.call`.
+
+            exported = make_step(cfg).export(params, targets, state, ("cpu", "cuda", "tpu"))
+            blob = exported.serialize()
+        """
+        if self._prepare:
+            params = prepare_params(params)
+        register_namedtuples((params, targets, state))
+        with precision_scope(self.cfg):
+            return jax.export.export(self._jitted, platforms=tuple(platforms))(
+                params, targets, state)
 
 
-def make_step(cfg: StyleConfig, batched: bool = False, shardings=None) -> CompiledStep:
-    """The jit-compiled `step(params, targets, state) -> (state, metrics)`, state donated."""
-    return CompiledStep(cfg, batched, shardings)
+def register_namedtuples(tree) -> None:
+    """Register every NamedTuple class in `tree` (ours and optax's states) for
+    `jax.export` serialisation, once each, under its module-qualified name."""
+    seen: set[type] = set()
+
+    def visit(node) -> None:
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            cls = type(node)
+            if cls not in seen and cls not in _REGISTERED:
+                seen.add(cls)
+                try:
+                    jax.export.register_namedtuple_serialization(
+                        cls, serialized_name=f"{cls.__module__}.{cls.__qualname__}")
+                except ValueError:  # registered already (by optax, or another copy)
+                    pass
+                _REGISTERED.add(cls)
+        if isinstance(node, dict):
+            for child in node.values():
+                visit(child)
+        elif isinstance(node, (list, tuple)):
+            for child in node:
+                visit(child)
+
+    visit(tree)
+
+
+_REGISTERED: set[type] = set()
+
+
+def make_step(cfg: StyleConfig, batched: bool = False, shardings=None, donate: bool = True,
+              optimizer: Optional[optax.GradientTransformation] = None) -> CompiledStep:
+    """The jit-compiled `step(params, targets, state) -> (state, metrics)`.
+
+    donate: the state's buffers are reused for the new state (fast, in place); the caller's
+        old state is then invalid. `donate=False` keeps it, for comparisons and debugging.
+    optimizer: any optax transformation in place of the config's (give the same one to
+        `init_state`). The step prepares plain params itself (`prepare_params`, cached).
+
+        step = make_step(cfg, optimizer=optax.chain(optax.clip(0.1), optax.adam(0.02)))
+        state, metrics = step(params, targets, state)
+    """
+    return CompiledStep(cfg, batched, shardings, donate, optimizer)
 
 
 __all__ = ["CompiledStep", "StyleState", "init_state", "initial_image", "logit", "make_step",

@@ -99,7 +99,7 @@ def check_unit_range(image: Array, name: str) -> None:
     """Raise ValueError if a concrete float image has values outside [0, 1] (or NaN)."""
     if isinstance(image, jax.core.Tracer):
         return
-    low, high = float(jnp.min(image)), float(jnp.max(image))
+    low, high = np.asarray(jnp.stack([jnp.min(image), jnp.max(image)])).tolist()  # one sync
     # Written so that NaN (every comparison false) is refused too.
     if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
         hint = " (a 0-255 image: divide by 255, or pass uint8)" if high > 1.5 else ""

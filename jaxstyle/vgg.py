@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -150,31 +151,40 @@ _grad_kernels: dict[int, tuple[weakref.ref, jax.Array]] = {}
 _input_grad_kernel = jax.jit(input_grad_kernel)
 
 
-def _cached_grad_kernel(kernel) -> jax.Array:
-    entry = _grad_kernels.get(id(kernel))
-    if entry is not None and entry[0]() is kernel:
-        return entry[1]
-    grad_kernel = _input_grad_kernel(jnp.asarray(kernel))
+def _remember(kernel, grad_kernel) -> None:
     if isinstance(kernel, jax.Array):
         key = id(kernel)
         _grad_kernels[key] = (weakref.ref(kernel, lambda _: _grad_kernels.pop(key, None)),
                               grad_kernel)
+
+
+def _known_grad_kernel(kernel) -> Optional[jax.Array]:
+    entry = _grad_kernels.get(id(kernel))
+    return entry[1] if entry is not None and entry[0]() is kernel else None
+
+
+def _cached_grad_kernel(kernel) -> jax.Array:
+    grad_kernel = _known_grad_kernel(kernel)
+    if grad_kernel is None:
+        grad_kernel = _input_grad_kernel(jnp.asarray(kernel))
+        _remember(kernel, grad_kernel)
     return grad_kernel
 
 
 def _verified_grad_kernel(name: str, kernel, grad_kernel) -> jax.Array:
     """`grad_kernel` if it is `kernel`'s backward kernel. A stale one (the kernel was edited
-    after `prepare_params`) would give silently wrong image gradients, so it is refused."""
-    entry = _grad_kernels.get(id(kernel))
-    if entry is not None and entry[0]() is kernel and entry[1] is grad_kernel:
+    after `prepare_params`) would give silently wrong image gradients, so it is refused.
+    One that passes is remembered, so the step's next call compares nothing."""
+    if _known_grad_kernel(kernel) is grad_kernel:
         return grad_kernel
-    expected = _cached_grad_kernel(kernel)
+    expected = _input_grad_kernel(jnp.asarray(kernel))
     if np.shape(grad_kernel) != expected.shape or not bool(
             jnp.array_equal(jnp.asarray(grad_kernel), expected)):
         raise ValueError(f"params[{name!r}]['grad_kernel'] does not match its kernel (the kernel "
                          "was changed after prepare_params): pass plain params, or call "
                          "prepare_params on the edited params")
-    return expected
+    _remember(kernel, grad_kernel)  # the caller's, placed (sharded) as the caller placed it
+    return grad_kernel
 
 
 def prepare_params(params) -> dict:

@@ -18,7 +18,6 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import DEFAULT_MAX_PIXELS
 
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 class UsageError(JaxstyleError):

@@ -224,13 +224,10 @@ class CompiledStep:
 def register_namedtuples(tree) -> None:
     """Register every NamedTuple class in `tree` (ours and optax's states) for
     `jax.export` serialisation, once each, under its module-qualified name."""
-    seen: set[type] = set()
-
     def visit(node) -> None:
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             cls = type(node)
-            if cls not in seen and cls not in _REGISTERED:
-                seen.add(cls)
+            if cls not in _REGISTERED:
                 try:
                     jax.export.register_namedtuple_serialization(
                         cls, serialized_name=f"{cls.__module__}.{cls.__qualname__}")

@@ -147,7 +147,10 @@ def test_stylize_many_equals_single_runs(tiny_params, images):
     assert [o.shape for o in outputs] == [(32, 40, 3), (32, 40, 3), (40, 32, 3)]
     for content, output in zip((a, b, tall), outputs):
         single, _ = stylize(tiny_params, content, style, CFG)
-        np.testing.assert_allclose(output, np.asarray(single)[0], atol=1e-5)
+        # One convention for both: (H, W, 3) float32 NumPy.
+        assert type(single) is type(output) is np.ndarray
+        assert single.shape == output.shape and single.dtype == output.dtype == np.float32
+        np.testing.assert_allclose(output, single, atol=1e-5)
 
 
 def test_sweep_compiles_once_and_matches_single_settings(tiny_params, images, monkeypatch):
@@ -167,7 +170,7 @@ def test_sweep_compiles_once_and_matches_single_settings(tiny_params, images, mo
     assert runners[0].step.trace_count == 1  # three weights, one compiled program
     for value, output in zip(values, outputs):
         single, _ = stylize(tiny_params, a, style, CFG.replace(style_weight=value))
-        np.testing.assert_allclose(output, np.asarray(single)[0], atol=1e-5)
+        np.testing.assert_allclose(output, single, atol=1e-5)
     assert np.abs(outputs[0] - outputs[2]).max() > 1e-3
 
 

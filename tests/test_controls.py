@@ -87,7 +87,7 @@ def test_multiscale_sizes_and_one_compile_per_scale(tiny_params, images, monkeyp
     monkeypatch.setattr(pipeline, "make_step", lambda c: made.append(original(c)) or made[-1])
     big = pipeline.resize_images(content, (64, 96))
     image, history = stylize(tiny_params, big, style, cfg)
-    assert image.shape == (1, 64, 96, 3)
+    assert image.shape == (64, 96, 3)
     assert len(history) == 5 and made[0].trace_count == 2
 
 
@@ -151,7 +151,7 @@ def test_regional_style_puts_each_style_in_its_half(real_params):
     image, _ = stylize(real_params, content, styles, cfg, masks=mask)
     halves = np.asarray(normalise_masks(mask, 2))
     layer = "block2_conv1"
-    features = vgg19_features(real_params, image, (layer,))[layer]
+    features = vgg19_features(real_params, image[None], (layer,))[layer]
     small = downsample_masks(halves, (layer,))[layer]
     region_grams = np.asarray(masked_gram_matrix(features, small))[0]
     targets = [np.asarray(gram_matrix(vgg19_features(real_params, s, (layer,))[layer]))[0]

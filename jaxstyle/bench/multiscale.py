@@ -58,12 +58,11 @@ def run(args) -> int:
         # One whole run's wall time (compiles included), not repeated calls.
         started = time.perf_counter()
         image, _ = stylize(p, content, style, cfg)
-        image = np.asarray(image)
         wall = time.perf_counter() - started
         loss = full_size_loss(p, content, style, image, cfg)
         steps = "+".join(map(str, cfg.scale_steps)) if cfg.scale_steps else str(cfg.total_steps)
         rows.append([name, steps, f"{wall:.1f}", f"{loss:.4g}"])
-        images.append(image[0])
+        images.append(image)
     print(markdown_table(["run", "steps", "wall s", "full-size loss"], rows))
     gap = np.ones((images[0].shape[0], 8, 3), np.float32)
     save_image(args.out, np.concatenate([images[0], gap, images[1]], axis=1))

@@ -85,7 +85,7 @@ def gatys_reference(params, content, style, cfg: StyleConfig,
     path = None if cache is None else cache / f"gatys-{key}.npy"
     if path is not None and path.exists():
         return np.load(path)
-    image = np.asarray(stylize(params, content, style, cfg)[0])[0]
+    image, _ = stylize(params, content, style, cfg)
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.save(path, image)

@@ -193,8 +193,6 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     """
     import functools
 
-    import numpy as np
-
     from jaxstyle.gatys import NonFiniteLossError, StylizeInterrupted, load_state
     from jaxstyle.gatys.loop import saved_image_size
     from jaxstyle.gatys.pipeline import (
@@ -254,10 +252,10 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
         report.close()
         raise
     report.close()
-    save_image(output, np.asarray(image))
+    save_image(output, image)
     if not quiet:
         final = format_losses(history[-1]) if history else "no steps left to run"
-        print(f"saved {output} ({image.shape[2]}x{image.shape[1]}) in "
+        print(f"saved {output} ({image.shape[1]}x{image.shape[0]}) in "
               f"{time.perf_counter() - started:.1f} s; final {final}", file=sys.stderr)
     return 0
 

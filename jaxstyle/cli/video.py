@@ -157,7 +157,7 @@ def optimisation_frame_stylizer(args, cfg):
             except StylizeInterrupted as stop:
                 # As a KeyboardInterrupt, stylize_video keeps the frames done before this one.
                 raise Stopped(stop.signum) from None
-            previous[0] = np.asarray(image)[0]
+            previous[0] = image
             outputs.append(previous[0])
         return np.stack(outputs)
 

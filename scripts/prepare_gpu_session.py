@@ -10,7 +10,10 @@
   and the style images: 96 generated textures (`style_textures.py`) and Debian's artwork
   (`debian_artwork.py`'s styles), without the photos the CPU recipe adds, to stay inside
   the 64 MiB a call carries;
-- paintings/: the three shared paintings (../shared does not travel with the call).
+- paintings/: the three shared paintings (../shared does not travel with the call);
+- tf-trajectory.npz: TensorFlow's step, 100 steps at 256 px from the demo photo (`jaxstyle
+  bench parity --record`; TensorFlow from the peers extra), which the session compares
+  jaxstyle's step with on the GPU.
 
 git ignores .gpu/ (`/.gpu/` in .gitignore); the call names it in `carry`.
 """
@@ -63,6 +66,10 @@ def main() -> None:
     (out / "paintings").mkdir(exist_ok=True)
     for name in PAINTINGS:
         shutil.copy(ROOT.parent / "shared" / "images" / name, out / "paintings" / name)
+    trajectory = out / "tf-trajectory.npz"
+    if not trajectory.exists():  # 2-3 minutes of TF and jaxstyle steps on a CPU
+        run("-m", "jaxstyle", "bench", "parity", "--record", str(trajectory),
+            "--matmul-precision", "highest")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"{out}: {size / 2 ** 20:.1f} MiB (a call carries at most {CARRY_LIMIT // 2 ** 20} "
           "MiB with the working tree)")

@@ -84,3 +84,41 @@ def test_batched_bench_reports_images_per_second_and_efficiency(tiny_params):
     assert rows[1]["efficiency"] == pytest.approx(rows[1]["images_per_s"] / rows[0]["images_per_s"])
     from jaxstyle.bench.harness import format_batch_table
     assert "vs batch 1" in format_batch_table(rows)
+
+
+def test_parity_check_passes_its_own_trajectory_and_fails_a_drifted_one(
+        tmp_path, tiny_params, tiny_weights_file, capsys):
+    """`bench parity --against`: the same step's trajectory passes; one whose losses drift
+    by 2% fails with exit 1; other weights are refused."""
+    from jaxstyle.bench import parity
+    from jaxstyle.cli import main
+
+    losses, image = parity.run_jaxstyle(tiny_params, 32, 3, "highest")
+    assert losses.shape == (3,) and image.shape == (1, 32, 32, 3) and losses[-1] < losses[0]
+    meta = {"size": 32, "steps": 3, "tensorflow": "none (this test)",
+            "weights": parity.weights_digest(tiny_params)}
+    same, drifted = tmp_path / "same.npz", tmp_path / "drifted.npz"
+    parity.save_trajectory(str(same), {"losses": losses, "image": image, "meta": meta})
+    parity.save_trajectory(str(drifted), {"losses": losses * [1, 1, 1.02], "image": image,
+                                          "meta": meta})
+    argv = ["bench", "parity", "--weights", str(tiny_weights_file), "--matmul-precision",
+            "highest", "default", "--against"]
+    assert main([*argv, str(same)]) == 0
+    out = capsys.readouterr().out
+    assert "| highest | 0.00e+00 | 0.00e+00 (step 1) | 0.00e+00 | 0.00 | 0.000 | pass |" in out
+    assert "| default |" in out and "reported" in out
+    assert main([*argv, str(drifted)]) == 1
+    assert "1.96e-02 (step 3) | 1.96e-02 | 0.00 | 0.000 | FAIL |" in capsys.readouterr().out
+    # Step 1 scores the same image in both: 1e-4 there is other maths, whatever follows.
+    parity.save_trajectory(str(drifted), {"losses": losses * [1.0001, 1, 1], "image": image,
+                                          "meta": meta})
+    assert main([*argv, str(drifted)]) == 1
+    assert "| highest | 1.00e-04 |" in capsys.readouterr().out
+    parity.save_trajectory(str(same), {"losses": losses, "image": image,
+                                       "meta": {**meta, "weights": "0123456789abcdef"}})
+    assert main([*argv, str(same)]) != 0
+    assert "other VGG19 weights" in capsys.readouterr().err
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    for bad in ("missing.npz", "junk.npz"):
+        assert main([*argv, str(tmp_path / bad)]) != 0
+        assert "trajectory" in capsys.readouterr().err

@@ -216,3 +216,18 @@ def test_unsupported_settings_raise_config_error(peer, change, message, peer_par
 def test_unknown_peer():
     with pytest.raises(ConfigError, match="unknown peer 'mxnet'"):
         build("mxnet", {}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), CFG)
+
+
+def test_parity_record_follows_tensorflow_step_for_step(tmp_path, tiny_params, capsys):
+    """`bench parity --record`: TF's trajectory is written, and jaxstyle's step follows it."""
+    _tf_peer()
+    from jaxstyle.bench import parity
+
+    recorded = parity.record_tf(tiny_params, 32, 3)
+    path = tmp_path / "tf.npz"
+    parity.save_trajectory(str(path), recorded)
+    loaded = parity.load_trajectory(str(path))
+    np.testing.assert_array_equal(loaded["losses"], recorded["losses"])
+    losses, image = parity.run_jaxstyle(tiny_params, 32, 3, "highest")
+    found = parity.compare(loaded, losses, image)
+    assert found["max_rel_loss"] < 1e-4 and found["max_px"] < 1.0

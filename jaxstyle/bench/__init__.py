@@ -23,6 +23,8 @@ BENCHMARKS = {
                          "measured peak RSS"),
     "spatial-memory": ("spatial_memory", "the largest image per device count for one "
                                          "spatially sharded step (compiled, never run)"),
+    "parity": ("parity", "engine 1 against TensorFlow's step, step for step, on this machine's "
+                         "device (--record where TF is, --against anywhere)"),
     "precision": ("precision", "fp32 against bf16: loss after N steps and wall time"),
     "optimizers": ("optimizers", "loss against wall time for each optimiser on the same inputs"),
     "multiscale": ("multiscale", "single- against multi-scale at one size for about the same "

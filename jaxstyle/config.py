@@ -119,12 +119,12 @@ class StyleConfig:
     def __post_init__(self):
         # NumPy and JAX scalars are stored as Python numbers, so the config stays hashable
         # and compares equal to one built from plain numbers; "a,b" layer lists are split.
+        # Sequences (lists, tuples, 1-D NumPy or JAX arrays) become tuples of them.
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.metadata.get("kind") == "layers" and isinstance(value, str):
                 value = tuple(name.strip() for name in value.split(",") if name.strip())
-            elif isinstance(value, (list, tuple)) or (
-                    isinstance(value, np.ndarray) and value.ndim == 1):
+            elif isinstance(value, (list, tuple)) or getattr(value, "ndim", None) == 1:
                 value = tuple(_python_scalar(v) for v in value)
             else:
                 value = _python_scalar(value)

@@ -108,9 +108,13 @@ def style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
 
 
 def total_variation(images: jax.Array) -> jax.Array:
-    """Sum of |neighbour differences| per image (tf.image.total_variation): (N,H,W,C) -> (N,)."""
+    """Sum of |neighbour differences| per image (tf.image.total_variation): (N,H,W,C) -> (N,);
+    one (H, W, C) image counts as a batch of one. uint8 is taken as x / 255, as everywhere."""
+    images = jnp.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
     _check_features(images, "images")
-    images = images.astype(jnp.float32)
+    images = images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)
     vertical = jnp.abs(images[:, 1:, :, :] - images[:, :-1, :, :]).sum(axis=(1, 2, 3))
     horizontal = jnp.abs(images[:, :, 1:, :] - images[:, :, :-1, :]).sum(axis=(1, 2, 3))
     return vertical + horizontal

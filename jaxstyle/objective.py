@@ -23,7 +23,7 @@ from jaxstyle.losses import (
     total_variation,
     weighted_mean,
 )
-from jaxstyle.vgg import MIN_SIDE, layer_block, pool2x2, vgg19_features
+from jaxstyle.vgg import MIN_SIDE, float_images, layer_block, pool2x2, vgg19_features
 
 Array = jax.Array
 LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight")
@@ -77,13 +77,7 @@ def as_image_batch(image, name: str) -> Array:
     uint8 arrays are converted explicitly (x / 255); other integer types are refused, so a
     0-255 image never runs as floats. Raises ValueError naming `name`.
     """
-    dtype = getattr(image, "dtype", None)
-    if dtype is not None and np.dtype(dtype) == np.uint8:
-        image = jnp.asarray(image, jnp.float32) / 255.0
-    elif dtype is not None and not (np.issubdtype(np.dtype(dtype), np.floating)
-                                    or np.dtype(dtype) == jnp.bfloat16):
-        raise ValueError(f"{name} must be float RGB in [0, 1] or uint8, got dtype {dtype}")
-    image = jnp.asarray(image, jnp.float32)
+    image = jnp.asarray(float_images(image, name), jnp.float32)
     if image.ndim == 3:
         image = image[None]
     if image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] != 3:

@@ -52,8 +52,25 @@ def layer_block(name: str) -> int:
     return int(name[len("block")])
 
 
+def float_images(images, name: str = "images"):
+    """Images as floats, by their dtype alone (so also under `jax.jit`): uint8 converted
+    explicitly (x / 255, float32), other integer and bool types refused with a ValueError
+    naming `name` (a 0-255 image must never run as if it were in [0, 1]), floats as given."""
+    dtype = getattr(images, "dtype", None)
+    if dtype is None:
+        return images
+    if np.dtype(dtype) == np.uint8:
+        return jnp.asarray(images, jnp.float32) / 255.0
+    if not (np.issubdtype(np.dtype(dtype), np.floating) or np.dtype(dtype) == jnp.bfloat16):
+        raise ValueError(f"{name} must be float RGB in [0, 1] or uint8, got dtype {dtype}")
+    return images
+
+
 def preprocess(images: jax.Array) -> jax.Array:
-    """RGB in [0, 1] -> Keras 'caffe' input: (N, H, W, 3) -> (N, H, W, 3), BGR, mean removed."""
+    """RGB in [0, 1] -> Keras 'caffe' input: (..., 3) -> (..., 3), BGR, mean removed.
+
+    uint8 is converted (x / 255); other integer types are refused (`float_images`)."""
+    images = float_images(images)
     bgr = images[..., ::-1] * 255.0
     return bgr - jnp.asarray(BGR_MEAN, dtype=images.dtype)
 
@@ -288,7 +305,7 @@ class VGG19(nn.Module):
         deepest = max(LAYER_NAMES.index(name) for name in self.layers)
         wanted = set(self.layers)
         block_fn = remat_block if self.remat else _run_block
-        x = preprocess(images.astype(jnp.float32)).astype(self.dtype)
+        x = preprocess(float_images(images).astype(jnp.float32)).astype(self.dtype)
         outputs: dict[str, jax.Array] = {}
         for block in range(1, 6):
             convs = [(name, cin if cin == 3 else scaled_channels(cin, self.width),
@@ -308,12 +325,18 @@ class VGG19(nn.Module):
 
 def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: str = "max",
                    dtype=jnp.float32, remat: bool = False) -> dict[str, jax.Array]:
-    """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)}.
+    """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)};
+    one (H, W, 3) image runs as a batch of one (N = 1).
+
+    uint8 images are converted (x / 255) and other integer types refused, as everywhere; the
+    values' range is not checked here (`jaxstyle.objective.as_image_batch` does that).
 
     The params' width (`params_width`) sets the channel counts: VGG19's own, or a narrower
     network of the same shape (engine 3's distilled encoder)."""
+    if np.ndim(images) == 3:
+        images = images[None]
     if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+        raise ValueError(f"images must be (H, W, 3) or (N, H, W, 3), got {images.shape}")
     if under_min_side(images.shape):
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
     model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat,

@@ -90,7 +90,7 @@ def test_remat_gives_the_weights_their_gradients(tiny_params, rng):
                                        atol=1e-4 * float(jnp.abs(plain[name]["bias"]).max()))
 
 
-@pytest.mark.parametrize("shape", [(1, 31, 40, 3), (1, 40, 40, 4), (40, 40, 3)])
+@pytest.mark.parametrize("shape", [(1, 31, 40, 3), (1, 40, 40, 4), (40, 40, 4), (40, 40)])
 def test_bad_input_shapes_raise(tiny_params, shape):
     with pytest.raises(ValueError):
         vgg19_features(tiny_params, jnp.zeros(shape), ("block1_conv1",))

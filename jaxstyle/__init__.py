@@ -7,6 +7,11 @@
 
     decoder, header = jaxstyle.load_builtin_decoder()             # any painting, one pass
     out = jaxstyle.apply_any(params, decoder, header, photo, [painting], alpha=0.8)
+
+Every public function and class has a short example in its docstring. They assume
+`import jax, jax.numpy as jnp, numpy as np, jaxstyle` and `params`, VGG19's weights
+(`jaxstyle.load_vgg19`); tests/test_docs.py runs them all as doctests, with random weights of
+VGG19's shapes, tiny images and shallow layers so that they take seconds on a CPU.
 """
 
 from jaxstyle.arbitrary.apply import apply_any, load_builtin_decoder

@@ -44,6 +44,14 @@ class StyleConfig:
     """All settings of one stylization. Defaults reproduce the TensorFlow tutorial (the seed).
 
     Frozen and hashable, so it can be bound into a jitted step by closure.
+
+    Example:
+
+    >>> cfg = jaxstyle.StyleConfig(epochs=2, style_layers="block1_conv1,block2_conv1")
+    >>> cfg.style_layers, cfg.total_steps
+    (('block1_conv1', 'block2_conv1'), 200)
+    >>> cfg.replace(steps=5).total_steps
+    5
     """
 
     # Loss.

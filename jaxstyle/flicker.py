@@ -37,6 +37,14 @@ def temporal_smooth(frames: np.ndarray, smooth: float,
 
     Takes and returns float32 frames in [0, 1]; returns (outputs, last output) so the blend can
     carry on across batches. The first frame of a clip (previous None) passes unchanged.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> frames = np.stack([np.zeros((2, 2, 3)), np.ones((2, 2, 3))]).astype(np.float32)
+    >>> out, last = jaxstyle.video.temporal_smooth(frames, smooth=0.25)
+    >>> out[:, 0, 0, 0]  # the second frame: 0.75 * 1 + 0.25 * 0
+    array([0.  , 0.75], dtype=float32)
     """
     outputs = np.empty_like(frames)
     for index, frame in enumerate(frames):

@@ -219,7 +219,15 @@ def resize_to(pixels: np.ndarray, size: tuple[int, int], path: str | os.PathLike
 
 def load_image(path: str | os.PathLike, max_dim: int | None = 512,
                max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> np.ndarray:
-    """Read an image file as (H, W, 3) float32 in [0, 1], longer side shrunk to max_dim."""
+    """Read an image file as (H, W, 3) float32 in [0, 1], longer side shrunk to max_dim.
+
+    Example:
+
+    >>> path = jaxstyle.save_image("photo.png", np.full((64, 96, 3), 0.5))
+    >>> image = jaxstyle.load_image(path, max_dim=48)
+    >>> image.shape, image.dtype
+    ((32, 48, 3), dtype('float32'))
+    """
     pixels, size = decode_image(path, max_dim, max_pixels, what)
     return resize_to(pixels, size, path, what)
 
@@ -245,7 +253,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write one image, (H, W, 3) or (1, H, W, 3), by extension (PNG, JPEG q95, ...), atomically."""
+    """Write one image, (H, W, 3) or (1, H, W, 3), by extension (PNG, JPEG q95, ...), atomically.
+
+    Example:
+
+    >>> jaxstyle.save_image("grey.png", np.full((1, 32, 32, 3), 0.5))
+    PosixPath('grey.png')
+    >>> jaxstyle.load_image("grey.png")[0, 0] * 255  # 8 bits per channel
+    array([128., 128., 128.], dtype=float32)
+    """
     path = Path(path)
     if np.ndim(image) == 4 and np.shape(image)[0] != 1:
         raise ValueError(f"save_image writes one image, got a batch of {np.shape(image)[0]}")

@@ -53,7 +53,14 @@ _self_products.defvjp(_self_products_fwd, _self_products_bwd)
 
 
 def gram_matrix(features: jax.Array) -> jax.Array:
-    """Channel correlations divided by H*W: (N, H, W, C) -> (N, C, C)."""
+    """Channel correlations divided by H*W: (N, H, W, C) -> (N, C, C).
+
+    Example:
+
+    >>> features = jnp.ones((2, 4, 4, 8))
+    >>> jaxstyle.gram_matrix(features).shape
+    (2, 8, 8)
+    """
     _check_features(features)
     _, h, w, _ = features.shape
     return _self_products(features.astype(jnp.float32)) / (h * w)
@@ -67,6 +74,14 @@ def masked_gram_matrix(features: jax.Array, masks: jax.Array) -> jax.Array:
     weight, so a mask of all ones gives exactly `gram_matrix`. (The 2017 paper weights features
     by the guide and normalises like the unguided Gram; dividing by the mask area instead keeps
     the statistics of a small region on the same scale as the style image's.)
+
+    Example:
+
+    >>> features = jnp.ones((1, 4, 4, 8))
+    >>> masks = jnp.stack([jnp.ones((4, 4)), jnp.eye(4)])  # two regions
+    >>> grams = jaxstyle.masked_gram_matrix(features, masks)
+    >>> grams.shape, bool(jnp.allclose(grams[:, 0], jaxstyle.gram_matrix(features)))
+    ((1, 2, 8, 8), True)
     """
     _check_features(features)
     n, h, w, _ = features.shape
@@ -83,7 +98,14 @@ def masked_gram_matrix(features: jax.Array, masks: jax.Array) -> jax.Array:
 
 
 def per_image_mse(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Mean squared difference per image, b broadcast over a's batch: (N,...), (N|1,...) -> (N,)."""
+    """Mean squared difference per image, b broadcast over a's batch: (N,...), (N|1,...) -> (N,).
+
+    Example:
+
+    >>> a = jnp.zeros((2, 4, 4, 3)).at[1].set(1.0)
+    >>> jaxstyle.per_image_mse(a, jnp.zeros((1, 4, 4, 3)))
+    Array([0., 1.], dtype=float32)
+    """
     if a.shape[1:] != b.shape[1:] or b.shape[0] not in (1, a.shape[0]):
         raise ValueError(f"shapes do not broadcast per image: {a.shape} vs {b.shape}")
     diff = a.astype(jnp.float32) - b.astype(jnp.float32)
@@ -91,25 +113,52 @@ def per_image_mse(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def mean_squared_error(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Mean of squared differences over all elements: (...), (...) -> ()."""
+    """Mean of squared differences over all elements: (...), (...) -> ().
+
+    Example:
+
+    >>> float(jaxstyle.mean_squared_error(jnp.zeros(4), jnp.full(4, 2.0)))
+    4.0
+    """
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     return jnp.mean(jnp.square(a.astype(jnp.float32) - b.astype(jnp.float32)))
 
 
 def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
-    """MSE between features and the content target: (N,H,W,C), (N,H,W,C) -> ()."""
+    """MSE between features and the content target: (N,H,W,C), (N,H,W,C) -> ().
+
+    Example:
+
+    >>> features = jnp.ones((1, 4, 4, 8))
+    >>> float(jaxstyle.content_loss(features, 0.5 * features))
+    0.25
+    """
     return mean_squared_error(features, target)
 
 
 def style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
-    """MSE between the features' Gram and the target Gram: (N,H,W,C), (N,C,C) -> ()."""
+    """MSE between the features' Gram and the target Gram: (N,H,W,C), (N,C,C) -> ().
+
+    Example:
+
+    >>> features = jnp.ones((1, 4, 4, 8))
+    >>> float(jaxstyle.style_loss(features, jaxstyle.gram_matrix(features)))
+    0.0
+    """
     return mean_squared_error(gram_matrix(features), target_gram)
 
 
 def total_variation(images: jax.Array) -> jax.Array:
     """Sum of |neighbour differences| per image (tf.image.total_variation): (N,H,W,C) -> (N,);
-    one (H, W, C) image counts as a batch of one. uint8 is taken as x / 255, as everywhere."""
+    one (H, W, C) image counts as a batch of one. uint8 is taken as x / 255, as everywhere.
+
+    Example:
+
+    >>> stripes = jnp.zeros((1, 4, 4, 3)).at[:, :, ::2].set(1.0)  # vertical stripes
+    >>> jaxstyle.total_variation(stripes)
+    Array([36.], dtype=float32)
+    """
     images = jnp.asarray(images)
     if images.ndim == 3:
         images = images[None]

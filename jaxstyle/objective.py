@@ -39,6 +39,14 @@ class Targets(NamedTuple):
     weights: None (the config's weights, as constants), or {'content_weight', 'style_weight',
         'tv_weight'}: () or (B,) arrays. As data rather than constants, a sweep of weights
         compiles once (`with_loss_weights`).
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> targets.content["block2_conv2"].shape, targets.style["block1_conv1"].shape
+    ((1, 16, 16, 128), (1, 1, 64, 64))
     """
 
     content: dict[str, Array]
@@ -152,6 +160,16 @@ def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Target
     Several styles are blended by `cfg.style_blend` (Gram targets mixed per layer). With
     `masks` (S, H, W), or (N, S, H, W) per image, at the content's size, one per style, each
     style keeps its own Gram and applies only where its mask is (regional style).
+
+    Example:
+
+    >>> photo, left_style, right_style = np.random.default_rng(0).random((3, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> left = np.zeros((32, 32), np.float32); left[:, :16] = 1  # style 1 left, style 2 right
+    >>> targets = jaxstyle.make_targets(params, photo, [left_style, right_style], cfg,
+    ...                                 masks=np.stack([left, 1 - left]))
+    >>> targets.style["block1_conv1"].shape, targets.masks["block1_conv1"].shape
+    ((1, 2, 64, 64), (1, 2, 32, 32))
     """
     with precision_scope(cfg):
         return _make_targets(params, content, style, cfg, masks)
@@ -189,7 +207,17 @@ def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targe
 
 
 def with_loss_weights(targets: Targets, cfg: StyleConfig, **values) -> Targets:
-    """`targets` carrying loss weights as data: the config's, with `values` replacing some."""
+    """`targets` carrying loss weights as data: the config's, with `values` replacing some.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> weighted = jaxstyle.with_loss_weights(targets, cfg, style_weight=1.0)
+    >>> {name: round(float(w), 6) for name, w in weighted.weights.items()}
+    {'content_weight': 10000.0, 'style_weight': 1.0, 'tv_weight': 0.0004}
+    """
     weights = config_loss_weights(cfg)
     for name, value in values.items():
         if name not in LOSS_WEIGHTS:
@@ -199,7 +227,17 @@ def with_loss_weights(targets: Targets, cfg: StyleConfig, **values) -> Targets:
 
 
 def stack_targets(targets: Sequence[Targets]) -> Targets:
-    """Per-job targets (each for one image) stacked along a new leading axis, for vmap."""
+    """Per-job targets (each for one image) stacked along a new leading axis, for vmap.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> jobs = [jaxstyle.make_targets(params, photo, painting, cfg),
+    ...         jaxstyle.make_targets(params, painting, photo, cfg)]
+    >>> jaxstyle.stack_targets(jobs).content["block2_conv2"].shape  # (jobs, 1, h, w, C)
+    (2, 1, 16, 16, 128)
+    """
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *targets)
 
 
@@ -233,6 +271,15 @@ def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
 
     The parts are weighted. Each image's loss depends on that image alone, so the gradient of
     the sum is each image's own gradient.
+
+    Example:
+
+    >>> images = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, images[0], images[1], cfg)
+    >>> totals, parts = jaxstyle.per_image_loss(params, targets, images, cfg)
+    >>> totals.shape, parts["style"].shape
+    ((2,), (2,))
     """
     images = as_image_batch(images, "images")
     check_targets_match(targets, cfg)
@@ -258,6 +305,15 @@ def loss_fn(params, targets: Targets, image: Array, cfg: StyleConfig):
     image: (H, W, 3) or (N, H, W, 3), RGB floats in [0, 1].
 
         total, parts = loss_fn(params, make_targets(params, photo, painting, cfg), photo, cfg)
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> total, parts = jaxstyle.loss_fn(params, targets, photo, cfg)
+    >>> total.shape, sorted(parts), float(parts["content"]) < 1e-3  # the photo is its content
+    ((), ['content', 'style', 'tv'], True)
     """
     totals, parts = per_image_loss(params, targets, image, cfg)
     return totals.mean(), {name: value.mean() for name, value in parts.items()}

@@ -34,7 +34,16 @@ _PREFIX_BYTES = len(MAGIC) + _LENGTH.size
 
 
 class ModelError(JaxstyleError):
-    """A model file is missing, not a model, damaged, or does not fit its own header."""
+    """A model file is missing, not a model, damaged, or does not fit its own header.
+
+    Example:
+
+    >>> try:
+    ...     jaxstyle.load_model("missing.jxs")
+    ... except jaxstyle.ModelError as error:
+    ...     print(error)
+    model file missing.jxs not found
+    """
 
 
 def check_shapes(params, expected: dict[tuple[str, ...], tuple[int, ...]], context: str,

@@ -36,7 +36,15 @@ MAX_NONFINITE_STEPS = 100  # that many skipped updates in a row: training has di
 
 class TrainingInterrupted(JaxstyleError):
     """Ctrl-C or SIGTERM during training; a checkpoint and the model file were saved first.
-    `signum` is the signal that stopped it."""
+    `signum` is the signal that stopped it.
+
+    Example:
+
+    >>> from pathlib import Path
+    >>> stopped = jaxstyle.TrainingInterrupted(120, Path("model.jxs"), None, signum=15)
+    >>> print(stopped)  # what `train` raises; the model file holds the 120 steps
+    interrupted by SIGTERM at step 120: saved model.jxs
+    """
 
     def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path],
                  signum: Optional[int] = None):

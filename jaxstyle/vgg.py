@@ -69,7 +69,13 @@ def float_images(images, name: str = "images"):
 def preprocess(images: jax.Array) -> jax.Array:
     """RGB in [0, 1] -> Keras 'caffe' input: (..., 3) -> (..., 3), BGR, mean removed.
 
-    uint8 is converted (x / 255); other integer types are refused (`float_images`)."""
+    uint8 is converted (x / 255); other integer types are refused (`float_images`).
+
+    Example:
+
+    >>> jaxstyle.preprocess(jnp.zeros((1, 2, 2, 3)))[0, 0, 0]  # black: minus the BGR mean
+    Array([-103.939, -116.779, -123.68 ], dtype=float32)
+    """
     images = float_images(images)
     bgr = images[..., ::-1] * 255.0
     return bgr - jnp.asarray(BGR_MEAN, dtype=images.dtype)
@@ -213,6 +219,12 @@ def prepare_params(params) -> dict:
     respect to the weights are the same as with plain params. Under a transformation (inside
     `jax.jit`, `jax.grad`) the params are abstract and nothing can be cached or checked:
     call it outside, on concrete params.
+
+    Example:
+
+    >>> prepared = jaxstyle.prepare_params(params)
+    >>> prepared["block1_conv2"]["grad_kernel"].shape  # (3, 3, out, in)
+    (3, 3, 64, 64)
     """
     prepared = {}
     for name, layer in params.items():
@@ -290,6 +302,13 @@ class VGG19(nn.Module):
     Keras names them. `dtype` is the compute dtype of the convolutions (bfloat16 for fast mixed
     precision); outputs are always float32. `remat` recomputes each block's activations in the
     backward pass instead of keeping them (less memory, about one more forward pass of FLOPs).
+
+    Example:
+
+    >>> net = jaxstyle.VGG19(layers=("block1_conv1", "block3_conv1"))
+    >>> features = net.apply({"params": params}, jnp.zeros((1, 32, 32, 3)))
+    >>> {name: f.shape for name, f in features.items()}
+    {'block1_conv1': (1, 32, 32, 64), 'block3_conv1': (1, 8, 8, 256)}
     """
 
     layers: Sequence[str]
@@ -332,7 +351,15 @@ def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: st
     values' range is not checked here (`jaxstyle.objective.as_image_batch` does that).
 
     The params' width (`params_width`) sets the channel counts: VGG19's own, or a narrower
-    network of the same shape (engine 3's distilled encoder)."""
+    network of the same shape (engine 3's distilled encoder).
+
+    Example:
+
+    >>> images = jnp.zeros((2, 32, 48, 3))
+    >>> features = jaxstyle.vgg19_features(params, images, ["block2_conv1", "block4_conv1"])
+    >>> features["block2_conv1"].shape, features["block4_conv1"].shape
+    ((2, 16, 24, 128), (2, 4, 6, 512))
+    """
     if np.ndim(images) == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[-1] != 3:

@@ -30,14 +30,27 @@ def modules() -> list[str]:
     import jaxstyle
 
     names = ["jaxstyle"]
+    _resolve_lazy_names(jaxstyle)
     for info in pkgutil.walk_packages(jaxstyle.__path__, "jaxstyle."):
         parent, _, leaf = info.name.rpartition(".")
         listed = getattr(importlib.import_module(parent), "__all__", None)
         if leaf != "__main__" and listed is not None and leaf not in listed:
             names.append(info.name)
         if leaf != "__main__":
-            _namedtuple_modules(importlib.import_module(info.name))
+            module = importlib.import_module(info.name)
+            _namedtuple_modules(module)
+            _resolve_lazy_names(module)
     return names
+
+
+def _resolve_lazy_names(module: object) -> None:
+    """pdoc reads a module's `__dict__`, not its `__getattr__`: a name in `__all__` that a
+    package imports only on first use (`jaxstyle.serve.create_app`, which needs the serve
+    extra, so that `import jaxstyle.serve` does not) would be missing from the reference, and
+    pdoc warns. Import it now and store it where pdoc looks, as a first use would."""
+    for name in getattr(module, "__all__", ()):
+        if name not in vars(module) and hasattr(module, "__getattr__"):
+            setattr(module, name, getattr(module, name))
 
 
 def _namedtuple_modules(module: object) -> None:

@@ -24,7 +24,14 @@ EPS = 1e-5  # added to the variance: a flat (constant) channel must not divide b
 
 
 class StyleStats(NamedTuple):
-    """Per-channel statistics of K style images' features: mean, std both (K, C) float32."""
+    """Per-channel statistics of K style images' features: mean, std both (K, C) float32.
+
+    Example:
+
+    >>> stats = jaxstyle.arbitrary.StyleStats(mean=jnp.zeros((2, 8)), std=jnp.ones((2, 8)))
+    >>> stats.mean.shape  # K = 2 styles, C = 8 channels
+    (2, 8)
+    """
 
     mean: jax.Array
     std: jax.Array
@@ -36,6 +43,13 @@ def channel_stats(features: jax.Array, mask: Optional[jax.Array] = None,
 
     With a mask, positions count by their weight (a soft mask works); an all-zero mask gives
     mean 0 and std sqrt(eps) rather than NaN. Computed in float32 whatever the input dtype.
+
+    Example:
+
+    >>> features = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> mean, std = jaxstyle.arbitrary.channel_stats(features)
+    >>> float(mean[0, 0]), round(float(std[0, 0]), 3)
+    (7.5, 4.61)
     """
     x = features.astype(jnp.float32)
     if mask is None:
@@ -67,6 +81,13 @@ def adain(content: jax.Array, mean: jax.Array, std: jax.Array,
 
     With a mask (N,h,w) the content's own statistics are taken over the masked positions, so a
     region is normalised by itself (the caller composites regions).
+
+    Example:
+
+    >>> content = jnp.asarray(np.random.default_rng(0).normal(size=(1, 8, 8, 4)))
+    >>> out = jaxstyle.arbitrary.adain(content, mean=jnp.full((1, 4), 2.0), std=jnp.ones((1, 4)))
+    >>> jaxstyle.arbitrary.channel_stats(out)[0].round(3)  # the given mean, per channel
+    Array([[2., 2., 2., 2.]], dtype=float32)
     """
     c_mean, c_std = channel_stats(content, mask, eps)
     normalised = (content.astype(jnp.float32) - c_mean[:, None, None, :]) / c_std[:, None, None, :]
@@ -95,6 +116,16 @@ def adain_target(content: jax.Array, stats: StyleStats, *, weights: Optional[jax
     normalised by its own statistics, the masks summing to 1 at each position (resize them to
     the feature size first). Neither: K must be 1. alpha: 1 the full style, 0 the content's
     own features (the decoder's reconstruction of the photo); a scalar or (N,).
+
+    Example:
+
+    >>> content = jnp.asarray(np.random.default_rng(0).normal(size=(1, 8, 8, 4)))
+    >>> stats = jaxstyle.arbitrary.StyleStats(mean=jnp.full((1, 4), 2.0), std=jnp.ones((1, 4)))
+    >>> target = jaxstyle.arbitrary.adain_target(content, stats)  # alpha 1: the style's mean
+    >>> target.shape, target.mean(axis=(1, 2)).round(3)
+    ((1, 8, 8, 4), Array([[2., 2., 2., 2.]], dtype=float32))
+    >>> bool(jnp.allclose(jaxstyle.arbitrary.adain_target(content, stats, alpha=0.0), content))
+    True
     """
     if weights is not None and masks is not None:
         raise ValueError("give weights (a blend) or masks (regions), not both")

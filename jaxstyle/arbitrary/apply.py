@@ -29,7 +29,14 @@ PRESERVE_COLOR = ("luminance",)
 
 
 def load_builtin_decoder() -> tuple[dict, dict]:
-    """The decoder shipped with the package (see docs/models.md)."""
+    """The decoder shipped with the package (see docs/models.md).
+
+    Example:
+
+    >>> decoder, header = jaxstyle.load_builtin_decoder()
+    >>> header["architecture"], sorted(decoder)  # it carries its own small encoder
+    ('adain-distilled-relu4_1', ['decoder', 'encoder'])
+    """
     return load_decoder(MODELS_DIR / f"{BUILTIN_DECODER}.jxs")
 
 
@@ -91,6 +98,14 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     Pass a `stylizer` to reuse its compiled programs across calls, and the paintings'
     `stats` (`stylizer.style_stats(style_images)`) to skip their encoder pass on every call
     (a video's batches, a folder of photos).
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> decoder, header = jaxstyle.load_builtin_decoder()
+    >>> out = jaxstyle.apply_any(params, decoder, header, photo, [painting], alpha=0.8)
+    >>> out.shape, out.dtype
+    ((32, 32, 3), dtype('float32'))
     """
     for name, value in (("alpha", alpha), ("strength", strength)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):

@@ -90,7 +90,13 @@ def _channels(base: int, width: float) -> int:
 
 
 def decoder_channels(width: float) -> tuple[int, int, int]:
-    """Level 4's channels at H/4, H/2, H: base * width rounded to a multiple of 8, at least 8."""
+    """Level 4's channels at H/4, H/2, H: base * width rounded to a multiple of 8, at least 8.
+
+    Example:
+
+    >>> jaxstyle.arbitrary.decoder_channels(1.0), jaxstyle.arbitrary.decoder_channels(0.25)
+    ((256, 128, 64), (64, 32, 16))
+    """
     if not width > 0:
         raise ValueError(f"width must be positive, got {width}")
     return tuple(_scaled(base, width) for base in BASE_CHANNELS)
@@ -102,6 +108,13 @@ class Decoder(nn.Module):
 
     C is VGG19's (512 at relu4_1), or a distilled encoder's fewer
     (`jaxstyle.arbitrary.encoder`); the first conv's kernel has that many inputs.
+
+    Example:
+
+    >>> net = jaxstyle.arbitrary.Decoder(width=0.25)
+    >>> decoder = jaxstyle.arbitrary.init_decoder(0, width=0.25)
+    >>> jax.jit(net.apply)({"params": decoder}, jnp.ones((1, 4, 4, 512))).shape  # 8x the size
+    (1, 32, 32, 3)
     """
 
     width: float = 1.0
@@ -128,7 +141,14 @@ class Decoder(nn.Module):
 def init_decoder(seed: int | jax.Array, width: float = 1.0,
                  in_channels: Optional[int] = None, level: int = 4) -> dict:
     """Fresh params (the inner `params` dict) of Decoder(width, level) for features of
-    `in_channels` (default: VGG19's at that level); see `_compiled_init`."""
+    `in_channels` (default: VGG19's at that level); see `_compiled_init`.
+
+    Example:
+
+    >>> decoder = jaxstyle.arbitrary.init_decoder(0, width=0.25)
+    >>> decoder["conv0"]["kernel"].shape  # 3x3 from VGG19's 512 relu4_1 channels
+    (3, 3, 512, 64)
+    """
     key = jax.random.key(seed, impl="rbg") if isinstance(seed, int) else seed
     channels = LEVEL_CHANNELS[level] if in_channels is None else int(in_channels)
     return _compiled_init(float(width), channels, level)(key)["params"]

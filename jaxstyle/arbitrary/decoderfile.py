@@ -120,7 +120,15 @@ def save_wct_level(path: str | os.PathLike, level: int, params: dict, header: di
 def save_decoder(path: str | os.PathLike, params: dict, header: dict,
                  encoder: Optional[dict] = None) -> Path:
     """Write a decoder (header needs `width`) atomically; with `encoder` (distilled encoder
-    params; header needs `encoder_width`) the file carries it and names it."""
+    params; header needs `encoder_width`) the file carries it and names it.
+
+    Example:
+
+    >>> decoder = jaxstyle.arbitrary.init_decoder(0, width=0.25)  # untrained, for VGG19 features
+    >>> path = jaxstyle.arbitrary.save_decoder("untrained.jxs", decoder, {"width": 0.25})
+    >>> jaxstyle.load_decoder(path)[1]["architecture"]
+    'adain-vgg19-relu4_1'
+    """
     path = Path(path)
     if encoder is not None:
         params = {"decoder": params, "encoder": encoder}
@@ -155,6 +163,14 @@ def load_decoder(path: str | os.PathLike) -> tuple[dict, dict]:
     params are the file's as they are: the decoder's, or {"decoder": ..., "encoder": ...}
     for a model with its own encoder. Everything that runs a model (`ArbitraryStylizer`,
     `apply_any`) takes either (`split_params`); `load_any_model` names the parts.
+
+    Example:
+
+    >>> untrained = jaxstyle.arbitrary.init_decoder(0, width=0.25)
+    >>> path = jaxstyle.arbitrary.save_decoder("untrained.jxs", untrained, {"width": 0.25})
+    >>> decoder, header = jaxstyle.load_decoder(path)
+    >>> header["architecture"], header["width"], decoder["conv0"]["kernel"].shape
+    ('adain-vgg19-relu4_1', 0.25, (3, 3, 512, 64))
     """
     params, header, where = read_param_file(path)
     _check(header, params, where)

@@ -90,6 +90,13 @@ def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
 
     The style image keeps its own size; that size, relative to the photo's, sets the size of
     the brush strokes (`--style-size`).
+
+    Example:
+
+    >>> painting = np.random.default_rng(0).random((48, 32, 3), np.float32)
+    >>> stats = jaxstyle.style_statistics(params, painting)
+    >>> stats.mean.shape, stats.std.shape
+    ((1, 512), (1, 512))
     """
     image = jnp.asarray(style_image, jnp.float32)
     image = image[None] if image.ndim == 3 else image
@@ -130,6 +137,15 @@ def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
     gives the decoder's reconstruction of the photo). Landscape photos run transposed unless
     `transpose_landscape=False` (`runs_transposed`: the same result, faster on XLA CPU). Pure;
     jit it (see ArbitraryStylizer).
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> decoder = jaxstyle.arbitrary.init_decoder(0, width=0.25)  # or a trained one's params
+    >>> stats = jaxstyle.style_statistics(params, painting)
+    >>> run = jax.jit(jaxstyle.stylize_arrays, static_argnums=2)  # pure: jit it
+    >>> run(params, decoder, 0.25, photo[None], stats, alpha=0.5).shape
+    (1, 32, 32, 3)
     """
     check_photos(images)
     height, width_px = images.shape[1:3]
@@ -264,6 +280,15 @@ class ArbitraryStylizer(BatchedPass):
     (2 x `tile`)^2 px run in `tile`-px tiles (`stylize_tiled`: the same result in bounded
     memory; about 0.8 kB per pixel untiled on a CPU, so a 24 MP photo would need ~19 GB);
     `tile=None` never tiles.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> decoder, header = jaxstyle.load_builtin_decoder()
+    >>> stylizer = jaxstyle.ArbitraryStylizer(None, decoder, header["width"])  # own encoder
+    >>> stats = stylizer.style_stats([painting])
+    >>> stylizer(photo[None], stats, alpha=0.8).shape, stylizer.trace_count
+    ((1, 32, 32, 3), 1)
     """
 
     def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32, mesh=None,

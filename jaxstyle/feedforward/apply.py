@@ -57,14 +57,32 @@ class Stylizer:
 
 
 def make_stylizer(params: dict, header: dict) -> Stylizer:
-    """The model as a compiled function `(images, style_weights) -> images` (see `Stylizer`)."""
+    """The model as a compiled function `(images, style_weights) -> images` (see `Stylizer`).
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> stylizer = jaxstyle.make_stylizer(model, header)
+    >>> photos = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> stylizer(photos, np.eye(3)[[0, 2]]).shape  # style 0 for one, style 2 for the other
+    (2, 32, 32, 3)
+    """
     return Stylizer(params, header)
 
 
 def style_weights_for(header: dict, style: str | int | None = None,
                       blend: Optional[Sequence[float]] = None) -> np.ndarray:
     """One model's style weights (S,): a one-hot row for `style` (name or index; default 0), or
-    `blend` (one weight >= 0 per style) normalised to sum 1."""
+    `blend` (one weight >= 0 per style) normalised to sum 1.
+
+    Example:
+
+    >>> header = {"num_styles": 3, "styles": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
+    >>> jaxstyle.feedforward.style_weights_for(header, "b")
+    array([0., 1., 0.], dtype=float32)
+    >>> jaxstyle.feedforward.style_weights_for(header, blend=[1, 1, 2])
+    array([0.25, 0.25, 0.5 ], dtype=float32)
+    """
     num_styles = int(header["num_styles"])
     if blend is None:
         index = 0 if style is None else style_index(header, style)
@@ -83,6 +101,14 @@ def apply_model(params: dict, header: dict, images, style: str | int | None = No
     strength blends with the photo: strength * stylised + (1 - strength) * photo.
     preserve_color 'luminance' keeps the stylised luminance and the photo's chroma (Gatys et
     al. 2016). Pass a `stylizer` to reuse its compiled programs across calls.
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> photos = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> out = jaxstyle.apply_model(model, header, photos, style="starry_night", strength=0.8)
+    >>> out.shape, out.dtype
+    ((2, 32, 32, 3), dtype('float32'))
     """
     if not (isinstance(strength, (int, float)) and math.isfinite(strength)
             and 0 <= strength <= 1):
@@ -113,7 +139,13 @@ class BuiltinModel(NamedTuple):
 
 
 def builtin_models(models_dir: str | os.PathLike | None = None) -> list[BuiltinModel]:
-    """The shipped models: each file by its stem, and each style in it by its name."""
+    """The shipped models: each file by its stem, and each style in it by its name.
+
+    Example:
+
+    >>> [model.name for model in jaxstyle.feedforward.builtin_models() if model.style]
+    ['starry_night', 'shipwreck', 'woman_with_hat']
+    """
     folder = Path(models_dir) if models_dir is not None else MODELS_DIR
     found = []
     for path in sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []:
@@ -132,6 +164,12 @@ def resolve_model(name_or_path: str | os.PathLike,
 
     An existing file wins; otherwise a built-in style name (case-insensitive, e.g.
     'starry_night') or model stem. ModelError lists the built-in names when nothing matches.
+
+    Example:
+
+    >>> path, style = jaxstyle.resolve_model("Starry_Night")
+    >>> path.name, style
+    ('paintings.jxs', 'starry_night')
     """
     path = Path(name_or_path)
     if path.exists():

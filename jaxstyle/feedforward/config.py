@@ -44,6 +44,12 @@ class FeedForwardConfig:
     `loss` is the shared objective's config: of its fields the trainer reads the layers, their
     weights, the loss weights, pooling, precision and remat (the optimiser fields are the
     Gatys engine's and are ignored here).
+
+    Example:
+
+    >>> cfg = jaxstyle.FeedForwardConfig(size=64, batch=2, num_styles=3, style_size=128)
+    >>> cfg.style_side, cfg.loss.content_layers
+    (128, ('block3_conv3', 'block5_conv2'))
     """
 
     loss: StyleConfig = DEFAULT_LOSS
@@ -106,6 +112,13 @@ class TrainState(NamedTuple):
     params: the network's params dict. opt_state: Adam's state. step: steps taken (int32).
     key: PRNG key data (uint32[2], threefry) for the stability term's random motions; raw
     data rather than a typed key so any checkpointer can store it.
+
+    Example:
+
+    >>> cfg = jaxstyle.FeedForwardConfig(size=64, width=0.25)
+    >>> state = jaxstyle.feedforward.init_train_state(cfg)
+    >>> state._fields, int(state.step), state.key.dtype
+    (('params', 'opt_state', 'step', 'key'), 0, dtype('uint32'))
     """
 
     params: Any
@@ -128,7 +141,16 @@ def make_optimizer(cfg: FeedForwardConfig) -> optax.GradientTransformation:
 
 def init_train_state(cfg: FeedForwardConfig, params=None) -> TrainState:
     """Fresh network params (from `cfg.seed`) or `params` (continuing a trained model), a
-    fresh Adam state, step 0 and the stability key."""
+    fresh Adam state, step 0 and the stability key.
+
+    Example:
+
+    >>> cfg = jaxstyle.FeedForwardConfig(size=64, width=0.25)
+    >>> model = jaxstyle.feedforward.init_params(1, width=0.25, identity_start=True)
+    >>> state = jaxstyle.feedforward.init_train_state(cfg, params=model)
+    >>> bool(jnp.array_equal(state.params["output"]["kernel"], model["output"]["kernel"]))
+    True
+    """
     if params is None:
         params = init_params(cfg.seed, cfg.num_styles, cfg.width, size=cfg.size,
                              identity_start=cfg.identity_start)

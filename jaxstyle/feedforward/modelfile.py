@@ -28,7 +28,14 @@ ARCHITECTURE = "johnson2016-cin"
 
 
 def style_record(name: str, image: np.ndarray, file: str | os.PathLike | None = None) -> dict:
-    """Header entry for a style: name, sha256 of the file's bytes (else the image's), [H, W]."""
+    """Header entry for a style: name, sha256 of the file's bytes (else the image's), [H, W].
+
+    Example:
+
+    >>> record = jaxstyle.feedforward.style_record("grey", np.full((32, 48, 3), 0.5, np.float32))
+    >>> record["name"], record["size"], len(record["sha256"])
+    ('grey', [32, 48], 64)
+    """
     image = np.asarray(image)
     digest = (sha256_hex(Path(file).read_bytes()) if file is not None
               else sha256_hex(np.ascontiguousarray(image, np.float32).tobytes()))
@@ -69,7 +76,17 @@ def _architecture_of(header: dict) -> tuple[int, float]:
 
 
 def save_model(path: str | os.PathLike, params: dict, header: dict) -> Path:
-    """Write params and header (needs `width`; fills format, checksum, defaults) atomically."""
+    """Write params and header (needs `width`; fills format, checksum, defaults) atomically.
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> two = jaxstyle.feedforward.select_styles(model, [0, 1])  # starry_night, shipwreck
+    >>> path = jaxstyle.save_model("two.jxs", two, {**header, "num_styles": 2,
+    ...                                              "styles": header["styles"][:2]})
+    >>> jaxstyle.load_model(path)[1]["num_styles"]
+    2
+    """
     path = Path(path)
     params = jax.tree.map(lambda leaf: np.asarray(leaf, np.float32), params)
     header = {"architecture": ARCHITECTURE, "styles": [], "training": {}, "data_count": None,
@@ -103,7 +120,15 @@ def _check_header(header: dict, params: Any, context: str) -> None:
 
 
 def load_model(path: str | os.PathLike) -> tuple[dict, dict]:
-    """(params as a nested dict of float32 numpy arrays, header) from a model file."""
+    """(params as a nested dict of float32 numpy arrays, header) from a model file.
+
+    Example:
+
+    >>> path, style = jaxstyle.resolve_model("starry_night")  # a built-in style: its file
+    >>> model, header = jaxstyle.load_model(path)
+    >>> header["num_styles"], [style["name"] for style in header["styles"]]
+    (3, ['starry_night', 'shipwreck', 'woman_with_hat'])
+    """
     params, header, where = read_param_file(path)
     _check_header(header, params, where)
     return params, header
@@ -115,7 +140,16 @@ def style_names(header: dict) -> list[str]:
 
 
 def style_index(header: dict, name_or_index: str | int) -> int:
-    """Index of a style given by name (case-insensitive, tried first) or by index."""
+    """Index of a style given by name (case-insensitive, tried first) or by index.
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> jaxstyle.feedforward.style_index(header, "Shipwreck")  # by name, in any case
+    1
+    >>> jaxstyle.feedforward.style_index(header, 2)
+    2
+    """
     num_styles = int(header.get("num_styles", 0))
     names = style_names(header)
     wanted = str(name_or_index).strip()
@@ -134,7 +168,16 @@ def style_index(header: dict, name_or_index: str | int) -> int:
 
 
 def describe(header: dict) -> str:
-    """A few lines for people: architecture, styles, training settings, provenance."""
+    """A few lines for people: architecture, styles, training settings, provenance.
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> print(jaxstyle.feedforward.describe(header))
+    johnson2016-cin width 0.25, 3 style(s), 0.4 MB of params, format 1, jaxstyle ...
+      style 0: 'starry_night' 160x256 sha256 0592ab0f7b51
+    ...
+    """
     lines = [f"{header.get('architecture')} width {header.get('width')}, "
              f"{header.get('num_styles')} style(s), "
              f"{header.get('params_bytes', 0) / 1e6:.1f} MB of params, "

@@ -59,7 +59,13 @@ def scaled_channels(base: int, width: float) -> int:
 
 
 def channel_counts(width: float) -> tuple[int, int, int]:
-    """(C1, C2, C3): channels of the full, half and quarter resolution layers."""
+    """(C1, C2, C3): channels of the full, half and quarter resolution layers.
+
+    Example:
+
+    >>> jaxstyle.feedforward.channel_counts(1.0), jaxstyle.feedforward.channel_counts(0.25)
+    ((32, 64, 128), (8, 16, 32))
+    """
     return tuple(scaled_channels(base, width) for base in BASE_CHANNELS)
 
 
@@ -69,6 +75,15 @@ def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array,
 
     Statistics are taken in float32 even for bfloat16 activations, whose 8-bit mantissa would
     make the mean of a large map, and so the variance, visibly wrong.
+
+    Example:
+
+    >>> x = jnp.asarray(np.random.default_rng(0).normal(1.0, 3.0, (2, 8, 8, 4)))
+    >>> y = jaxstyle.feedforward.instance_norm(x, scale=jnp.ones((2, 4)), shift=jnp.zeros((2, 4)))
+    >>> y.shape, bool(jnp.allclose(y.mean(axis=(1, 2)), 0, atol=1e-5))
+    ((2, 8, 8, 4), True)
+    >>> bool(jnp.allclose(y.std(axis=(1, 2)), 1, atol=1e-3))
+    True
     """
     x32 = x.astype(jnp.float32)
     mean = x32.mean(axis=(1, 2), keepdims=True)
@@ -148,6 +163,15 @@ class TransformerNet(nn.Module):
     Any H, W >= MIN_SIDE works, odd ones included: the input is reflection-padded up to a
     multiple of 4 (split between the two sides) and the output cropped back to H x W, so the
     encoder's two halvings and the decoder's two doublings meet exactly.
+
+    Example:
+
+    >>> net = jaxstyle.feedforward.TransformerNet(width=0.25, identity_start=True)
+    >>> model = jaxstyle.feedforward.init_params(0, width=0.25, identity_start=True)
+    >>> photo = np.random.default_rng(0).uniform(0.1, 0.9, (1, 33, 35, 3))  # odd sides work
+    >>> out = jax.jit(net.apply)({"params": model}, photo, jnp.ones((1, 1)))
+    >>> out.shape, bool(jnp.allclose(out, photo, atol=1e-3))  # untrained: the photo itself
+    ((1, 33, 35, 3), True)
     """
 
     num_styles: int = 1
@@ -213,6 +237,12 @@ def init_params(seed: int | jax.Array, num_styles: int = 1, width: float = 1.0,
     of seconds, threefry's (jax.random.key's default) in about ten times as long. rbg numbers may
     differ between backends, which does not matter for a random start. A key is used as given.
     `size` only shapes the abstract example input; no forward pass is computed.
+
+    Example:
+
+    >>> model = jaxstyle.feedforward.init_params(0, width=0.25, identity_start=True)
+    >>> model["encode0"]["conv"]["kernel"].shape, model["encode0"]["norm"]["scale"].shape
+    ((9, 9, 3, 8), (1, 8))
     """
     key = jax.random.key(seed, impl="rbg") if isinstance(seed, int) else seed
     return _compiled_init(num_styles, float(width), size, identity_start)(key)["params"]
@@ -227,14 +257,28 @@ def _compiled_init(num_styles: int, width: float, size: int, identity_start: boo
 
 
 def param_shapes(num_styles: int, width: float) -> dict:
-    """TransformerNet(num_styles, width)'s params tree as ShapeDtypeStructs, computing nothing."""
+    """TransformerNet(num_styles, width)'s params tree as ShapeDtypeStructs, computing nothing.
+
+    Example:
+
+    >>> shapes = jaxstyle.feedforward.param_shapes(num_styles=3, width=0.25)  # nothing computed
+    >>> shapes["output"]["kernel"]
+    ShapeDtypeStruct(shape=(9, 9, 8, 3), dtype=float32)
+    """
     model = TransformerNet(num_styles=num_styles, width=width)
     inputs = _example_inputs(num_styles, MIN_SIDE)
     return jax.eval_shape(model.init, jax.random.key(0), *inputs)["params"]
 
 
 def style_params_paths(params: dict) -> list[tuple[str, ...]]:
-    """Key paths of the per-style leaves: every norm's (S, C) `scale` and `shift`."""
+    """Key paths of the per-style leaves: every norm's (S, C) `scale` and `shift`.
+
+    Example:
+
+    >>> shapes = jaxstyle.feedforward.param_shapes(num_styles=2, width=0.25)
+    >>> jaxstyle.feedforward.style_params_paths(shapes)[:2]
+    [('decode0', 'norm', 'scale'), ('decode0', 'norm', 'shift')]
+    """
     return [path for path in traverse_util.flatten_dict(params) if path[-1] in STYLE_PARAM_NAMES]
 
 
@@ -247,7 +291,15 @@ def num_styles_of(params: dict) -> int:
 
 
 def select_styles(params: dict, indices: Sequence[int]) -> dict:
-    """Params of a len(indices)-style net holding the given styles, in that order; rest shared."""
+    """Params of a len(indices)-style net holding the given styles, in that order; rest shared.
+
+    Example:
+
+    >>> model, header = jaxstyle.load_model(jaxstyle.resolve_model("paintings")[0])
+    >>> two = jaxstyle.feedforward.select_styles(model, [2, 0])  # woman_with_hat, starry_night
+    >>> model["decode0"]["norm"]["scale"].shape, two["decode0"]["norm"]["scale"].shape
+    ((3, 16), (2, 16))
+    """
     num_styles = num_styles_of(params)
     indices = [int(i) for i in indices]
     if not indices or not all(0 <= i < num_styles for i in indices):
@@ -261,12 +313,24 @@ def select_styles(params: dict, indices: Sequence[int]) -> dict:
 
 
 def count_params(params: dict) -> int:
-    """Total number of scalars in the params tree."""
+    """Total number of scalars in the params tree.
+
+    Example:
+
+    >>> jaxstyle.feedforward.count_params(jaxstyle.feedforward.param_shapes(1, width=0.25))
+    108371
+    """
     return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
 
 
 def flops_per_pixel(width: float) -> float:
-    """Conv FLOPs (2 per multiply-add) per output pixel, for sides divisible by 4."""
+    """Conv FLOPs (2 per multiply-add) per output pixel, for sides divisible by 4.
+
+    Example:
+
+    >>> jaxstyle.feedforward.flops_per_pixel(1.0), jaxstyle.feedforward.flops_per_pixel(0.25)
+    (307584.0, 25056.0)
+    """
     c1, c2, c3 = channel_counts(width)
     # (kernel taps, input channels, output channels, output pixels per image pixel)
     convs = [(81, 3, c1, 1), (9, c1, c2, 1 / 4), (9, c2, c3, 1 / 16),

@@ -40,6 +40,15 @@ def style_grams(vgg_params, style_images: Sequence, cfg: FeedForwardConfig) -> d
 
     Each image keeps its own size (resize it to `cfg.style_side` first); Grams are divided by
     H*W, so they do not depend on it.
+
+    Example:
+
+    >>> cfg = jaxstyle.FeedForwardConfig(num_styles=2, loss=jaxstyle.StyleConfig(
+    ...     style_layers="block1_conv1,block2_conv1"))
+    >>> paintings = list(np.random.default_rng(0).random((2, 32, 32, 3), np.float32))
+    >>> grams = jaxstyle.feedforward.style_grams(params, paintings, cfg)
+    >>> {layer: gram.shape for layer, gram in grams.items()}
+    {'block1_conv1': (2, 64, 64), 'block2_conv1': (2, 128, 128)}
     """
     if len(style_images) != cfg.num_styles:
         raise ConfigError(f"{len(style_images)} style images for num_styles={cfg.num_styles}")
@@ -123,6 +132,15 @@ def stability_loss(apply_fn: Callable, params, images: Array, style_weights: Arr
     flicker when a network stylises video frames one by one. Not in Johnson et al.; in the
     spirit of Gupta et al. 2017 ("Characterizing and Improving Stability in Neural Style
     Transfer"), with a shift added to the noise.
+
+    Example:
+
+    >>> def brighten(params, images, style_weights):  # e.g. a TransformerNet's apply instead
+    ...     return params * images  # pixelwise: its output moves exactly as its input moves
+    >>> photos = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> stability = jax.jit(jaxstyle.feedforward.stability_loss, static_argnums=0)
+    >>> stability(brighten, 0.5, photos, jnp.ones((2, 1)), jax.random.key(0), noise_std=0.0)
+    Array([0., 0.], dtype=float32)
     """
     outputs = apply_fn(params, images, style_weights)
     return stability_of_outputs(apply_fn, params, images, outputs, style_weights, key,
@@ -233,6 +251,18 @@ def make_train_step(cfg: FeedForwardConfig, mesh=None) -> TrainStep:
     vgg_params ideally from `prepare_params`. Metrics are scalars: loss, content, style, tv,
     stability (weighted, means over the batch), grad_norm (global L2 norm of the gradient) and
     finite (False: the update was skipped).
+
+    Example:
+
+    >>> cfg = jaxstyle.FeedForwardConfig(size=64, batch=1, width=0.25, loss=jaxstyle.StyleConfig(
+    ...     content_layers="block2_conv2", style_layers="block1_conv1"))
+    >>> painting = np.random.default_rng(0).random((32, 32, 3), np.float32)
+    >>> grams = jaxstyle.feedforward.style_grams(params, [painting], cfg)
+    >>> step = jaxstyle.feedforward.make_train_step(cfg)
+    >>> photos = np.random.default_rng(1).integers(0, 256, (1, 64, 64, 3), np.uint8)
+    >>> state, metrics = step(params, grams, jaxstyle.feedforward.init_train_state(cfg), photos)
+    >>> int(state.step), bool(metrics["finite"])
+    (1, True)
     """
     return TrainStep(cfg, mesh)
 

@@ -40,7 +40,15 @@ from jaxstyle.training import (
 
 class StyleImage(NamedTuple):
     """A style to train: its name, its image (H, W, 3) in [0, 1] at the training style size,
-    and the file it came from (its bytes' sha256 goes into the model header)."""
+    and the file it came from (its bytes' sha256 goes into the model header).
+
+    Example:
+
+    >>> painting = np.random.default_rng(0).random((32, 48, 3), np.float32)
+    >>> style = jaxstyle.feedforward.StyleImage("noise", painting)
+    >>> style.name, style.image.shape, style.file
+    ('noise', (32, 48, 3), None)
+    """
 
     name: str
     image: np.ndarray

@@ -216,6 +216,16 @@ def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig 
     Jobs of equal size run as one vmapped batch of at most `batch_size`; with `mesh` (e.g.
     `jaxstyle.mesh.data_mesh()`) the batch is sharded over its devices. A job whose loss goes
     non-finite keeps its last finite image. `callback(step, metrics, state)` as in `stylize`.
+
+    Example:
+
+    >>> photo, other, painting = np.random.default_rng(0).random((3, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(steps=2, content_layers="block2_conv2",
+    ...                            style_layers="block1_conv1")
+    >>> images = jaxstyle.stylize_many(params, [photo, other], [painting], cfg,
+    ...                                sweep=("style_weight", [1e-3, 1e-2]))
+    >>> len(images), images[0].shape  # 2 photos x 1 style x 2 weights
+    (4, (32, 32, 3))
     """
     jobs = make_jobs(contents, styles, sweep)
     runner = BatchRunner(params, cfg, mesh, None if sweep is None else sweep[0])

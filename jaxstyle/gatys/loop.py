@@ -31,7 +31,20 @@ def to_host(tree):
 
 
 class NonFiniteLossError(JaxstyleError):
-    """The loss became NaN/inf; `image` is the last finite image, `history` the losses so far."""
+    """The loss became NaN/inf; `image` is the last finite image, `history` the losses so far.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(steps=2, content_layers="block2_conv2",
+    ...                            style_layers="block1_conv1")
+    >>> broken = jax.tree.map(lambda x: x * np.nan, params)
+    >>> try:
+    ...     jaxstyle.stylize(broken, photo, painting, cfg)
+    ... except jaxstyle.NonFiniteLossError as error:
+    ...     print(error.step, error.image.shape, error.history)
+    1 (32, 32, 3) []
+    """
 
     def __init__(self, step: int, image, history):
         super().__init__(f"loss became non-finite at step {step}; stopped and kept the last "
@@ -41,7 +54,21 @@ class NonFiniteLossError(JaxstyleError):
 
 class StylizeInterrupted(JaxstyleError):
     """Ctrl-C or SIGTERM during a run; carries the latest state, image and history, and
-    `signum`, the signal (None: a KeyboardInterrupt raised by code, such as a callback)."""
+    `signum`, the signal (None: a KeyboardInterrupt raised by code, such as a callback).
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(steps=2, content_layers="block2_conv2",
+    ...                            style_layers="block1_conv1")
+    >>> def stop(step, metrics, state):
+    ...     raise KeyboardInterrupt  # as Ctrl-C would
+    >>> try:
+    ...     jaxstyle.stylize(params, photo, painting, cfg, callback=stop)
+    ... except jaxstyle.StylizeInterrupted as stopped:
+    ...     print(stopped, stopped.image.shape, stopped.signum)
+    interrupted at step 1 (32, 32, 3) None
+    """
 
     def __init__(self, state, image, history, signum=None):
         super().__init__(f"interrupted{by_signal(signum)} at step "
@@ -72,6 +99,16 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     With `stop_on_nonfinite=False` (batches of independent jobs) a job whose loss goes
     non-finite simply stays at its last finite state, and the others run on; the caller reads
     `finite` from the last metrics. Returns (state, last metrics).
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> step, state, history = jaxstyle.make_step(cfg), jaxstyle.init_state(photo, cfg), []
+    >>> state, metrics = jaxstyle.gatys.run_steps(step, params, targets, state, 3, cfg, history)
+    >>> int(state.step), len(history)
+    (3, 3)
     """
     start = int(np.max(to_host(state.step)))
     pending: list[Metrics] = []
@@ -101,7 +138,13 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
 
 
 def save_state(path, state: StyleState) -> None:
-    """Write a state to `path` (flax msgpack), atomically."""
+    """Write a state to `path` (flax msgpack), atomically.
+
+    Example:
+
+    >>> photo = np.random.default_rng(0).random((32, 32, 3), np.float32)
+    >>> jaxstyle.save_state("run.state", jaxstyle.init_state(photo, jaxstyle.StyleConfig()))
+    """
     with atomic_write(path) as f:
         f.write(serialization.to_bytes(jax.device_get(state)))
 
@@ -129,7 +172,17 @@ def saved_image_size(path) -> tuple[int, int]:
 
 
 def load_state(path, template: StyleState) -> StyleState:
-    """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure."""
+    """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure.
+
+    Example:
+
+    >>> photo = np.random.default_rng(0).random((32, 32, 3), np.float32)
+    >>> state = jaxstyle.init_state(photo, jaxstyle.StyleConfig())
+    >>> jaxstyle.save_state("run.state", state)
+    >>> restored = jaxstyle.load_state("run.state", template=state)
+    >>> bool(jnp.array_equal(restored.image, state.image)), int(restored.step)
+    (True, 0)
+    """
     data = _read_checkpoint(path)
     try:
         restored = serialization.from_bytes(jax.device_get(template), data)

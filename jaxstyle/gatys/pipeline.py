@@ -216,6 +216,15 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     image's height and width are split over its devices.
     Raises NonFiniteLossError or StylizeInterrupted (Ctrl-C or SIGTERM), both carrying the
     latest image as `.image`, in the same (H, W, 3) form.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(steps=2, content_layers="block2_conv2",
+    ...                            style_layers="block1_conv1")
+    >>> image, history = jaxstyle.stylize(params, photo, painting, cfg)
+    >>> image.shape, len(history), sorted(history[0])
+    ((32, 32, 3), 2, ['content', 'loss', 'style', 'tv'])
     """
     content = fit_max_dim(as_image_batch(content, "content image"), cfg.max_dim)
     styles: Sequence = style if isinstance(style, (list, tuple)) else [style]

@@ -34,6 +34,14 @@ class StyleState(NamedTuple):
     step: number of steps taken (int32 scalar).
     average: running sum for the image EMA (`cfg.ema`), else None.
     latent: the unconstrained variable for L-BFGS (image = sigmoid(latent)), else None.
+
+    Example:
+
+    >>> state = jaxstyle.init_state(np.zeros((32, 32, 3), np.float32), jaxstyle.StyleConfig())
+    >>> state._fields
+    ('image', 'opt_state', 'step', 'average', 'latent')
+    >>> jax.tree.map(lambda x: jnp.stack([x, x]), state).image.shape  # a pytree: stack, vmap
+    (2, 1, 32, 32, 3)
     """
 
     image: Array
@@ -70,6 +78,21 @@ def init_state(content, cfg: StyleConfig, init_image=None, key=None,
     the config's (`make_optimizer(cfg)`, the seed's Keras Adam).
 
         state = init_state(photo, cfg, optimizer=optax.adam(optax.cosine_decay_schedule(0.05, 500)))
+
+    Example:
+
+    >>> import optax
+    >>> photo = np.random.default_rng(0).random((32, 32, 3), np.float32)
+    >>> state = jaxstyle.init_state(photo, jaxstyle.StyleConfig())
+    >>> state.image.shape, int(state.step)
+    ((1, 32, 32, 3), 0)
+    >>> noise_cfg = jaxstyle.StyleConfig(init="noise")
+    >>> noise = jaxstyle.init_state(photo, noise_cfg, key=jax.random.key(1))
+    >>> bool(jnp.array_equal(noise.image, state.image))
+    False
+    >>> own = jaxstyle.init_state(photo, jaxstyle.StyleConfig(), optimizer=optax.adam(0.05))
+    >>> type(own.opt_state[0]).__name__
+    'ScaleByAdamState'
     """
     content = as_image_batch(content, "content image")
     if init_image is not None:
@@ -90,7 +113,18 @@ def init_state(content, cfg: StyleConfig, init_image=None, key=None,
 
 
 def output_image(state: StyleState, cfg: StyleConfig) -> Array:
-    """The image a run outputs: the bias-corrected EMA when `cfg.ema` is set, else the image."""
+    """The image a run outputs: the bias-corrected EMA when `cfg.ema` is set, else the image.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(ema=0.9, content_layers="block2_conv2",
+    ...                            style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> state, _ = jaxstyle.make_step(cfg)(params, targets, jaxstyle.init_state(photo, cfg))
+    >>> bool(jnp.allclose(jaxstyle.output_image(state, cfg), state.image))  # EMA of one step
+    True
+    """
     if cfg.ema is None or state.average is None:
         return state.image
     correction = 1 - cfg.ema ** jnp.maximum(state.step, 1).astype(jnp.float32)
@@ -109,6 +143,16 @@ def make_step_fn(cfg: StyleConfig,
     config's. It updates the image itself, clipped to [0, 1] after each step, or the sigmoid
     latent when `cfg.optimizer == 'lbfgs'`. Transformations that take extra arguments
     (`optax.lbfgs`' line search) get `value`, `grad` and `value_fn`.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> step_fn = jaxstyle.gatys.make_step_fn(cfg)
+    >>> state, metrics = jax.jit(step_fn)(params, targets, jaxstyle.init_state(photo, cfg))
+    >>> bool(metrics["finite"]), int(state.step)
+    (True, 1)
     """
     custom = optimizer is not None
     tx = make_optimizer(cfg) if optimizer is None else optax.with_extra_args_support(optimizer)
@@ -164,6 +208,17 @@ class CompiledStep:
         one image with its own optimizer state, loss weights and hyper-parameters).
     shardings: optional `(params, targets, state)` shardings, e.g. from `jaxstyle.mesh`;
         the outputs keep the state's sharding, so a sharded run stays sharded.
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> step, state = jaxstyle.gatys.CompiledStep(cfg), jaxstyle.init_state(photo, cfg)
+    >>> for _ in range(3):
+    ...     state, metrics = step(params, targets, state)
+    >>> int(state.step), step.trace_count  # one image shape: traced once
+    (3, 1)
     """
 
     def __init__(self, cfg: StyleConfig, batched: bool = False, shardings=None,
@@ -258,6 +313,16 @@ def make_step(cfg: StyleConfig, batched: bool = False, shardings=None, donate: b
 
         step = make_step(cfg, optimizer=optax.chain(optax.clip(0.1), optax.adam(0.02)))
         state, metrics = step(params, targets, state)
+
+    Example:
+
+    >>> photo, painting = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    >>> cfg = jaxstyle.StyleConfig(content_layers="block2_conv2", style_layers="block1_conv1")
+    >>> targets = jaxstyle.make_targets(params, photo, painting, cfg)
+    >>> step = jaxstyle.make_step(cfg)
+    >>> state, metrics = step(params, targets, jaxstyle.init_state(photo, cfg))
+    >>> int(state.step), sorted(metrics)
+    (1, ['content', 'finite', 'loss', 'style', 'tv'])
     """
     return CompiledStep(cfg, batched, shardings, donate, optimizer)
 

@@ -60,7 +60,18 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 def create_app(studio: Studio, queue: JobQueue | None = None,
                allowed_hosts: list[str] | None = LOOPBACK_HOSTS) -> Starlette:
     """The ASGI app over `studio`. allowed_hosts None accepts any Host header (a server bound
-    to another interface, by the user's choice)."""
+    to another interface, by the user's choice).
+
+    Example:
+
+    >>> import jaxstyle.serve
+    >>> studio = jaxstyle.serve.Studio(params)
+    >>> app = jaxstyle.serve.create_app(studio)  # an ASGI app (Starlette)
+    >>> "/api/info" in [route.path for route in app.routes]
+    True
+    >>> import uvicorn
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
     queue = queue or JobQueue()
     pages = static_files()
 

@@ -60,7 +60,16 @@ def data_url(image: np.ndarray) -> str:
 
 
 class Studio:
-    """Caches and engines behind the page (one per server)."""
+    """Caches and engines behind the page (one per server).
+
+    Example:
+
+    >>> import jaxstyle.serve
+    >>> studio = jaxstyle.serve.Studio(params)  # VGG19's params, or a function that loads them
+    >>> studio.painting_names(), studio.model_styles()["paintings"]
+    (['starry night'], ['starry_night', 'shipwreck', 'woman_with_hat'])
+    >>> studio.uploads.close()
+    """
 
     def __init__(self, vgg_params: Optional[Callable[[], dict] | dict] = None,
                  paintings: tuple[Path, ...] = (), models_dir: Optional[Path] = None,

@@ -29,6 +29,22 @@ class JobCancelled(Exception):
 
 @dataclasses.dataclass
 class Job:
+    """One piece of the studio's work: its settings, the function that does it (emitting
+    events, returning the result PNG), its events (what the page streams), status and result.
+
+    Example:
+
+    >>> import jaxstyle.serve
+    >>> import time
+    >>> queue = jaxstyle.serve.JobQueue()
+    >>> job = queue.submit(jaxstyle.serve.Job(settings=None, run=lambda job: b"PNG bytes"))
+    >>> while not job.finished:
+    ...     time.sleep(0.01)
+    >>> job.status, job.result, [event["type"] for event in job.events]
+    ('done', b'PNG bytes', ['started', 'done'])
+    >>> queue.close()
+    """
+
     settings: Any
     run: Callable[[Job], bytes]         # the work: emits events, returns the result PNG
     id: str = dataclasses.field(default_factory=lambda: secrets.token_hex(12))
@@ -53,6 +69,24 @@ class Job:
 
 
 class JobQueue:
+    """Runs submitted jobs one at a time, in arrival order, on one worker thread; `position`
+    says how many run before a job, `cancel` drops or stops one, `close` ends the worker.
+
+    Example:
+
+    >>> import jaxstyle.serve
+    >>> import threading
+    >>> queue, release = jaxstyle.serve.JobQueue(), threading.Event()
+    >>> first = queue.submit(jaxstyle.serve.Job(None, run=lambda job: release.wait() and b""))
+    >>> second = queue.submit(jaxstyle.serve.Job(None, run=lambda job: b""))
+    >>> queue.position(second)  # the running job is ahead of it
+    1
+    >>> queue.cancel(second); release.set()
+    >>> second.status
+    'cancelled'
+    >>> queue.close()
+    """
+
     def __init__(self):
         self._pending: collections.deque[Job] = collections.deque()
         self._jobs: dict[str, Job] = {}

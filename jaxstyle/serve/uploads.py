@@ -42,7 +42,18 @@ class Upload(NamedTuple):
 
 
 class UploadStore:
-    """Uploads in a private folder (mode 0700), removed by `close()`."""
+    """Uploads in a private folder (mode 0700), removed by `close()`.
+
+    Example:
+
+    >>> import jaxstyle.serve
+    >>> store = jaxstyle.serve.UploadStore(max_bytes=2 ** 20)
+    >>> data = jaxstyle.save_image("photo.png", np.zeros((32, 48, 3))).read_bytes()
+    >>> upload = store.add(data)  # checked: an image, within the limits
+    >>> upload.width, upload.height, store.path(upload.id).is_file()
+    (48, 32, True)
+    >>> store.close()  # removes the folder
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_pixels: int = DEFAULT_MAX_PIXELS):

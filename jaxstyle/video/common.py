@@ -24,12 +24,30 @@ Progress = Callable[[int, int], None]
 
 
 class VideoError(JaxstyleError):
-    """A video is missing, unreadable or cannot be written as asked."""
+    """A video is missing, unreadable or cannot be written as asked.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> try:
+    ...     jaxstyle.video.probe_video("missing.mp4")
+    ... except jaxstyle.video.VideoError as error:
+    ...     print(error)
+    video missing.mp4: no such file
+    """
 
 
 class VideoInterrupted(JaxstyleError):
     """Ctrl-C or SIGTERM (`signum`) during stylize_video; the frames done so far are in
-    `partial_path` (or nowhere)."""
+    `partial_path` (or nowhere).
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> from pathlib import Path
+    >>> print(jaxstyle.video.VideoInterrupted(Path("out.partial.mp4"), 40, 100, signum=2))
+    interrupted by SIGINT after 40 of 100 frames; the frames done are in out.partial.mp4
+    """
 
     def __init__(self, partial_path: Path | None, frames_done: int, total_frames: int,
                  signum: int | None = None):
@@ -45,7 +63,17 @@ class VideoInterrupted(JaxstyleError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What probe_video learns about a file; width and height are as stored, before rotation."""
+    """What probe_video learns about a file; width and height are as stored, before rotation.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.write_video("clip.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=25)
+    PosixPath('clip.mp4')
+    >>> info = jaxstyle.video.probe_video("clip.mp4")
+    >>> info.width, info.height, info.fps, info.frames, info.has_audio
+    (48, 32, Fraction(25, 1), 4, False)
+    """
 
     path: Path
     width: int
@@ -70,7 +98,17 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class VideoResult:
-    """What stylize_video wrote, and where the time went (the three stages overlap)."""
+    """What stylize_video wrote, and where the time went (the three stages overlap).
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.write_video("clip.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=25)
+    PosixPath('clip.mp4')
+    >>> result = jaxstyle.video.stylize_video("clip.mp4", "negative.mp4", lambda batch: 255 - batch)
+    >>> result.frames, result.width, result.height, result.frame_rate, result.has_audio
+    (4, 48, 32, Fraction(25, 1), False)
+    """
 
     path: Path
     frames: int
@@ -101,7 +139,14 @@ class VideoResult:
 # ----------------------------------------------------------------------------- sizes and pixels
 
 def output_size(width: int, height: int, max_dim: int | None = None) -> tuple[int, int]:
-    """(width, height) with the longer side at most max_dim (never enlarged), both even."""
+    """(width, height) with the longer side at most max_dim (never enlarged), both even.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.output_size(1920, 1080, max_dim=640), jaxstyle.video.output_size(33, 21)
+    ((640, 360), (32, 20))
+    """
     if max_dim is not None and max(width, height) > max_dim:
         scale = max_dim / max(width, height)
         width, height = round(width * scale), round(height * scale)
@@ -110,7 +155,17 @@ def output_size(width: int, height: int, max_dim: int | None = None) -> tuple[in
 
 
 def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize (antialiased) an (H, W, 3) uint8 frame to (height, width); crop a lone odd pixel."""
+    """Resize (antialiased) an (H, W, 3) uint8 frame to (height, width); crop a lone odd pixel.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> frame = np.zeros((33, 65, 3), np.uint8)
+    >>> jaxstyle.video.fit_frame(frame, 64, 32).shape  # a lone odd pixel: cropped
+    (32, 64, 3)
+    >>> jaxstyle.video.fit_frame(frame, 32, 16).shape  # resized
+    (16, 32, 3)
+    """
     rows, cols = rgb.shape[:2]
     if (cols, rows) == (width, height):
         return rgb
@@ -120,7 +175,14 @@ def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames as they are; float frames in [0, 1] clipped and rounded to uint8."""
+    """uint8 frames as they are; float frames in [0, 1] clipped and rounded to uint8.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.to_uint8(np.array([0.0, 0.5, 1.2]))
+    array([  0, 128, 255], dtype=uint8)
+    """
     frames = np.asarray(frames)
     if frames.dtype == np.uint8:
         return frames

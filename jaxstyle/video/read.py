@@ -77,7 +77,17 @@ def _first_frame(container, stream, path: Path):
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, frame rate, frame count, duration, rotation and codecs of a video file."""
+    """Size, frame rate, frame count, duration, rotation and codecs of a video file.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.write_video("clip.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=25)
+    PosixPath('clip.mp4')
+    >>> info = jaxstyle.video.probe_video("clip.mp4")
+    >>> info.codec, info.frames, info.duration, info.rotation
+    ('h264', 4, 0.16, 0)
+    """
     path = Path(path)
     _check_input_file(path)
     with _open_input(path) as container:
@@ -103,7 +113,17 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Every frame of a video as (H, W, 3) uint8 RGB, as stored (rotation not applied)."""
+    """Every frame of a video as (H, W, 3) uint8 RGB, as stored (rotation not applied).
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.write_video("clip.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=25)
+    PosixPath('clip.mp4')
+    >>> frames = list(jaxstyle.video.read_frames("clip.mp4"))
+    >>> len(frames), frames[0].shape, frames[0].dtype
+    (4, (32, 48, 3), dtype('uint8'))
+    """
     path = Path(path)
     _check_input_file(path)
     with _open_input(path) as container:

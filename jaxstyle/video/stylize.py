@@ -233,6 +233,18 @@ def stylize_video(input_path: str | os.PathLike, output_path: str | os.PathLike,
     other threads decode and encode. The output keeps frame rate, timestamps, rotation and the
     audio (copied unchanged; audio=False leaves it out). Ctrl-C or SIGTERM keeps the frames
     done so far in <stem>.partial<suffix> and raises VideoInterrupted.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> jaxstyle.video.write_video("clip.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=25)
+    PosixPath('clip.mp4')
+    >>> def negative(batch):  # (N, H, W, 3) uint8 -> the same, or floats in [0, 1]
+    ...     return 1.0 - batch / 255.0
+    >>> result = jaxstyle.video.stylize_video("clip.mp4", "negative.mp4", negative, batch_size=2,
+    ...                                       max_dim=24, smooth=0.5)
+    >>> result.path.name, result.frames, (result.width, result.height)
+    ('negative.mp4', 4, (24, 16))
     """
     wall_began = time.perf_counter()
     source, output = Path(input_path), Path(output_path)

@@ -288,7 +288,15 @@ class _TempOutput:
 
 
 def partial_path(output: Path) -> Path:
-    """Where an interrupted run leaves its frames: <stem>.partial<suffix> next to the target."""
+    """Where an interrupted run leaves its frames: <stem>.partial<suffix> next to the target.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> from pathlib import Path
+    >>> jaxstyle.video.partial_path(Path("out/clip.mp4"))
+    PosixPath('out/clip.partial.mp4')
+    """
     return output.with_name(f"{output.stem}.partial{output.suffix}")
 
 
@@ -297,6 +305,15 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
     """Encode (H, W, 3) uint8 (or float [0, 1]) frames at a constant frame rate; no audio.
 
     Odd sizes lose their last row/column (yuv420p needs even sizes). Written atomically.
+
+    Example:
+
+    >>> import jaxstyle.video
+    >>> frames = np.zeros((3, 33, 33, 3), np.uint8)  # uint8, or floats in [0, 1]
+    >>> path = jaxstyle.video.write_video("clip.mp4", frames, fps=24)
+    >>> info = jaxstyle.video.probe_video(path)
+    >>> info.width, info.height, info.frames  # the odd row and column left out
+    (32, 32, 3)
     """
     path = Path(path)
     container_format = _container_format(path)

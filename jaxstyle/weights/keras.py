@@ -26,7 +26,13 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def expected_shapes(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Kernel (HWIO) and bias shapes of one VGG19 conv layer."""
+    """Kernel (HWIO) and bias shapes of one VGG19 conv layer.
+
+    Example:
+
+    >>> jaxstyle.weights.expected_shapes("block2_conv1")
+    ((3, 3, 64, 128), (128,))
+    """
     for layer, cin, cout in VGG19_CONV_LAYERS:
         if layer == name:
             return (3, 3, cin, cout), (cout,)
@@ -34,7 +40,14 @@ def expected_shapes(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def validate_params(params: Params, source: str = "params") -> Params:
-    """Check all 16 layers exist with VGG19 shapes and finite values; return float32 copies."""
+    """Check all 16 layers exist with VGG19 shapes and finite values; return float32 copies.
+
+    Example:
+
+    >>> checked = jaxstyle.weights.validate_params(params)
+    >>> len(checked), checked["block5_conv4"]["kernel"].dtype
+    (16, dtype('float32'))
+    """
     checked: Params = {}
     for name in LAYER_NAMES:
         if name not in params:
@@ -174,7 +187,14 @@ def _open_h5(data, source: str) -> Params:
 
 
 def read_keras_weights(path: str | os.PathLike) -> Params:
-    """Read a Keras VGG19 weights file (.h5 in any layout, or a .keras archive) into params."""
+    """Read a Keras VGG19 weights file (.h5 in any layout, or a .keras archive) into params.
+
+    Example:
+
+    >>> path = jaxstyle.weights.write_keras_h5("vgg19_notop.h5", params)
+    >>> jaxstyle.read_keras_weights(path)["block3_conv4"]["bias"].shape
+    (256,)
+    """
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -196,7 +216,13 @@ def read_keras_weights(path: str | os.PathLike) -> Params:
 
 
 def save_params(params: Params, path: str | os.PathLike) -> Path:
-    """Save params to one .npz (atomic: temp file + rename); it loads far faster than the h5."""
+    """Save params to one .npz (atomic: temp file + rename); it loads far faster than the h5.
+
+    Example:
+
+    >>> jaxstyle.save_params(params, "vgg19.npz")
+    PosixPath('vgg19.npz')
+    """
     path = Path(path)
     flat = {f"{layer}/{key}": np.asarray(value) for layer, weights in params.items()
             for key, value in weights.items()}
@@ -206,7 +232,15 @@ def save_params(params: Params, path: str | os.PathLike) -> Path:
 
 
 def load_params(path: str | os.PathLike) -> Params:
-    """Load params written by `save_params`."""
+    """Load params written by `save_params`.
+
+    Example:
+
+    >>> path = jaxstyle.save_params(params, "vgg19.npz")
+    >>> loaded = jaxstyle.weights.load_params(path)
+    >>> loaded["block1_conv1"]["kernel"].shape
+    (3, 3, 3, 64)
+    """
     source = str(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -227,7 +261,15 @@ def _is_npz(path: Path) -> bool:
 
 
 def load_vgg19(path: str | os.PathLike) -> Params:
-    """Load VGG19 params from a Keras .h5 (any layout), a .keras archive or a converted .npz."""
+    """Load VGG19 params from a Keras .h5 (any layout), a .keras archive or a converted .npz.
+
+    Example:
+
+    >>> params = jaxstyle.load_vgg19("weights/vgg19.npz")  # doctest: +SKIP
+    >>> path = jaxstyle.save_params(params, "vgg19.npz")  # or a Keras .h5 or .keras file
+    >>> sorted(jaxstyle.load_vgg19(path))[:2]
+    ['block1_conv1', 'block1_conv2']
+    """
     path = Path(path)
     if path.is_file() and _is_npz(path):
         return load_params(path)
@@ -235,7 +277,13 @@ def load_vgg19(path: str | os.PathLike) -> Params:
 
 
 def write_keras_h5(path: str | os.PathLike, params: Params) -> Path:
-    """Write params as the classic Keras `..._notop.h5` layout (`layer_names`, `*_W_1:0`)."""
+    """Write params as the classic Keras `..._notop.h5` layout (`layer_names`, `*_W_1:0`).
+
+    Example:
+
+    >>> jaxstyle.weights.write_keras_h5("vgg19_notop.h5", params)
+    PosixPath('vgg19_notop.h5')
+    """
     path = Path(path)
     params = validate_params(params, str(path))
     with atomic_write(path) as f:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
@@ -233,6 +234,63 @@ def write_stablehlo(spec: ExportSpec, path: str | os.PathLike) -> Path:
     return path
 
 
+# --- Portability: what a program lowered for another platform calls ------------------------
+
+# Custom-call targets that only XLA's CPU backend provides: LAPACK's solvers (jnp.linalg on a
+# CPU: eigh is lapack_ssyevd_ffi there, cusolver_syevd_ffi for CUDA, Eigh for TPU), DUCC's
+# FFTs, and any target naming the CPU, such as the host callbacks (xla_python_cpu_callback,
+# xla_ffi_python_cpu_callback) of jax.pure_callback, io_callback and jax.debug on a CPU.
+CPU_ONLY_PREFIXES = ("lapack_", "ducc_")
+_CUSTOM_CALL = re.compile(r'stablehlo\.custom_call\s+@(?:"((?:[^"\\]|\\.)*)"|([\w.$-]+))'
+                          r'|call_target_name\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def custom_call_targets(mlir_text: str) -> list[str]:
+    """Every `stablehlo.custom_call` target in a module's text (pretty or generic form),
+    sorted, each once."""
+    return sorted({next(group for group in match.groups() if group is not None)
+                   for match in _CUSTOM_CALL.finditer(mlir_text)})
+
+
+def is_cpu_only_target(target: str) -> bool:
+    """Whether a custom-call target exists on XLA's CPU backend alone (`CPU_ONLY_PREFIXES`,
+    or "cpu" in its name)."""
+    name = target.lower()
+    return name.startswith(CPU_ONLY_PREFIXES) or "cpu" in name
+
+
+def cpu_only_custom_calls(mlir_text: str) -> list[str]:
+    """The custom-call targets of a lowered module that only a CPU runs (sorted, once each):
+    any of them in a module lowered for CUDA or TPU fails there, at load or at run time."""
+    return [t for t in custom_call_targets(mlir_text) if is_cpu_only_target(t)]
+
+
+def lowered_texts(lower: Callable[[str], object],
+                  platforms: Sequence[str] = ("cuda", "tpu")) -> dict[str, str]:
+    """{platform: StableHLO text} of a program lowered for each platform, with no device or
+    plugin of that platform present. `lower(platform)` returns a `jax.stages.Lowered` (e.g.
+    `lambda p: jax.jit(f).trace(*args).lower(lowering_platforms=(p,))`, or
+    `lambda p: step.lower(params, targets, state, platforms=(p,))`) or an Exported."""
+    texts = {}
+    for platform in platforms:
+        lowered = lower(platform)
+        texts[platform] = (lowered.mlir_module() if isinstance(lowered, jax.export.Exported)
+                           else lowered.as_text())
+    return texts
+
+
+def check_portable(texts: dict[str, str], what: str = "the program") -> dict[str, list[str]]:
+    """ExportError naming every CPU-only custom call in modules lowered for other platforms
+    ({platform: text}, `lowered_texts`); else each platform's custom-call targets."""
+    found = {platform: cpu_only_custom_calls(text) for platform, text in texts.items()
+             if platform != "cpu"}
+    bad = {platform: targets for platform, targets in found.items() if targets}
+    if bad:
+        raise ExportError(f"{what} calls what only a CPU has: " + "; ".join(
+            f"{platform}: {', '.join(targets)}" for platform, targets in bad.items()))
+    return {platform: custom_call_targets(text) for platform, text in texts.items()}
+
+
 # --- ONNX -----------------------------------------------------------------------------------
 
 def onnx_model(spec: ExportSpec):
@@ -298,6 +356,7 @@ def format_for(path: str | os.PathLike, given: Optional[str]) -> str:
                       ".onnx, .stablehlo or .bin)")
 
 
-__all__ = ["ExportError", "ExportSpec", "FORMATS", "LAYOUT", "any_style_export", "exported",
-           "feedforward_export", "format_for", "onnx_model", "stablehlo_bytes", "write_onnx",
-           "write_stablehlo"]
+__all__ = ["CPU_ONLY_PREFIXES", "ExportError", "ExportSpec", "FORMATS", "LAYOUT",
+           "any_style_export", "check_portable", "cpu_only_custom_calls", "custom_call_targets",
+           "exported", "feedforward_export", "format_for", "is_cpu_only_target",
+           "lowered_texts", "onnx_model", "stablehlo_bytes", "write_onnx", "write_stablehlo"]

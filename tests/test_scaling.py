@@ -59,6 +59,16 @@ def test_spatial_sharding_matches_unsharded_without_gathering(four_device_result
     assert r[f"spatial_{mesh}_halo_exchanges"] > 0  # convs exchange halos instead
 
 
+@pytest.mark.parametrize("mesh", ["4x1", "2x2"])
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+def test_spatially_sharded_step_lowers_for_cuda_and_tpu_without_cpu_only_calls(
+        four_device_results, mesh, platform):
+    # tests/test_lowering.py covers the unsharded programs and the scanner's own checks.
+    lowered = four_device_results[f"spatial_{mesh}_{platform}"]
+    assert lowered["partitions"] == ["4"] and lowered["image_split"], lowered
+    assert lowered["cpu_only"] == [], lowered
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, tiny_weights_file):
     root = tmp_path_factory.mktemp("many")

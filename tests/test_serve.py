@@ -26,7 +26,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from jaxstyle.feedforward.apply import apply_model, make_stylizer  # noqa: E402
 from jaxstyle.feedforward.modelfile import load_model  # noqa: E402
 from jaxstyle.serve import Job, JobQueue, Studio, create_app  # noqa: E402
-from jaxstyle.serve.settings import parse_job  # noqa: E402
+from jaxstyle.serve.settings import ImageRef, parse_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +199,48 @@ def test_any_job_runs_with_an_uploaded_painting(client, photo_id, rng):
     assert events_of(client, job["id"])[-1]["type"] == "done"
     image = Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/result.png").content))
     assert image.size == (64, 48)
+
+
+def test_whitening_is_a_wct_choice_refused_when_hostile_or_for_adain(client, tiny_params,
+                                                                      tmp_path):
+    from test_wct import WIDTH, _wct_params
+
+    from jaxstyle.arbitrary.apply import apply_any
+    from jaxstyle.arbitrary.decoderfile import load_decoder, save_wct_level
+    from jaxstyle.demo import demo_content
+    from jaxstyle.serve import UploadStore
+
+    job = dict(engine="any", photo={"demo": True}, styles=[{"painting": 0}], max_dim=48,
+               style_size=64)
+    for hostile in ("svd", None, 7, ["eigh"], "newton-schulz; rm -rf /"):
+        response = client.post("/api/jobs", json={**job, "whitening": hostile})
+        assert response.status_code == 400, hostile
+        assert "whitening must be one of" in response.json()["error"]
+    # This studio's model is AdaIN: refused when asked, before anything is queued.
+    refused = client.post("/api/jobs", json={**job, "whitening": "newton-schulz"})
+    assert refused.status_code == 400 and "AdaIN" in refused.json()["error"]
+    path = tmp_path / "wct.jxs"
+    save_wct_level(path, 3, _wct_params((3,))["relu3_1"], {"width": WIDTH})  # one level: fast
+    wct = Studio(vgg_params=tiny_params, decoder=str(path), models_dir=tmp_path,
+                 uploads=UploadStore(max_bytes=300_000, max_pixels=2_000_000))
+    with TestClient(create_app(wct, allowed_hosts=None)) as wct_client:
+        results = {}
+        for whitening in ("eigh", "newton-schulz"):
+            submitted = submit(wct_client, **job, whitening=whitening)
+            assert ("--whitening newton-schulz" in submitted["command"]) == (
+                whitening == "newton-schulz")
+            assert events_of(wct_client, submitted["id"])[-1]["type"] == "done"
+            results[whitening] = result_of(wct_client, submitted["id"])
+    params, header = load_decoder(path)
+    painting = wct.image(ImageRef("painting", 0), 64)
+    want = {w: apply_any(None, params, header, demo_content(48), [painting], whitening=w,
+                         stylizer=wct.decoder(None, w)[2])  # the studio's compiled programs
+            for w in results}
+    for whitening, other in (("eigh", "newton-schulz"), ("newton-schulz", "eigh")):
+        own = np.abs(results[whitening] - want[whitening])
+        assert own.max() <= 1 / 255 + 1e-6  # the job ran the whitening it was asked for...
+        assert (own > 0.5 / 255).sum() < (np.abs(results[whitening] - want[other])
+                                          > 0.5 / 255).sum()  # ...not the other one
 
 
 def test_optimisation_streams_previews_stops_and_resumes(client, photo_id):

@@ -412,6 +412,60 @@ def test_cli_bad_paintings_give_an_image_or_one_line(tmp_path, tiny_weights_file
         assert not out.exists()
 
 
+def test_cli_and_library_whiten_by_newton_schulz_when_asked(tmp_path, tiny_params,
+                                                            tiny_weights_file):
+    from jaxstyle.images import load_image
+
+    path = tmp_path / "wct.jxs"
+    save_wct_level(path, 3, _wct_params((3,))["relu3_1"], {"width": WIDTH})  # one level: fast
+    rng = np.random.default_rng(7)  # its own: the two whitenings' gap depends on the photo
+    photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
+    Image.fromarray((random_image(rng, 32, 32)[0] * 255).astype(np.uint8)).save(photo)
+    Image.fromarray((random_image(rng, 36, 36)[0] * 255).astype(np.uint8)).save(painting)
+    loaded, header = load_decoder(path)
+    photo_pixels, painting_pixels = load_image(photo), load_image(painting)
+    want = {w: np.round(255 * apply_any(tiny_params, loaded, header, photo_pixels,
+                                        [painting_pixels], whitening=w))
+            for w in ("eigh", "newton-schulz")}
+    out = tmp_path / "out.png"
+    done = _cli("apply", path, photo, "--style-image", painting, "-o", out, "--whitening",
+                "newton-schulz", "--weights", tiny_weights_file, "-q")
+    assert done.returncode == 0, done.stderr
+    got = np.asarray(Image.open(out), np.float32)
+    # Close (relu3_1 alone on a 32 px photo: 14 of 3072 values 1/255 apart, none more)...
+    assert np.abs(want["eigh"] - want["newton-schulz"]).max() <= 1
+    # ...but not the same, and the CLI ran the whitening asked for, not eigh (its default,
+    # which the other CLI tests here run).
+    gap = (want["eigh"] != want["newton-schulz"]).sum()
+    assert gap >= 5, gap
+    own = (got != want["newton-schulz"]).sum()
+    assert own <= gap // 10 < (got != want["eigh"]).sum(), (own, gap)
+    with pytest.raises(ConfigError, match="whitening must be one of eigh, newton-schulz"):
+        apply_any(tiny_params, loaded, header, photo_pixels, [painting_pixels],
+                  whitening="svd")
+    stylizer = WCTStylizer(tiny_params, loaded, WIDTH, whitening="newton-schulz")
+    with pytest.raises(ConfigError, match="whitening 'eigh', but the stylizer"):
+        apply_any(tiny_params, loaded, header, photo_pixels, [painting_pixels],
+                  stylizer=stylizer, whitening="eigh")
+    with pytest.raises(ValueError, match="whitening must be one of"):
+        WCTStylizer(tiny_params, loaded, WIDTH, whitening="Newton")
+    adain = {"width": WIDTH}  # an AdaIN decoder's header: no whitening to choose
+    with pytest.raises(ConfigError, match="this model is an AdaIN decoder"):
+        apply_any(tiny_params, init_decoder(0, WIDTH), adain, photo_pixels, [painting_pixels],
+                  whitening="newton-schulz")
+    refused = [
+        (_cli("apply", path, photo, "--style-image", painting, "-o", tmp_path / "x.png",
+              "--whitening", "svd", "--weights", tiny_weights_file), "invalid choice: 'svd'"),
+        (_cli("apply", "paintings", photo, "-o", tmp_path / "x.png", "--whitening",
+              "newton-schulz"), "--whitening works with an arbitrary-style decoder"),
+        (_cli("apply", "any", photo, "--style-image", painting, "-o", tmp_path / "x.png",
+              "--whitening", "newton-schulz"), "this model is an AdaIN decoder"),
+    ]
+    for done, message in refused:
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_studio_levels_control_maps_to_the_flag():
     from jaxstyle.serve.settings import parse_job
 
@@ -421,6 +475,13 @@ def test_studio_levels_control_maps_to_the_flag():
     assert parse_job({**job, "levels": 3}, 1, {}).command().endswith("--levels 3")
     with pytest.raises(ConfigError, match="levels"):
         parse_job({**job, "levels": 9}, 1, {})
+    assert "--whitening" not in parse_job({**job, "whitening": "eigh"}, 1, {}).command()
+    chosen = parse_job({**job, "whitening": "newton-schulz"}, 1, {})
+    assert chosen.whitening == "newton-schulz"
+    assert chosen.command().endswith("--whitening newton-schulz")
+    for hostile in ("svd", None, 3, ["eigh"], {"eigh": 1}, "none"):
+        with pytest.raises(ConfigError, match="whitening must be one of"):
+            parse_job({**job, "whitening": hostile}, 1, {})
 
 
 def test_serve_refuses_an_any_model_that_is_not_one(capsys):

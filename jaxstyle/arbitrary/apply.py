@@ -19,6 +19,7 @@ import numpy as np
 from jaxstyle.arbitrary.adain import StyleStats
 from jaxstyle.arbitrary.decoderfile import is_wct_header, load_decoder
 from jaxstyle.arbitrary.transfer import DEFAULT_TILE, ArbitraryStylizer
+from jaxstyle.arbitrary.wct import WHITENINGS
 from jaxstyle.color import recombine_luminance
 from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
@@ -26,6 +27,21 @@ from jaxstyle.paramfile import MODELS_DIR
 
 BUILTIN_DECODER = "any"  # jaxstyle/models/any.jxs: `jaxstyle apply any ...`
 PRESERVE_COLOR = ("luminance",)
+
+
+def check_whitening(whitening: Optional[str], header: dict) -> str:
+    """The whitening a model runs: "eigh" for None; ConfigError naming `whitening` for a
+    value outside `WHITENINGS`, or for "newton-schulz" with an AdaIN model (it whitens
+    nothing)."""
+    if whitening is None:
+        return "eigh"
+    if not isinstance(whitening, str) or whitening not in WHITENINGS:
+        raise ConfigError(f"whitening must be one of {', '.join(WHITENINGS)}, got "
+                          f"{whitening!r}")
+    if whitening != "eigh" and not is_wct_header(header):
+        raise ConfigError("whitening chooses a WCT model's whitening; this model is an AdaIN "
+                          f"decoder ({header.get('architecture')})")
+    return whitening
 
 
 def load_builtin_decoder() -> tuple[dict, dict]:
@@ -41,11 +57,13 @@ def load_builtin_decoder() -> tuple[dict, dict]:
 
 
 def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, mesh=None,
-                      tile: Optional[int] | str = "default"):
+                      tile: Optional[int] | str = "default", whitening: Optional[str] = None):
     """The compiled one-pass stylizer a model file asks for: the WCT chain
     (`multilevel.WCTStylizer`, at `levels` or the header's `default_levels`, else every level
-    it holds) or the AdaIN decoder (`ArbitraryStylizer`). Both take the same calls. tile:
-    px, None (never tile) or "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
+    it holds, whitening by `whitening`: "eigh", the default, or "newton-schulz") or the AdaIN
+    decoder (`ArbitraryStylizer`). Both take the same calls. tile: px, None (never tile) or
+    "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
+    whitening = check_whitening(whitening, header)
     if is_wct_header(header):
         from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
@@ -54,7 +72,7 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
             levels = header.get("default_levels")
         try:
             return WCTStylizer(vgg_params, params, header["width"], levels=levels, mesh=mesh,
-                               tile=tile)
+                               tile=tile, whitening=whitening)
         except ValueError as exc:  # a tile the levels cannot split: said as a usage error
             raise ConfigError(str(exc)) from None
     if levels is not None:
@@ -87,7 +105,8 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
               *, alpha: float = 1.0, blend: Optional[Sequence[float]] = None,
               masks: Optional[np.ndarray] = None, preserve_color: Optional[str] = None,
               strength: float = 1.0, stylizer: Optional[ArbitraryStylizer] = None,
-              stats: Optional[StyleStats] = None) -> np.ndarray:
+              stats: Optional[StyleStats] = None,
+              whitening: Optional[str] = None) -> np.ndarray:
     """Stylise (H,W,3) or (N,H,W,3) photos in [0, 1] with any style image(s); same shape out.
 
     style_images: K images (H_k, W_k, 3) in [0, 1], each at the size that sets its strokes.
@@ -95,9 +114,11 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     blend: K weights (normalised) to mix the styles; masks (M, H, W) at photo size: style k
     where mask k is white (see `region_masks`); neither with K > 1: equal blend.
     preserve_color 'luminance': the photo's colours. strength: blend with the photo in pixels.
-    Pass a `stylizer` to reuse its compiled programs across calls, and the paintings'
-    `stats` (`stylizer.style_stats(style_images)`) to skip their encoder pass on every call
-    (a video's batches, a folder of photos).
+    whitening (WCT models): "eigh" (an eigendecomposition; the default, or the given
+    stylizer's own) or "newton-schulz" (matrix products only, as the ONNX export whitens;
+    nearly the same picture). Pass a `stylizer` to reuse its compiled programs across calls,
+    and the paintings' `stats` (`stylizer.style_stats(style_images)`) to skip their encoder
+    pass on every call (a video's batches, a folder of photos).
 
     Example:
 
@@ -113,6 +134,11 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     if preserve_color not in (None, *PRESERVE_COLOR):
         raise ConfigError(f"preserve_color must be one of {PRESERVE_COLOR}, got "
                           f"{preserve_color!r}")
+    if whitening is not None or stylizer is None:
+        whitening = check_whitening(whitening, header)
+        if stylizer is not None and getattr(stylizer, "whitening", "eigh") != whitening:
+            raise ConfigError(f"whitening {whitening!r}, but the stylizer given whitens by "
+                              f"{stylizer.whitening!r}: make it with the same whitening")
     count = len(style_images)
     if count == 0:
         raise ConfigError("give at least one style image")
@@ -123,7 +149,8 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     single = images.ndim == 3
     batch = images[None] if single else images
     n = batch.shape[0]
-    stylizer = stylizer or make_any_stylizer(vgg_params, decoder_params, header)
+    stylizer = stylizer or make_any_stylizer(vgg_params, decoder_params, header,
+                                             whitening=whitening)
     if stats is None:
         stats = stylizer.style_stats(style_images)
     weights = region = None
@@ -143,5 +170,5 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     return out[0] if single else out
 
 
-__all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "load_builtin_decoder",
-           "make_any_stylizer", "region_masks"]
+__all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "check_whitening",
+           "load_builtin_decoder", "make_any_stylizer", "region_masks"]

@@ -39,6 +39,7 @@ from jaxstyle.arbitrary.transfer import (
 )
 from jaxstyle.arbitrary.wct import (
     RIDGE,
+    WHITENINGS,
     WCTStats,
     combine_moments,
     content_stats_from_moments,
@@ -150,7 +151,8 @@ def _windows(padded_size: int, factor: int, tile: int, halo_px: int):
 
 
 def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray,
-                    masks: Optional[np.ndarray], level: int, tile: int) -> np.ndarray:
+                    masks: Optional[np.ndarray], level: int, tile: int,
+                    whitening: str = "eigh") -> np.ndarray:
     """One level of the chain in tiles, on the host (H and W multiples of the level's
     downsampling): pass 1 gathers the whole photo's moments from each tile's core, pass 2
     transforms every tile with the resulting whitening and decodes it.
@@ -158,6 +160,7 @@ def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray
     encode_tile(window) -> features; moments_of(features, masks or None) ->
     `region_moments`; transform_decode(features, masks or None, ContentStats) -> pixels.
     Only one tile's activations are held at a time; the encoder runs twice per tile.
+    whitening: how the whole photo's whitening is taken ("eigh" or "newton-schulz").
     """
     f = downsampling(level)
     n, height, width_px = image.shape[:3]
@@ -190,7 +193,7 @@ def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray
         # Each position counts once in the whole photo's statistics.
         parts.append(moments_of(core_of(features, r_new, c_new, f),
                                 None if small is None else core_of(small, r_new, c_new, f)))
-    own = content_stats_from_moments(*combine_moments(parts))
+    own = content_stats_from_moments(*combine_moments(parts), whitening=whitening)
     out = np.empty((n, height, width_px, 3), np.float32)
     for r, c in tiles:
         small = window_of(masks, r, c)
@@ -207,16 +210,23 @@ class WCTStylizer(BatchedPass):
     (None: every level the file holds). One compiled program per input shape (`trace_count`
     counts), params as arguments, not constants. With a mesh the batch is split over its
     devices (filled up to a multiple of their count) and the params replicated. Photos over
-    (2 x tile)^2 px run in tiles (`wct_level_tiled`); tile=None never tiles.
+    (2 x tile)^2 px run in tiles (`wct_level_tiled`); tile=None never tiles. whitening: the
+    photo's whitening at every level, "eigh" (an eigendecomposition) or "newton-schulz"
+    (matrix products only, as the ONNX export runs it; `wct.WHITENINGS`).
     """
 
     def __init__(self, vgg_params, model_params: dict, width: float,
                  levels: Optional[int | Sequence[int]] = None, dtype=jnp.float32, mesh=None,
-                 tile: Optional[int] = WCT_TILE, ridge: float = RIDGE):
+                 tile: Optional[int] = WCT_TILE, ridge: float = RIDGE,
+                 whitening: str = "eigh"):
         from jaxstyle.mesh import batch_sharding, replicated
 
         if vgg_params is None:
             raise ValueError("WCT decodes VGG19's features: give VGG19's params")
+        if whitening not in WHITENINGS:
+            raise ValueError(f"whitening must be one of {', '.join(WHITENINGS)}, got "
+                             f"{whitening!r}")
+        self.whitening = whitening
         available = [level_number(name) for name in model_params]
         self.levels = chain_levels(available, levels)
         self.mesh = mesh
@@ -237,7 +247,7 @@ class WCTStylizer(BatchedPass):
             self.trace_count += 1  # runs only while tracing
             return stylize_wct(vgg_params, decoders, self.width, images, stats, self.levels,
                                weights=weights, masks=masks, alpha=alpha, ridge=ridge,
-                               dtype=dtype)
+                               dtype=dtype, whitening=whitening)
 
         self._jitted = jax.jit(run, compiler_options=fast)
         self._encode = jax.jit(lambda vgg, x, layer: encode_any_orientation(
@@ -278,7 +288,8 @@ class WCTStylizer(BatchedPass):
             name = level_name(level)
             one = jax.jit(lambda vgg, decoder, x, stats, level=level: stylize_wct(
                 vgg, {level_name(level): decoder}, self.width, x, stats, (level,),
-                ridge=self.ridge, dtype=self.dtype, transpose_landscape=False),
+                ridge=self.ridge, dtype=self.dtype, transpose_landscape=False,
+                whitening=self.whitening),
                 compiler_options=cpu_conv_compiler_options())
             args = (self.vgg_params, self.decoders[name], x, {name: stats[name]})
             one(*args).block_until_ready()  # compile
@@ -307,7 +318,7 @@ class WCTStylizer(BatchedPass):
                 lambda features, small, own, name=name, level=level: self._transform_decode(
                     self.decoders[name], features, stats[name], weights, put(small), own,
                     alpha, level),
-                x, padded_masks, level, self.tile)
+                x, padded_masks, level, self.tile, self.whitening)
         return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
 
 

@@ -36,6 +36,8 @@ EXAMPLES = [
     "jaxstyle apply any photos/ --style-image a.jpg b.jpg --style-blend 0.7 0.3 -o out/",
     "jaxstyle apply any photo.jpg --style-image sky.jpg land.jpg --mask sky_mask.png -o out.png",
     "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --levels 3",
+    "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --whitening "
+    "newton-schulz",
 ]
 
 
@@ -98,6 +100,10 @@ def add_parser(commands, add_command) -> None:
                            help="WCT models: run relu{N}_1 down to relu1_1, or the levels "
                                 "listed (e.g. 4,2,1); fewer are faster and keep more of the "
                                 "photo (default: the model's own choice, --list)")
+    any_style.add_argument("--whitening", choices=("eigh", "newton-schulz"), default="eigh",
+                           help="WCT models: the photo's whitening, by eigendecomposition "
+                                "(eigh) or by Newton-Schulz iterations (matrix products only, "
+                                "as the ONNX export runs it; nearly the same picture)")
     any_style.add_argument("--tile", type=tile_size, metavar="PX",
                            help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
                                 "result in bounded memory; 0: never (default: 1024 for AdaIN "
@@ -207,7 +213,8 @@ def _check_any_options(args) -> None:
     decoder = args.style_image is not None
     if not decoder:
         for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask),
-                              ("--levels", args.levels is not None)):
+                              ("--levels", args.levels is not None),
+                              ("--whitening", args.whitening != "eigh")):
             if given:
                 raise UsageError(f"{option} works with an arbitrary-style decoder "
                                  "(jaxstyle apply any ... --style-image PAINTING)")
@@ -279,7 +286,8 @@ def _apply_any(args, path: Path) -> int:
     try:
         stylizer = make_any_stylizer(vgg, params, header, levels=args.levels,
                                      mesh=all_devices_mesh(),
-                                     tile="default" if args.tile is None else args.tile or None)
+                                     tile="default" if args.tile is None else args.tile or None,
+                                     whitening=args.whitening)
     except ConfigError as exc:
         raise UsageError(f"{args.model}: {exc}") from None
     stats = stylizer.style_stats(styles)  # once, not once per batch

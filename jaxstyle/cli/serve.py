@@ -43,8 +43,8 @@ def add_parser(commands, add_command) -> None:
                    help="largest upload, pixels")
     add_weights_option(p)
     p.add_argument("--any-model", default="any", metavar="MODEL",
-                   help="the 'Any painting' engine's model: any, any-vgg, wct (its Levels "
-                        "control) or a file")
+                   help="the 'Any painting' engine's model: any, any-vgg, wct (its Levels and "
+                        "Whitening controls) or a file")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=cmd_serve)
 

@@ -254,9 +254,14 @@ class CompiledStep:
         with precision_scope(self.cfg):  # part of jit's cache key, so traced under it
             return self._jitted(params, targets, state)
 
-    def lower(self, params, targets, state):
+    def lower(self, params, targets, state, platforms: Optional[Sequence[str]] = None):
+        """The step's `jax.stages.Lowered` for these arguments (params as `prepare_params`
+        gives them), for this process's backend or for `platforms` ('cuda', 'tpu', ...),
+        which need no such device: `.as_text()` is the StableHLO, `.compile()` runs here."""
         with precision_scope(self.cfg):
-            return self._jitted.lower(params, targets, state)
+            traced = self._jitted.trace(params, targets, state)
+            return traced.lower(lowering_platforms=None if platforms is None
+                                else tuple(platforms))
 
     def export(self, params, targets: Targets, state: StyleState,
                platforms: Sequence[str] = ("cpu",)) -> jax.export.Exported:

@@ -37,7 +37,7 @@ from starlette.routing import Route
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.serve.engines import Studio
 from jaxstyle.serve.jobs import Job, JobQueue
-from jaxstyle.serve.settings import JOB_ID, parse_job
+from jaxstyle.serve.settings import JOB_ID, AnySettings, parse_job
 from jaxstyle.serve.uploads import UploadError, read_limited
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -109,6 +109,8 @@ def create_app(studio: Studio, queue: JobQueue | None = None,
                 parse_job, payload, len(studio.paintings),
                 {name: len(styles) for name, styles in models.items()},
                 lambda start: studio.refine_start(queue.get(start)))
+            if isinstance(settings, AnySettings):
+                await asyncio.to_thread(studio.check_any, settings)
         except (ValueError, JaxstyleError) as exc:  # bad JSON, or a bad value in it
             return error(str(exc).splitlines()[0] if str(exc) else "malformed job")
         job = queue.submit(Job(settings, studio.run))

@@ -130,20 +130,36 @@ class Studio:
             self._models[name] = (params, header, make_stylizer(params, header))
         return self._models[name]
 
-    def decoder(self, levels: Optional[int] = None) -> tuple:
-        """(params, header, compiled stylizer) of the arbitrary-style model, loaded once; a
-        WCT model's stylizer once per choice of levels."""
-        from jaxstyle.arbitrary.apply import make_any_stylizer
+    def _decoder_file(self) -> tuple:
+        """(params, header, stylizers by choice) of the arbitrary-style model, loaded once."""
         from jaxstyle.arbitrary.decoderfile import load_decoder
         from jaxstyle.feedforward.apply import resolve_model
 
-        if self._decoder is None:
-            params, header = load_decoder(resolve_model(self.decoder_name, self.models_dir)[0])
-            self._decoder = (params, header, {})
-        params, header, stylizers = self._decoder
-        if levels not in stylizers:
-            stylizers[levels] = make_any_stylizer(self.vgg, params, header, levels=levels)
-        return params, header, stylizers[levels]
+        with self._lock:
+            if self._decoder is None:
+                path = resolve_model(self.decoder_name, self.models_dir)[0]
+                self._decoder = (*load_decoder(path), {})
+            return self._decoder
+
+    def check_any(self, settings: AnySettings) -> None:
+        """ConfigError, before the job is queued, for a choice this studio's model cannot
+        take: a whitening other than eigh for an AdaIN decoder (only WCT whitens)."""
+        from jaxstyle.arbitrary.apply import check_whitening
+
+        if settings.whitening != "eigh":
+            check_whitening(settings.whitening, self._decoder_file()[1])
+
+    def decoder(self, levels: Optional[int] = None, whitening: str = "eigh") -> tuple:
+        """(params, header, compiled stylizer) of the arbitrary-style model, loaded once; a
+        WCT model's stylizer once per choice of levels and whitening."""
+        from jaxstyle.arbitrary.apply import make_any_stylizer
+
+        params, header, stylizers = self._decoder_file()
+        key = (levels, whitening)
+        if key not in stylizers:
+            stylizers[key] = make_any_stylizer(self.vgg, params, header, levels=levels,
+                                               whitening=whitening)
+        return params, header, stylizers[key]
 
     def refine_start(self, job: Optional[Job]) -> RefineStart:
         """A finished one-pass job's photo, paintings and model, for a Refine; its picture is
@@ -256,7 +272,7 @@ class Studio:
     def run_any(self, job: Job, s: AnySettings) -> bytes:
         from jaxstyle.arbitrary.apply import apply_any
 
-        params, header, stylizer = self.decoder(s.levels)
+        params, header, stylizer = self.decoder(s.levels, s.whitening)
         photo = self.image(s.photo, s.max_dim)
         styles = [self.image(ref, s.style_size) for ref in s.styles]
         job.check()

@@ -21,6 +21,7 @@ from jaxstyle.errors import ConfigError
 ENGINES = ("optimize", "model", "any")
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE = (None, "luminance", "histogram")  # histogram: optimisation only
+WHITENINGS = ("eigh", "newton-schulz")  # WCT models' whitening (`arbitrary.wct.WHITENINGS`)
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 JOB_ID = re.compile(r"[0-9a-f]{24}")
 MAX_STYLES = 4
@@ -119,6 +120,7 @@ class AnySettings:
     max_dim: int = 512
     style_size: int = 512
     levels: Optional[int] = None  # WCT models: relu{N}_1 .. relu1_1; None: the model's own
+    whitening: str = "eigh"  # WCT models: "eigh" or "newton-schulz"
 
     def command(self) -> str:
         words = ["jaxstyle", "apply", "any", self.photo.label(), "--style-image",
@@ -127,6 +129,8 @@ class AnySettings:
                  str(self.style_size)]
         if self.levels is not None:
             words += ["--levels", str(self.levels)]
+        if self.whitening != "eigh":
+            words += ["--whitening", self.whitening]
         if len(self.styles) > 1:
             words += ["--style-blend", *(f"{w:g}" for w in self.blend)]
         if self.preserve_color:
@@ -260,8 +264,9 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
         preserve_color=_choice(payload, "preserve_color", None, PRESERVE[:2]),
         max_dim=_integer(payload, "max_dim", 512), style_size=_integer(payload, "style_size", 512),
         levels=None if payload.get("levels") in (None, 0, "default") else _integer(
-            payload, "levels", 0))
+            payload, "levels", 0),
+        whitening=_choice(payload, "whitening", "eigh", WHITENINGS))
 
 
-__all__ = ["AnySettings", "ENGINES", "ImageRef", "JobSettings", "ModelSettings",
+__all__ = ["AnySettings", "ENGINES", "WHITENINGS", "ImageRef", "JobSettings", "ModelSettings",
            "OptimizeSettings", "RefineStart", "image_ref", "parse_job"]

@@ -4,6 +4,7 @@ Prints one JSON line of measured differences; the test asserts on them.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import random_image, random_params  # noqa: E402
 from jaxstyle import StyleConfig, init_state, make_targets, stylize  # noqa: E402
+from jaxstyle.export import cpu_only_custom_calls, custom_call_targets, lowered_texts  # noqa
 from jaxstyle.gatys.batch import stylize_many  # noqa: E402
 from jaxstyle.gatys.spatial import spatial_shardings  # noqa: E402
 from jaxstyle.gatys.state import make_step  # noqa: E402
@@ -53,10 +55,20 @@ for rows, cols in ((4, 1), (2, 2)):
     prepared = prepare_params(params)
     targets, state = make_targets(prepared, image, style, cfg), init_state(image, cfg)
     shardings = spatial_shardings(mesh, targets, state)
-    hlo = make_step(cfg, shardings=shardings).lower(prepared, targets, state).compile().as_text()
+    step = make_step(cfg, shardings=shardings)
+    hlo = step.lower(prepared, targets, state).compile().as_text()
     result[key + "_all_gathers"] = [line.strip()[:120] for line in hlo.splitlines()
                                     if "all-gather" in line and "=" in line]
     result[key + "_halo_exchanges"] = hlo.count("collective-permute")
+    # The same sharded step lowered for CUDA and TPU (no such device here): its custom calls,
+    # and that it is still the program partitioned over 4 devices with the image split.
+    for platform, text in lowered_texts(
+            lambda p, step=step, args=(prepared, targets, state): step.lower(
+                *args, platforms=(p,))).items():
+        result[f"{key}_{platform}"] = {
+            "targets": custom_call_targets(text), "cpu_only": cpu_only_custom_calls(text),
+            "partitions": re.findall(r"mhlo\.num_partitions = (\d+)", text),
+            "image_split": '{"rows"}, {"cols"}' in text}
 
 # Engine 3 (arbitrary style): 3 photos split over 4 devices (filled up to 4), against 1 device.
 from jaxstyle.arbitrary.decoder import init_decoder  # noqa: E402

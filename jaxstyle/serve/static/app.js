@@ -146,6 +146,7 @@ function payload(kind = engine()) {
     engine: kind, photo: page.photo, styles, blend: blend.length ? blend : styles.map(() => 1),
     alpha: value("alpha"), preserve_color: $("any-preserve").checked ? "luminance" : "none",
     max_dim: value("any-max-dim"), style_size: value("style-size"), levels: value("levels"),
+    whitening: $("whitening").value,
   };
 }
 

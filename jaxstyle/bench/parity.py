@@ -54,7 +54,8 @@ def add_arguments(p) -> None:
     p.add_argument("--size", type=int, default=256, help="square image size, px (--record)")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (--record)")
     p.add_argument("--matmul-precision", nargs="+", choices=MATMUL_PRECISIONS,
-                   default=list(MATMUL_PRECISIONS), help="jaxstyle's precisions to compare")
+                   default=list(MATMUL_PRECISIONS),
+                   help="jaxstyle's precisions to compare (default: all three)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest relative loss difference allowed at step 1, at precision "
                         "highest")

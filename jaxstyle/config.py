@@ -82,6 +82,16 @@ class StyleConfig:
     beta1: float = _option(0.99, OPTIM, "float", "Adam's first-moment decay")
     beta2: float = _option(0.999, OPTIM, "float", "Adam's second-moment decay")
     epsilon: float = _option(0.1, OPTIM, "float", "Adam's epsilon (as Keras adds it)")
+    lbfgs_memory: int = _option(10, OPTIM, "count", "L-BFGS: how many past steps shape its "
+                                "curvature estimate")
+    # Stopping rules, checked every STOP_CHECK_EVERY steps of the last scale; None: off.
+    stop_loss: Optional[float] = _option(None, OPTIM, "float", "stop once the loss is at most "
+                                         "this", metavar="LOSS")
+    stop_improvement: Optional[float] = _option(
+        None, OPTIM, "float", "stop once the loss fell by less than this fraction over the "
+        "last --stop-window steps (e.g. 0.002)", metavar="FRACTION")
+    stop_window: int = _option(50, OPTIM, "count", "steps over which --stop-improvement is "
+                               "measured")
     epochs: int = _option(10, SIZE, "count", "epochs of --steps-per-epoch steps")
     steps_per_epoch: int = _option(100, SIZE, "count", "optimizer steps per epoch")
     steps: Optional[int] = _option(None, SIZE, "count",
@@ -139,12 +149,40 @@ class StyleConfig:
             object.__setattr__(self, field.name, value)
         check_config(self)
 
+    @classmethod
+    def preset(cls, name: str, **changes) -> StyleConfig:
+        """The config of a named preset (`PRESETS`), with `changes` on top.
+
+        `seed` is the TensorFlow tutorial's recipe (the defaults); `fast` is the shortest
+        route measured to the seed's own 1000-step loss (BENCHMARKS.md, issue 36).
+
+        Example:
+
+        >>> fast = jaxstyle.StyleConfig.preset("fast", max_dim=256)
+        >>> fast.optimizer, fast.max_dim
+        ('lbfgs', 256)
+        >>> jaxstyle.StyleConfig.preset("seed") == jaxstyle.StyleConfig()
+        True
+        """
+        if name not in PRESETS:
+            raise ConfigError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **changes})
+
     @property
     def total_steps(self) -> int:
         return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
 
     def replace(self, **changes) -> StyleConfig:
         return dataclasses.replace(self, **changes)
+
+
+# Named starting points (`StyleConfig.preset`, `jaxstyle stylize --preset`): the fields each
+# sets; options given beside a preset override it. `fast` was chosen by measurement on the
+# tuning pairs (never the held-out paintings): see BENCHMARKS.md, "Issue 36".
+PRESETS: dict[str, dict] = {
+    "seed": {},
+    "fast": dict(optimizer="lbfgs", steps=400, stop_improvement=0.002, stop_window=50),
+}
 
 
 def _python_scalar(value):
@@ -213,6 +251,14 @@ def check_config(cfg: StyleConfig) -> None:
     if cfg.ema is not None and not 0 <= cfg.ema < 1:
         raise ConfigError(f"ema decay must be in [0, 1), got {cfg.ema!r}")
     for name in ("epochs", "steps_per_epoch", "scales"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if cfg.stop_loss is not None:
+        _check_weight("stop_loss", cfg.stop_loss)
+    if cfg.stop_improvement is not None:
+        _check_weight("stop_improvement", cfg.stop_improvement)
+    for name in ("lbfgs_memory", "stop_window"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")

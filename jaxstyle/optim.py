@@ -97,7 +97,7 @@ def make_optimizer(cfg: StyleConfig) -> optax.GradientTransformation:
         return optax.inject_hyperparams(optax.adam)(**hyper)
     if cfg.optimizer == "lbfgs":
         # Zoom line search picks the step length, so the learning rate is not used.
-        return optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
+        return optax.lbfgs(memory_size=cfg.lbfgs_memory, linesearch=optax.scale_by_zoom_linesearch(
             max_linesearch_steps=15, verbose=False))
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}")
 

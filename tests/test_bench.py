@@ -122,3 +122,44 @@ def test_parity_check_passes_its_own_trajectory_and_fails_a_drifted_one(
     for bad in ("missing.npz", "junk.npz"):
         assert main([*argv, str(tmp_path / bad)]) != 0
         assert "trajectory" in capsys.readouterr().err
+
+
+def test_seed_time_scores_a_whole_process_against_the_seeds_run(tmp_path, tiny_params,
+                                                                 tiny_weights_file):
+    """`bench seed-time` at 32 px with tiny weights: the seed's run is cached and reused, the
+    preset's process is timed and its saved file scored; the JSON's ratio is its loss over
+    the seed's."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from jaxstyle.cli import main
+
+    rng = np.random.default_rng(5)
+    for name in ("photo.png", "art.png"):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / name)
+    report = tmp_path / "rows.json"
+    argv = ["bench", "seed-time", "--pairs", f"{tmp_path / 'photo.png'}:{tmp_path / 'art.png'}",
+            "--sizes", "32", "--tf-steps", "0", "--seed-steps", "12", "--cache",
+            str(tmp_path / "cache"), "--weights", str(tiny_weights_file), "--json", str(report),
+            "--options", "--steps 6"]
+    code = main(argv)
+    rows = json.loads(report.read_text())
+    assert len(rows) == 1 and code in (0, 1)
+    row = rows[0]
+    assert row["loss_ratio"] == pytest.approx(row["loss"] / row["seed_loss"])
+    assert row["seconds"] > 0 and row["tf_1000_s"] is None and row["time_ratio"] is None
+    assert code == (1 if row["loss_ratio"] > 1 or row["layout"] < row["seed_layout"] - 0.05
+                    else 0)
+    cached = list((tmp_path / "cache").glob("seed-*.npz"))
+    assert len(cached) == 1
+    # The seed's run comes back from the cache, as it was (not run again).
+    from jaxstyle.bench.scoring import load_pair
+    from jaxstyle.bench.seed_time import seed_reference
+
+    content, style = load_pair(tmp_path / "photo.png", tmp_path / "art.png",
+                               StyleConfig(steps=12, max_dim=32))
+    again = seed_reference(tiny_params, content, style, 32, tmp_path / "cache", 12)
+    assert float(again["loss"]) == row["seed_loss"] and again["losses"].shape == (12,)
+    assert main([*argv[:3], "photo-without-colon"]) == 2  # bad --pairs: a usage error

@@ -108,6 +108,34 @@ def test_lbfgs_lowers_the_loss_and_stays_in_the_box(tiny_params, images):
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
 
 
+def test_lbfgs_step_reuses_the_line_searchs_evaluation(tiny_params, images):
+    # The loss and gradient at a step's start come from the line search that ended the step
+    # before: one evaluation per accepted step, not two. Shown by planting a zero gradient
+    # in the state: a step that reused it leaves the image where it was; one that evaluated
+    # afresh would move it.
+    import optax
+
+    from jaxstyle import init_state, loss_fn, make_step, make_targets
+
+    content, style, _ = images
+    cfg = FEW.replace(optimizer="lbfgs")
+    targets = make_targets(tiny_params, content, style, cfg)
+    step = make_step(cfg, donate=False)
+    state, _ = step(tiny_params, targets, init_state(content, cfg))
+    stored = optax.tree.get(state.opt_state, "value")
+    # What was stored is the loss of the image the step ended at (the next step's start).
+    np.testing.assert_allclose(float(stored), float(loss_fn(tiny_params, targets, state.image,
+                                                            cfg)[0]), rtol=1e-4)
+    next_state, metrics = step(tiny_params, targets, state)
+    assert float(metrics["loss"]) == pytest.approx(float(stored), rel=1e-6)
+    assert sorted(metrics) == ["finite", "loss"]  # no parts: the line search has none
+    zero = optax.tree.set(state.opt_state, grad=jax.tree.map(np.zeros_like, optax.tree.get(
+        state.opt_state, "grad")))
+    still, _ = step(tiny_params, targets, state._replace(opt_state=zero))
+    assert np.abs(np.asarray(next_state.image) - np.asarray(state.image)).max() > 1e-6
+    np.testing.assert_array_equal(np.asarray(still.image), np.asarray(state.image))
+
+
 def test_content_layer_weights(tiny_params, images):
     from jaxstyle import loss_fn, make_targets
 

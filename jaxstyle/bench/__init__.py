@@ -25,6 +25,8 @@ BENCHMARKS = {
                                          "spatially sharded step (compiled, never run)"),
     "parity": ("parity", "engine 1 against TensorFlow's step, step for step, on this machine's "
                          "device (--record where TF is, --against anywhere)"),
+    "seed-time": ("seed_time", "--preset fast against the seed's 1000 steps on held-out pairs: "
+                               "loss ÷ the seed's, whole-process seconds ÷ TensorFlow's"),
     "precision": ("precision", "fp32 against bf16: loss after N steps and wall time"),
     "optimizers": ("optimizers", "loss against wall time for each optimiser on the same inputs"),
     "multiscale": ("multiscale", "single- against multi-scale at one size for about the same "

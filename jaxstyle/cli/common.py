@@ -132,8 +132,41 @@ _OPTION_TYPES = {
 }
 
 
+class _Given(argparse.Action):
+    """Marks its field as given on the command line, so a --preset does not override it."""
+
+    def mark(self, namespace) -> None:
+        given = set(getattr(namespace, "given_config", ()))
+        namespace.given_config = given | {self.dest}
+
+
+class _StoreGiven(_Given, argparse._StoreAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        self.mark(namespace)
+
+
+class _FlagGiven(_Given, argparse._StoreTrueAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        self.mark(namespace)
+
+
+def preset_option(parser: argparse.ArgumentParser) -> None:
+    """--preset NAME: a `StyleConfig.preset` as the starting point of the options."""
+    from jaxstyle.config import PRESETS
+
+    sets = "; ".join(f"{name}: " + (", ".join(f"{k}={v}" for k, v in fields.items()) or
+                                   "the TensorFlow tutorial's recipe, every default below")
+                     for name, fields in PRESETS.items())
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="seed",
+                        help=f"starting settings, which options given beside it override "
+                             f"({sets})")
+
+
 def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One option per `StyleConfig` field, with its default, help and type from the field."""
+    preset_option(parser)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for field in dataclasses.fields(StyleConfig):
         meta = field.metadata
@@ -143,9 +176,11 @@ def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
             groups[meta["group"]] = parser.add_argument_group(meta["group"])
         flag = "--" + field.name.replace("_", "-")
         if meta["kind"] == "flag":
-            groups[meta["group"]].add_argument(flag, action="store_true", help=meta["help"])
+            groups[meta["group"]].add_argument(flag, action=_FlagGiven,
+                                               help=meta["help"])
             continue
-        options = dict(_OPTION_TYPES[meta["kind"]], default=field.default, help=meta["help"])
+        options = dict(_OPTION_TYPES[meta["kind"]], default=field.default, help=meta["help"],
+                       action=_StoreGiven)
         for key in ("choices", "metavar"):
             if key in meta:
                 options[key] = meta[key]
@@ -153,12 +188,19 @@ def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
 
 
 def config_from_args(args, **overrides) -> StyleConfig:
-    """The StyleConfig the parsed options describe (fields the parser lacks keep defaults)."""
+    """The StyleConfig the parsed options describe (fields the parser lacks keep defaults):
+    the --preset's fields, except those given on the command line."""
+    from jaxstyle.config import PRESETS
+
     values = {}
     for field in dataclasses.fields(StyleConfig):
         if hasattr(args, field.name):
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
+    given = getattr(args, "given_config", set())
+    values.update({name: value for name, value in
+                   PRESETS[getattr(args, "preset", None) or "seed"].items()
+                   if name not in given})
     if values.get("init") not in (None, "content", "noise"):
         values["init"] = "content"  # an init image file: the pipeline starts from it instead
     values.update(overrides)
@@ -208,12 +250,14 @@ class Reporter:
 
 
 def format_losses(metrics: dict) -> str:
-    """'loss L (content C, style S, tv T)'; per-image lists are shown as their mean."""
+    """'loss L (content C, style S, tv T)', the parts where the metrics have them;
+    per-image lists are shown as their mean."""
     import numpy as np
 
     mean = {k: float(np.mean(v)) for k, v in metrics.items()}
-    return (f"loss {mean['loss']:.4g} (content {mean['content']:.4g}, "
-            f"style {mean['style']:.4g}, tv {mean['tv']:.4g})")
+    parts = ", ".join(f"{name} {mean[name]:.4g}" for name in ("content", "style", "tv")
+                      if name in mean)  # L-BFGS reports the loss alone
+    return f"loss {mean['loss']:.4g}" + (f" ({parts})" if parts else "")
 
 
 # --------------------------------------------------------------------------- files and weights

@@ -255,6 +255,9 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     save_image(output, image)
     if not quiet:
         final = format_losses(history[-1]) if history else "no steps left to run"
+        stopped = getattr(history, "stopped", None)
+        if stopped:
+            print(stopped, file=sys.stderr)
         print(f"saved {output} ({image.shape[1]}x{image.shape[0]}) in "
               f"{time.perf_counter() - started:.1f} s; final {final}", file=sys.stderr)
     return 0

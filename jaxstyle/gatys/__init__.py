@@ -2,11 +2,13 @@
 the host loop and checkpoints (`loop`), and `stylize`/`stylize_many` around them (`pipeline`)."""
 
 from jaxstyle.gatys.loop import (
+    History,
     NonFiniteLossError,
     StylizeInterrupted,
     load_state,
     run_steps,
     save_state,
+    stop_reason,
 )
 from jaxstyle.gatys.pipeline import stylize
 from jaxstyle.gatys.state import (
@@ -18,6 +20,6 @@ from jaxstyle.gatys.state import (
     output_image,
 )
 
-__all__ = ["CompiledStep", "NonFiniteLossError", "StyleState", "StylizeInterrupted",
+__all__ = ["CompiledStep", "History", "NonFiniteLossError", "StyleState", "StylizeInterrupted",
            "init_state", "load_state", "make_step", "make_step_fn", "output_image", "run_steps",
-           "save_state", "stylize"]
+           "save_state", "stop_reason", "stylize"]

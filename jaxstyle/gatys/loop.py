@@ -87,14 +87,63 @@ def metrics_to_host(metrics: Metrics) -> dict:
     return host
 
 
+# How often a run with a stopping rule reads its losses on the host: often enough that it
+# ends within a few steps of the rule holding, rarely enough to keep steps back to back.
+STOP_CHECK_EVERY = 10
+
+
+class History(list):
+    """A run's metrics, one dict of floats per step; `stopped` says which stopping rule
+    (`StyleConfig.stop_loss`, `stop_improvement`) ended it early, None if it ran every step.
+
+    Example:
+
+    >>> history = jaxstyle.gatys.History([{"loss": 3.0}, {"loss": 2.0}])
+    >>> len(history), history.stopped
+    (2, None)
+    """
+
+    stopped: Optional[str] = None
+
+
+def stop_reason(losses, cfg: StyleConfig) -> Optional[str]:
+    """Which of `cfg`'s stopping rules holds after steps with these losses, or None.
+
+    Example:
+
+    >>> cfg = jaxstyle.StyleConfig(stop_improvement=0.01, stop_window=2)
+    >>> print(jaxstyle.gatys.stop_reason([10.0, 9.0, 8.0], cfg))
+    None
+    >>> jaxstyle.gatys.stop_reason([10.0, 9.99, 9.98], cfg)
+    'the loss fell 0.2% over the last 2 steps (stop_improvement 0.01)'
+    """
+    if not losses:
+        return None
+    last = float(losses[-1])
+    if cfg.stop_loss is not None and last <= cfg.stop_loss:
+        return f"the loss {last:.4g} reached stop_loss {cfg.stop_loss:g}"
+    window = cfg.stop_window
+    if cfg.stop_improvement is not None and len(losses) > window:
+        before = float(losses[-1 - window])
+        fell = (before - last) / abs(before) if before else 0.0
+        if fell < cfg.stop_improvement:
+            return (f"the loss fell {fell:.1%} over the last {window} steps "
+                    f"(stop_improvement {cfg.stop_improvement:g})")
+    return None
+
+
 def _all_finite_flags(pending: list[Metrics]) -> list[bool]:
     return [bool(np.all(f)) for f in to_host([m["finite"] for m in pending])]
 
 
 def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, num_steps: int,
               cfg: StyleConfig, history: list, callback=None, sync_every: int = 100,
-              stop_on_nonfinite: bool = True):
+              stop_on_nonfinite: bool = True, stop_rules: bool = False):
     """Run `num_steps` steps; every `sync_every` steps the host checks the loss stayed finite.
+
+    With `stop_rules` (one image's run) and a stopping rule in `cfg`, the host reads the
+    losses every `STOP_CHECK_EVERY` steps and ends the run when `stop_reason` holds for
+    this call's steps; a `History` then says why in `history.stopped`.
 
     With `stop_on_nonfinite=False` (batches of independent jobs) a job whose loss goes
     non-finite simply stays at its last finite state, and the others run on; the caller reads
@@ -111,6 +160,10 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     (3, 3)
     """
     start = int(np.max(to_host(state.step)))
+    first = len(history)
+    stopping = stop_rules and (cfg.stop_loss is not None or cfg.stop_improvement is not None)
+    if stopping:
+        sync_every = min(sync_every, STOP_CHECK_EVERY)
     pending: list[Metrics] = []
     metrics: Optional[Metrics] = None
     try:
@@ -130,6 +183,12 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
                                                  output_image(state, cfg), history)
                     history.extend(metrics_to_host(m) for m in pending)
                     pending = []
+                    reason = stopping and stop_reason([h["loss"] for h in history[first:]],
+                                                      cfg)
+                    if reason:
+                        if isinstance(history, History):
+                            history.stopped = f"stopped at step {start + i + 1}: {reason}"
+                        break
     except KeyboardInterrupt as stop:
         history.extend(metrics_to_host(m) for m in pending)
         raise StylizeInterrupted(state, output_image(state, cfg), history,
@@ -195,5 +254,6 @@ def load_state(path, template: StyleState) -> StyleState:
     return jax.tree.map(lambda x: jnp.array(x, copy=True), restored)
 
 
-__all__ = ["NonFiniteLossError", "StylizeInterrupted", "load_state", "metrics_to_host",
-           "run_steps", "save_state", "saved_image_size"]
+__all__ = ["STOP_CHECK_EVERY", "History", "NonFiniteLossError", "StylizeInterrupted",
+           "load_state", "metrics_to_host", "run_steps", "save_state", "saved_image_size",
+           "stop_reason"]

@@ -17,7 +17,7 @@ import numpy as np
 from jaxstyle import color
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.gatys.loop import NonFiniteLossError, StylizeInterrupted, run_steps
+from jaxstyle.gatys.loop import History, NonFiniteLossError, StylizeInterrupted, run_steps
 from jaxstyle.gatys.spatial import round_up_size, spatial_shardings
 from jaxstyle.gatys.state import StyleState, init_state, logit, make_step, output_image
 from jaxstyle.mesh import replicated
@@ -206,8 +206,9 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1] (or uint8). The image comes
     back as `load_image` gives one and `stylize_many` returns each: an (H, W, 3) float32
     NumPy array in [0, 1], at the content's size, shrunk to `cfg.max_dim` on its longer side
-    if it is larger. `history`
-    holds one {'loss', 'content', 'style', 'tv'} dict of floats per step.
+    if it is larger. `history` (a `History`, a list)
+    holds one {'loss', 'content', 'style', 'tv'} dict of floats per step (L-BFGS: 'loss'
+    alone); when a stopping rule ends the run early, `history.stopped` says which.
     `callback(step, metrics, state)` runs after every step (metrics are device arrays;
     converting them to floats synchronises). `masks` (S, H, W) at the content's size guide
     each style to a region. Pass `state` (`load_state` of a checkpoint, `resume_template`
@@ -241,7 +242,7 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     if mesh is not None:
         params = jax.device_put(params, replicated(mesh))
     step = None if mesh is not None else _step_for(cfg)  # one compile per scale (shape)
-    history: list[dict[str, float]] = []
+    history = History()
 
     try:
         state = _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step,
@@ -283,8 +284,9 @@ def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, h
             shardings = spatial_shardings(mesh, targets, state)
             targets, state = jax.device_put((targets, state), shardings[1:])
             step = make_step(cfg, shardings=shardings)
+        # Stopping rules end the last scale only: a coarse scale's loss is not the output's.
         state, _ = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
-                             sync_every=cfg.steps_per_epoch)
+                             sync_every=cfg.steps_per_epoch, stop_rules=k == len(sizes) - 1)
     return state
 
 

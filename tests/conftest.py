@@ -15,6 +15,9 @@ import pytest
 
 # Unit tests run on the CPU even where an accelerator is present, so numbers are comparable.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The step's conv path is fixed, not measured per machine (jaxstyle.cputune), so tests compile
+# nothing extra and every machine runs the same programs; tests/test_cputune.py measures.
+os.environ.setdefault("JAXSTYLE_XLA_CONV", "default")
 
 # One persistent XLA compilation cache for this test session, fresh each session and removed
 # after it: many tests (and the CLI subprocesses they start, which inherit it through the

@@ -43,6 +43,10 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, nargs="+", metavar="N",
                    help="time the vmapped many-image step at these batch sizes (images/s and "
                         "efficiency against batch 1; sharded when there are several devices)")
+    p.add_argument("--tune", action="store_true",
+                   help="first measure XLA CPU's convolution paths for the step again and "
+                        "cache the faster for this CPU (jaxstyle.cputune; the first step on a "
+                        "new CPU does it by itself)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--compile-cache", metavar="DIR", help="JAX persistent compilation cache folder")
     add_weights_option(p)
@@ -65,12 +69,19 @@ def run(args) -> int:
     if args.batch and (min(args.batch) < 1 or args.peer):
         raise ConfigError("--batch sizes must be >= 1, and peers time single images only")
     enable_compile_cache(args.compile_cache)
+    from jaxstyle import cputune
+
+    if args.tune:
+        entry = cputune.tune()
+        print(f"# conv paths, ms per {cputune.TUNE_SIZE}px step: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in entry["ms"].items())
+              + f" -> {entry['conv']} (cached in {cputune.cache_file()})", file=sys.stderr)
     params = load_params(args.weights, quiet=False)
     cfg = StyleConfig(precision=args.precision, remat=args.remat)
     report = run_bench(params, args.sizes, cfg, args.peer, args.steps, args.warmup, args.block,
                        log=lambda message: print(message, file=sys.stderr), batches=args.batch)
     print(f"{machine_line(report['machine'])}  {args.precision}"
-          f"{'  remat' if args.remat else ''}")
+          f"{'  remat' if args.remat else ''}  conv path {cputune.conv_path()}")
     table = format_batch_table if args.batch else format_table
     print(table(report["results"]))
     write_json(args.json, report)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+from jaxstyle.cputune import cpu_flag_set, cpu_model  # noqa: F401  (also this module's)
+
 
 class Timing(NamedTuple):
     """Seconds of each timed call."""
@@ -82,29 +84,10 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
-def cpu_flag_set() -> set[str]:
-    """The CPU's feature flags (/proc/cpuinfo's first `flags` line; empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f
-                         if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
 def cpu_flags() -> str:
     """The vector extensions that decide XLA's CPU kernels: 'AVX-512', 'AVX2' or ''."""
     flags = cpu_flag_set()
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name")), platform.processor())
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict:

@@ -241,6 +241,11 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
                     f"{seconds:.1f} s)")
     callback = _EpochRecorder(report, content, cfg, total, output, save_every, save_dir,
                               checkpoint)
+    from jaxstyle import cputune
+
+    if cputune.needs_measuring():
+        report.line("measuring this CPU's convolution paths for the step (once per machine, "
+                    f"a few seconds; cached in {cputune.cache_file()})")
     started = time.perf_counter()
     try:
         image, history = stylize(params, content, styles, cfg, callback,

@@ -75,15 +75,18 @@ def vgg_params(args) -> dict:
 
 def image(args, name: str, seed: int = 0) -> np.ndarray:
     """A shared image, centre-cropped to a square of side --size: (S, S, 3) in [0, 1]. At --tiny
-    without the shared folder (CI clones the repository alone), a smooth random image."""
+    without the shared folder (CI clones the repository alone), a random image of blocks whose
+    size and colours depend on `seed`, so that different seeds look like different pictures."""
     path = IMAGES / name
     if not path.is_file():
         if not args.tiny:
             sys.exit(f"no {path}: set JAXSTYLE_IMAGES to the folder of shared images")
         rng = np.random.default_rng(seed)
-        coarse = rng.uniform(size=(args.size // 4 + 1, args.size // 4 + 1, 3))
-        smooth = np.kron(coarse, np.ones((4, 4, 1)))[:args.size, :args.size]
-        return (0.7 * smooth + 0.3 * rng.uniform(size=smooth.shape)).astype(np.float32)
+        block = (4, 2, 8)[seed % 3]
+        coarse = rng.uniform(size=(args.size // block + 1, args.size // block + 1, 3))
+        blocks = np.kron(coarse, np.ones((block, block, 1)))[:args.size, :args.size]
+        tint = rng.uniform(0.3, 1.0, size=3)
+        return (tint * (0.7 * blocks + 0.3 * rng.uniform(size=blocks.shape))).astype(np.float32)
     pixels = jaxstyle.load_image(path, max_dim=None)
     h, w, _ = pixels.shape
     side = min(h, w)

@@ -58,6 +58,8 @@ for platform, targets_called in calls.items():
 # To a file and back: the bytes are all another machine needs (with the same arguments).
 path = Path(args.out or Path(tempfile.mkdtemp(prefix="jaxstyle-export-")) / "step.jaxexport")
 path.write_bytes(exported.serialize())
+# Another process reads it the same way once it has run `import jaxstyle`, which registers
+# the NamedTuples (state, targets, optax's states) the file names; tests/test_library.py does.
 restored = jax.export.deserialize(bytearray(path.read_bytes()))
 print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); read back for "
       f"{', '.join(restored.platforms)}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import jaxstyle
+from jaxstyle.demo import demo_content, demo_style
 from jaxstyle.images import resize
 from jaxstyle.vgg import VGG19_CONV_LAYERS
 
@@ -23,9 +24,11 @@ from jaxstyle.vgg import VGG19_CONV_LAYERS
 # JAXSTYLE_IMAGES points elsewhere, as for `jaxstyle bench`.
 IMAGES = Path(os.environ.get("JAXSTYLE_IMAGES",
                              Path(__file__).resolve().parents[2] / "shared" / "images"))
+# The demo's photo and painting, in the package (jaxstyle/assets): smaller copies of these two.
+PACKAGED = {"chelsea.jpg": demo_content, "starry_night.jpg": demo_style}
 # A --tiny run: the layers two blocks of random weights reach, and loss weights for their
-# features, whose Grams are some 1e5 times smaller than real VGG19's (the seed's 1e4 and 1e-2
-# would leave nothing but the content term).
+# features, whose Grams are far smaller than real VGG19's (under the seed's 1e4 and 1e-2 the
+# content term is all there is, and a step from the photo only raises the loss).
 TINY = dict(content_layers=("block2_conv2",), style_layers=("block1_conv1", "block2_conv1"),
             content_weight=1.0, style_weight=1e3)
 
@@ -74,20 +77,26 @@ def vgg_params(args) -> dict:
 
 
 def image(args, name: str, seed: int = 0) -> np.ndarray:
-    """A shared image, centre-cropped to a square of side --size: (S, S, 3) in [0, 1]. At --tiny
-    without the shared folder (CI clones the repository alone), a random image of blocks whose
-    size and colours depend on `seed`, so that different seeds look like different pictures."""
+    """A shared image, centre-cropped to a square of side --size: (S, S, 3) in [0, 1].
+
+    Without the shared folder (CI clones the repository alone; a GPU machine gets only what
+    travels), the photo and the painting the package ships for its demo (smaller copies of the
+    same files), else, at --tiny, a random image of blocks whose size and colours depend on
+    `seed`, so that different seeds look like different pictures."""
     path = IMAGES / name
-    if not path.is_file():
-        if not args.tiny:
-            sys.exit(f"no {path}: set JAXSTYLE_IMAGES to the folder of shared images")
+    if path.is_file():
+        pixels = jaxstyle.load_image(path, max_dim=None)
+    elif name in PACKAGED:
+        pixels = PACKAGED[name]()
+    elif not args.tiny:
+        sys.exit(f"no {path}: set JAXSTYLE_IMAGES to the folder of shared images")
+    else:
         rng = np.random.default_rng(seed)
         block = (4, 2, 8)[seed % 3]
         coarse = rng.uniform(size=(args.size // block + 1, args.size // block + 1, 3))
         blocks = np.kron(coarse, np.ones((block, block, 1)))[:args.size, :args.size]
         tint = rng.uniform(0.3, 1.0, size=3)
         return (tint * (0.7 * blocks + 0.3 * rng.uniform(size=blocks.shape))).astype(np.float32)
-    pixels = jaxstyle.load_image(path, max_dim=None)
     h, w, _ = pixels.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

@@ -56,13 +56,15 @@ for platform, targets_called in calls.items():
     print(f"  {platform}: custom calls {', '.join(targets_called) or 'none'}")
 
 # To a file and back: the bytes are all another machine needs (with the same arguments).
-path = Path(args.out or Path(tempfile.mkdtemp(prefix="jaxstyle-export-")) / "step.jaxexport")
-path.write_bytes(exported.serialize())
-# Another process reads it the same way once it has run `import jaxstyle`, which registers
-# the NamedTuples (state, targets, optax's states) the file names; tests/test_library.py does.
-restored = jax.export.deserialize(bytearray(path.read_bytes()))
-print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); read back for "
-      f"{', '.join(restored.platforms)}")
+with tempfile.TemporaryDirectory(prefix="jaxstyle-export-") as folder:
+    path = Path(args.out or Path(folder) / "step.jaxexport")
+    path.write_bytes(exported.serialize())
+    # Another process reads it the same way once it has run `import jaxstyle`, which registers
+    # the NamedTuples (state, targets, optax's states) the file names; tests/test_library.py
+    # does that.
+    restored = jax.export.deserialize(bytearray(path.read_bytes()))
+    print(f"wrote {path if args.out else 'the file'} ({path.stat().st_size / 1e6:.2f} MB); "
+          f"read back for {', '.join(restored.platforms)}")
 
 # The file runs with the params as the step prepares them (each layer's backward kernel
 # included), the targets and the state; jit it so that it compiles once.

@@ -32,10 +32,12 @@ per_style = [jaxstyle.make_targets(params, photo, painting, cfg) for painting in
 stacked = jaxstyle.stack_targets(per_style)
 
 # 1. The pure loss of the photo under each painting's targets: vmap over the targets only
-# (params and the image are shared, in_axes None).
-loss_under = lambda targets: jaxstyle.loss_fn(params, targets, photo, cfg)[0]
-vmapped = np.asarray(jax.jit(jax.vmap(loss_under))(stacked))
-looped = np.array([float(jax.jit(loss_under)(targets)) for targets in per_style])
+# (params and the image are shared, in_axes None). The params and the photo are arguments,
+# not closed over: a jitted function's closure becomes constants of its program, 80 MB of
+# weights that XLA would then try to fold through the whole network at compile time.
+loss = lambda params, targets, image: jaxstyle.loss_fn(params, targets, image, cfg)[0]
+vmapped = np.asarray(jax.jit(jax.vmap(loss, in_axes=(None, 0, None)))(params, stacked, photo))
+looped = np.array([float(jax.jit(loss)(params, targets, photo)) for targets in per_style])
 numbers = lambda values: " ".join(f"{float(v):.6g}" for v in values)
 print(f"loss of the photo per style, vmapped: {numbers(vmapped)}")
 print(f"loss of the photo per style, looped:  {numbers(looped)}")

@@ -31,18 +31,22 @@ targets = jaxstyle.make_targets(params, photo, painting, cfg)
 halfway = 0.5 * (photo + painting)
 
 
-def loss_of_weights(p, run_cfg=cfg):
-    return jaxstyle.loss_fn(p, targets, halfway, run_cfg)[0]
+# `jax.grad` differentiates with respect to the first argument, the params. The targets and
+# the image are arguments too, not closed over: a jitted function's closure becomes constants
+# of its program.
+def loss_of_weights(p, targets, image, run_cfg=cfg):
+    return jaxstyle.loss_fn(p, targets, image, run_cfg)[0]
 
 
 loss = jax.jit(loss_of_weights)
-grads = jax.jit(jax.grad(loss_of_weights))(params)
+gradient = jax.jit(jax.grad(loss_of_weights))
+grads = gradient(params, targets, halfway)
 # Only the layers the loss reaches get a gradient; deeper ones get zeros.
 for name in params:
     print(f"{name:14s} |dL/dkernel| {float(jnp.linalg.norm(grads[name]['kernel'])):.4g}  "
           f"|dL/dbias| {float(jnp.linalg.norm(grads[name]['bias'])):.4g}")
 total = float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads))))
-print(f"loss {float(loss(params)):.6g}, |dL/dparams| {total:.4g}")
+print(f"loss {float(loss(params, targets, halfway)):.6g}, |dL/dparams| {total:.4g}")
 
 # A central finite difference along a random direction d, each layer's part scaled like its
 # kernel, against the directional derivative <grad, d>. float32 limits the agreement to a
@@ -54,7 +58,8 @@ direction = {name: {"kernel": jnp.asarray(rng.standard_normal(layer["kernel"].sh
              for name, layer in params.items()}
 eps = 1e-2
 moved = lambda sign: jax.tree.map(lambda p, d: p + sign * eps * d, params, direction)
-finite_difference = (float(loss(moved(1))) - float(loss(moved(-1)))) / (2 * eps)
+finite_difference = (float(loss(moved(1), targets, halfway))
+                     - float(loss(moved(-1), targets, halfway))) / (2 * eps)
 analytic = float(sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads),
                                                      jax.tree.leaves(direction))))
 print(f"along d: finite difference {finite_difference:.6g}, <grad, d> {analytic:.6g}")
@@ -65,8 +70,10 @@ check("finite difference vs gradient, relative", abs(finite_difference - analyti
 # custom VJP; `remat` recomputes activations in the backward pass. Neither may change the
 # weights' gradient.
 prepared = jaxstyle.prepare_params(params)
-via_prepared = jax.jit(jax.grad(loss_of_weights))(prepared)
-via_remat = jax.jit(jax.grad(lambda p: loss_of_weights(p, cfg.replace(remat=True))))(params)
+via_prepared = gradient(prepared, targets, halfway)
+remat_cfg = cfg.replace(remat=True)
+via_remat = jax.jit(jax.grad(lambda p, t, x: loss_of_weights(p, t, x, remat_cfg)))(
+    params, targets, halfway)
 
 
 def relative(other):

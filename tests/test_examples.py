@@ -63,8 +63,8 @@ def test_example_runs_and_its_checks_pass(name):
 
 def test_a_failing_check_exits_non_zero(tmp_path):
     """The negative control: an error added to every measured one (JAXSTYLE_EXAMPLES_PERTURB)
-    must fail the first check and the script. Random images here (no shared folder), the
-    path CI takes, whatever this machine has."""
+    must fail the first check and the script. Run without the shared images, as CI runs
+    (the package's demo photo and painting, random others), whatever this machine has."""
     done = run_example("vmap_styles", JAXSTYLE_EXAMPLES_PERTURB="1e-3",
                        JAXSTYLE_IMAGES=str(tmp_path / "none"))
     assert done.returncode == 1, done.stdout + done.stderr

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
 import jaxstyle
@@ -62,18 +63,22 @@ def config(args, **settings) -> jaxstyle.StyleConfig:
 
 def vgg_params(args) -> dict:
     """Random He-scaled weights of VGG19's first two blocks at --tiny (as tests/conftest.py
-    makes them), else the real weights, fetched once and cached."""
+    makes them), else the real weights, fetched once and cached; on the device either way.
+
+    The loaders give NumPy arrays. Put them on the device once: a jitted function copies
+    NumPy arguments to the device at every call (80 MB), and the step's backward kernels
+    (`prepare_params`) are kept only for device arrays, which cannot change in place."""
     if not args.tiny:
         from jaxstyle.weights.fetch import resolve_params
 
-        return resolve_params(progress=False, log=lambda message: None)
+        return jax.device_put(resolve_params(progress=False, log=lambda message: None))
     rng = np.random.default_rng(0)
     params = {}
     for name, cin, cout in VGG19_CONV_LAYERS[:4]:
         std = np.sqrt(2.0 / (9 * cin)) / (64.0 if name == "block1_conv1" else 1.0)
         params[name] = {"kernel": (rng.standard_normal((3, 3, cin, cout)) * std).astype(np.float32),
                         "bias": (rng.standard_normal(cout) * 0.01).astype(np.float32)}
-    return params
+    return jax.device_put(params)
 
 
 def image(args, name: str, seed: int = 0) -> np.ndarray:

@@ -20,7 +20,7 @@ import jaxstyle
 from _common import arguments, check, config, image, settle, vgg_params
 
 args = settle(arguments(__doc__.splitlines()[0]).parse_args())
-params = jax.tree.map(jnp.asarray, vgg_params(args))
+params = vgg_params(args)
 cfg = config(args)
 photo = image(args, "chelsea.jpg", seed=0)
 painting = image(args, "starry_night.jpg", seed=1)

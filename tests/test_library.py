@@ -1,6 +1,12 @@
 """The library as a researcher imports it (issue 35): image conventions, StyleConfig's
 scalars and layer strings, clear errors for mismatched targets, any optax optimiser driving
-the step, donation off, and the step exported with `jax.export`."""
+the step, donation off, and the step exported with `jax.export` (and read back elsewhere)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -130,6 +136,54 @@ def test_the_step_exports_serialises_and_equals_the_compiled_step(params, pair):
     assert type(got_state) is type(want_state)
     np.testing.assert_allclose(got_state.image, want_state.image, atol=1e-6)
     np.testing.assert_allclose(got_metrics["loss"], want_metrics["loss"], rtol=1e-5)
+
+
+READ_BACK = textwrap.dedent("""
+    import sys
+
+    import jax
+    import numpy as np
+
+    blob = bytearray(open(sys.argv[1], "rb").read())
+    try:
+        jax.export.deserialize(blob)
+    except ValueError as error:
+        print("without jaxstyle:", error)
+    import jaxstyle  # noqa: F401  (registers the NamedTuples of a step's arguments)
+
+    exported = jax.export.deserialize(blob)
+    leaves = np.load(sys.argv[2])
+    args, kwargs = exported.in_tree.unflatten([leaves[f"leaf{i}"]
+                                               for i in range(len(leaves.files))])
+    state, metrics = exported.call(*args, **kwargs)
+    print("state:", type(state).__name__)
+    np.save(sys.argv[3], np.asarray(state.image))
+""")
+
+
+def test_an_exported_step_is_read_back_and_run_by_another_process(params, pair, tmp_path):
+    """Registering the NamedTuples only at export (in the exporting process) left a file no
+    other process could deserialize, jaxstyle imported or not (examples/export_step.py)."""
+    photo, painting = pair
+    targets = jaxstyle.make_targets(params, photo, painting, CFG)
+    state = jaxstyle.init_state(photo, CFG)
+    step = jaxstyle.make_step(CFG, donate=False)
+    (tmp_path / "step.bin").write_bytes(step.export(params, targets, state).serialize())
+    leaves = jax.tree.leaves((jaxstyle.prepare_params(params), targets, state))
+    np.savez(tmp_path / "args.npz", **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+    done = subprocess.run(
+        [sys.executable, "-c", READ_BACK, "step.bin", "args.npz", "image.npy"], cwd=tmp_path,
+        env={**os.environ, "JAX_PLATFORMS": "cpu",
+             "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Without jaxstyle the names are unknown (what every reader met before the fix)...
+    assert "without jaxstyle: Cannot deserialize a PyTreeDef containing an unregistered type" \
+        in done.stdout, done.stdout
+    # ... and after `import jaxstyle` the file runs and gives the step's image.
+    assert "state: StyleState" in done.stdout, done.stdout
+    want, _ = step(params, targets, state)
+    np.testing.assert_allclose(np.load(tmp_path / "image.npy"), want.image, atol=1e-6)
 
 
 def test_the_seed_path_asks_for_full_float32_precision_and_an_option_trades_it(params, pair):

@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxstyle.config import StyleConfig
 from jaxstyle.cputune import step_compiler_options
 from jaxstyle.objective import Targets, as_image_batch, per_image_loss, precision_scope
-from jaxstyle.optim import make_optimizer
+from jaxstyle.optim import ScaleByKerasAdamState, make_optimizer
 from jaxstyle.vgg import prepare_params
 
 Array = jax.Array
@@ -292,6 +292,12 @@ class CompiledStep:
 
             exported = make_step(cfg).export(params, targets, state, ("cpu", "cuda", "tpu"))
             blob = exported.serialize()
+
+        Another process reads the bytes back with `jax.export.deserialize` after `import
+        jaxstyle`, which registers the NamedTuples a step's arguments hold (`Targets`,
+        `StyleState`, the Keras Adam state and optax's state classes). A NamedTuple state of
+        your own optimizer needs `jax.export.register_namedtuple_serialization(cls,
+        serialized_name=f"{cls.__module__}.{cls.__qualname__}")` there too.
         """
         if self._prepare:
             params = prepare_params(params)
@@ -301,19 +307,24 @@ class CompiledStep:
                 params, targets, state)
 
 
+def _register_namedtuple(cls: type) -> None:
+    """Register one NamedTuple class for `jax.export` serialisation under its
+    module-qualified name, once."""
+    if cls not in _REGISTERED:
+        try:
+            jax.export.register_namedtuple_serialization(
+                cls, serialized_name=f"{cls.__module__}.{cls.__qualname__}")
+        except ValueError:  # registered already (by optax, or another copy)
+            pass
+        _REGISTERED.add(cls)
+
+
 def register_namedtuples(tree) -> None:
     """Register every NamedTuple class in `tree` (ours and optax's states) for
     `jax.export` serialisation, once each, under its module-qualified name."""
     def visit(node) -> None:
         if isinstance(node, tuple) and hasattr(node, "_fields"):
-            cls = type(node)
-            if cls not in _REGISTERED:
-                try:
-                    jax.export.register_namedtuple_serialization(
-                        cls, serialized_name=f"{cls.__module__}.{cls.__qualname__}")
-                except ValueError:  # registered already (by optax, or another copy)
-                    pass
-                _REGISTERED.add(cls)
+            _register_namedtuple(type(node))
         if isinstance(node, dict):
             for child in node.values():
                 visit(child)
@@ -325,6 +336,15 @@ def register_namedtuples(tree) -> None:
 
 
 _REGISTERED: set[type] = set()
+
+# A serialised step names the NamedTuples of its arguments, and `jax.export.deserialize`
+# refuses a name nobody registered: registering only at export left a file that no other
+# process could read back. So importing jaxstyle registers every NamedTuple a step's
+# arguments may hold: ours, and each one optax exports (its optimizers' states).
+for _cls in (Targets, StyleState, ScaleByKerasAdamState, *vars(optax).values()):
+    if isinstance(_cls, type) and issubclass(_cls, tuple) and hasattr(_cls, "_fields"):
+        _register_namedtuple(_cls)
+del _cls
 
 
 def make_step(cfg: StyleConfig, batched: bool = False, shardings=None, donate: bool = True,

@@ -97,3 +97,17 @@ def test_cli_fast_preset_says_which_rule_stopped_it(tmp_path, tiny_weights_file)
     assert result.returncode == 0, result.stderr
     assert "stopped at step 10: the loss" in result.stderr and "stop_loss" in result.stderr
     assert "final loss" in result.stderr and out.exists()
+
+
+def test_demo_and_studio_run_the_fast_preset():
+    from jaxstyle.cli.demo import demo_config
+    from jaxstyle.serve.settings import ImageRef, OptimizeSettings
+
+    assert demo_config(False) == StyleConfig.preset("fast", max_dim=256)
+    assert demo_config(True) == StyleConfig.preset("fast", max_dim=512)
+    assert demo_config(False, steps=50).steps == 50
+    settings = OptimizeSettings(photo=ImageRef("demo"), styles=(ImageRef("demo"),), steps=30)
+    cfg = settings.config()
+    assert cfg.lbfgs_memory == PRESETS["fast"]["lbfgs_memory"] and cfg.optimizer == "lbfgs"
+    # The page asks for a length, and its bar counts to it: no stop rule there.
+    assert cfg.steps == 30 and cfg.stop_improvement is None and cfg.stop_loss is None

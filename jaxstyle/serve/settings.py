@@ -64,7 +64,10 @@ class OptimizeSettings:
         """The shared objective's config for this run (validated by StyleConfig itself)."""
         blend = None if len(self.styles) == 1 else (self.blend or tuple(
             1.0 / len(self.styles) for _ in self.styles))
-        return StyleConfig(steps=self.steps, steps_per_epoch=min(self.steps, 100),
+        # The fast preset's optimiser settings; the page chooses the length, so its stop
+        # rule is off (the progress bar counts to the steps asked for).
+        return StyleConfig.preset("fast", stop_improvement=None,
+                                  steps=self.steps, steps_per_epoch=min(self.steps, 100),
                            max_dim=self.max_dim, style_weight=self.style_weight,
                            content_weight=self.content_weight, optimizer=self.optimizer,
                            preserve_color=self.preserve_color, scales=self.scales,

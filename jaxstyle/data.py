@@ -259,7 +259,7 @@ class RandomResizedCrop(grain.transforms.RandomMap):
         top, left, crop_height, crop_width = self.crop_box(*image.shape[:2], rng)
         # Pillow's resize with a box crops and resamples in one antialiased step.
         resized = Image.fromarray(image).resize(
-            (self.size, self.size), Image.BICUBIC,
+            (self.size, self.size), Image.Resampling.BICUBIC,
             box=(left, top, left + crop_width, top + crop_height))
         return {**element, "image": np.asarray(resized, dtype=np.uint8)}
 

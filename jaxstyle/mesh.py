@@ -55,7 +55,8 @@ def initialize_distributed(enable: bool = False, coordinator: str | None = None,
                           "together (or none, to detect them)")
     if coordinator is None:
         coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS") == "cpu":
+    platforms = jax.config.jax_platforms  # type: ignore[attr-defined]  # set dynamically, unstubbed
+    if platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,

@@ -8,7 +8,7 @@ content features are one per image or one shared, style Grams one shared set or 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
@@ -191,7 +191,9 @@ def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targe
     check_masks_allowed(cfg, n_masks, len(styles))
     if masks is None:
         blend = blend_weights(cfg, len(styles))
-        style_targets = {layer: sum(float(w) * g[layer] for w, g in zip(blend, grams))[None, None]
+        # At least one style, so each sum is an Array (never sum's start, 0).
+        style_targets = {layer: cast(Array, sum(float(w) * g[layer]
+                                                for w, g in zip(blend, grams)))[None, None]
                          for layer in cfg.style_layers}
         return Targets(content_features, style_targets)
     masks = jnp.asarray(masks, jnp.float32)

@@ -62,12 +62,12 @@ def make_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     width, height = size
     sources = [Image.open(image_path(name)).convert("RGB") for name in PHOTOS]
-    sources += [image.transpose(Image.FLIP_LEFT_RIGHT) for image in sources]
+    sources += [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in sources]
     for index in range(count):
         image = sources[index % len(sources)]
         scale = max(width / image.width, height / image.height)
         resized = image.resize((max(width, round(image.width * scale)),
-                                max(height, round(image.height * scale))), Image.LANCZOS)
+                                max(height, round(image.height * scale))), Image.Resampling.LANCZOS)
         left, top = (resized.width - width) // 2, (resized.height - height) // 2
         resized.crop((left, top, left + width, top + height)).save(
             folder / f"photo{index:02d}.jpg", quality=92)

@@ -77,7 +77,7 @@ def make_jobs(contents: Sequence, styles: Sequence, sweep: Optional[tuple] = Non
     settings = [()] if sweep is None else [((sweep[0], float(v)),) for v in sweep[1]]
     if sweep is not None:
         check_sweep(sweep[0], sweep[1])
-    jobs = []
+    jobs: list[Job] = []
     for content in contents:
         for style in styles:
             group = tuple(style) if isinstance(style, (list, tuple)) else (style,)
@@ -87,7 +87,7 @@ def make_jobs(contents: Sequence, styles: Sequence, sweep: Optional[tuple] = Non
 
 def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: Optional[int]) -> list[list[int]]:
     """Job indices grouped by image shape (first appearance order), in chunks of `batch_size`."""
-    buckets: dict[tuple[int, int], list[int]] = {}
+    buckets: dict[tuple[int, ...], list[int]] = {}
     for index, shape in enumerate(shapes):
         buckets.setdefault(tuple(shape), []).append(index)
     cap = batch_size or max((len(b) for b in buckets.values()), default=1)
@@ -184,6 +184,7 @@ class BatchRunner:
             state, metrics = run_steps(self.step, self.params, targets, state, num_steps, cfg,
                                        history, callback, sync_every=cfg.steps_per_epoch,
                                        stop_on_nonfinite=False)
+        assert state is not None  # scale_sizes gives at least one scale
         images = to_host(output_image(state, cfg))  # this process's (b, 1, h, w, 3)
         finite = np.ones(len(jobs), bool) if metrics is None else \
             to_host(metrics["finite"]).reshape(-1)
@@ -235,7 +236,9 @@ def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig 
         images, _ = runner.run([jobs[i] for i in filled], callback=callback)
         for index, image in zip(indices, images):
             results[index] = image
-    return results
+    done = [image for image in results if image is not None]
+    assert len(done) == len(jobs)  # plan_batches puts every job in one batch
+    return done
 
 
 __all__ = ["BatchRunner", "Job", "SWEEPABLE", "check_sweep", "fill_batch", "job_state",

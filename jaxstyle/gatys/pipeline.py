@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh
+
 from jaxstyle import color
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
@@ -92,7 +94,8 @@ def normalise_masks(masks, n_styles: int) -> jax.Array:
     return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
 
 
-def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None:
+def check_run(content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], cfg: StyleConfig,
+              n_masks: int = 0) -> None:
     """Cheap checks of a run's shapes and settings, so bad combinations fail before any work."""
     check_masks_allowed(cfg, n_masks, len(style_hws))
     for size in scale_sizes(*content_hw, cfg):
@@ -100,7 +103,8 @@ def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None
             style_size(hw, size, cfg)
 
 
-def run_sizes(content_hw, cfg: StyleConfig, mesh=None) -> list[tuple[int, int]]:
+def run_sizes(content_hw: tuple[int, int], cfg: StyleConfig,
+              mesh: Optional[Mesh] = None) -> list[tuple[int, int]]:
     """The image size of each scale as the run optimises it (rounded up to split evenly over
     a spatial mesh's devices)."""
     sizes = scale_sizes(*content_hw, cfg)

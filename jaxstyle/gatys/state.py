@@ -187,6 +187,9 @@ def make_step_fn(cfg: StyleConfig,
             latent = None
         new = StyleState(image, opt_state, state.step + 1, state.average, latent)
         if cfg.ema is not None:
+            if state.average is None:
+                raise ValueError("cfg.ema is set but the state keeps no average: make the state "
+                                 "with init_state(..., cfg) for this config")
             new = new._replace(average=cfg.ema * state.average + (1 - cfg.ema) * image)
         # A non-finite loss or update keeps the last finite state; the host sees `finite`
         # and stops, so no work is lost and nothing is synchronised per step.

@@ -13,7 +13,6 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from jax.sharding import Mesh
 
 from jaxstyle import color

@@ -17,8 +17,8 @@ import jax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle.mesh import COLS, ROWS, replicated
 from jaxstyle.gatys.state import StyleState
+from jaxstyle.mesh import COLS, ROWS, replicated
 from jaxstyle.objective import Targets
 
 POOLING_FACTOR = 16  # four 2x2 poolings before block5

@@ -67,7 +67,10 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
     if is_wct_header(header):
         from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
-        tile = WCT_TILE if tile == "default" else tile
+        if tile == "default":
+            tile = WCT_TILE
+        elif isinstance(tile, str):
+            raise ConfigError(f"tile must be px, None or 'default', got {tile!r}")
         if levels is None:
             levels = header.get("default_levels")
         try:
@@ -78,8 +81,11 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
     if levels is not None:
         raise ConfigError("levels choose WCT's levels; this model is an AdaIN decoder "
                           f"({header.get('architecture')})")
-    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh,
-                             tile=DEFAULT_TILE if tile == "default" else tile)
+    if tile == "default":
+        tile = DEFAULT_TILE
+    elif isinstance(tile, str):
+        raise ConfigError(f"tile must be px, None or 'default', got {tile!r}")
+    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh, tile=tile)
 
 
 def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
@@ -136,9 +142,10 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
                           f"{preserve_color!r}")
     if whitening is not None or stylizer is None:
         whitening = check_whitening(whitening, header)
-        if stylizer is not None and getattr(stylizer, "whitening", "eigh") != whitening:
+        own = getattr(stylizer, "whitening", "eigh")  # an AdaIN stylizer whitens nothing
+        if stylizer is not None and own != whitening:
             raise ConfigError(f"whitening {whitening!r}, but the stylizer given whitens by "
-                              f"{stylizer.whitening!r}: make it with the same whitening")
+                              f"{own!r}: make it with the same whitening")
     count = len(style_images)
     if count == 0:
         raise ConfigError("give at least one style image")

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.arbitrary.decoder import FEATURE_MEANS
 from jaxstyle.arbitrary.transfer import ENCODER_CONVS, STATS_LAYERS, conv_params, encode
 from jaxstyle.errors import ConfigError
@@ -60,7 +61,7 @@ DISTILL_LAYERS = STATS_LAYERS  # relu1_1 .. relu4_1: the layers the decoder's lo
 
 def encoder_shapes(width: float) -> dict[tuple[str, ...], tuple[int, ...]]:
     """Every param's shape, by its flattened path, for an encoder of this width."""
-    shapes = {}
+    shapes: dict[tuple[str, ...], tuple[int, ...]] = {}
     for name, cin, cout in VGG19_CONV_LAYERS[:len(ENCODER_CONVS)]:
         small_in = cin if cin == 3 else scaled_channels(cin, width)
         small_out = scaled_channels(cout, width)
@@ -85,7 +86,7 @@ def normalised_features(params, images: Array, layers=DISTILL_LAYERS) -> dict[st
 
 # --- The starting point: VGG19 pruned, embeddings by least squares ---------------------------
 
-def prune_vgg(vgg_params: dict, images: Array, width: float) -> dict:
+def prune_vgg(vgg_params: dict, images: ArrayLike, width: float) -> dict:
     """VGG19's convs to relu4_1 keeping, per layer, the `width` share of output channels with
     the largest mean activation over `images` (N,H,W,3) in [0, 1]; each kept kernel keeps only
     the inputs its layer below kept. No embeddings (`fit_embeddings` adds them)."""
@@ -101,12 +102,12 @@ def prune_vgg(vgg_params: dict, images: Array, width: float) -> dict:
     return small
 
 
-def fit_embeddings(vgg_params: dict, small_params: dict, images: Array) -> dict:
+def fit_embeddings(vgg_params: dict, small_params: dict, images: ArrayLike) -> dict:
     """Per distilled layer, the 1x1 linear map (kernel, bias) that best takes the small
     encoder's features to VGG19's on `images`, by least squares (mean-activation units)."""
-    images = jnp.asarray(images, jnp.float32)
-    target = normalised_features(vgg_params, images)
-    small = normalised_features(conv_params(small_params), images)
+    floats = jnp.asarray(images, jnp.float32)
+    target = normalised_features(vgg_params, floats)
+    small = normalised_features(conv_params(small_params), floats)
     embeddings = {}
     for layer in DISTILL_LAYERS:
         x = np.asarray(small[layer], np.float64).reshape(-1, small[layer].shape[-1])
@@ -118,7 +119,7 @@ def fit_embeddings(vgg_params: dict, small_params: dict, images: Array) -> dict:
     return embeddings
 
 
-def initial_encoder(vgg_params: dict, images: Array, width: float) -> dict:
+def initial_encoder(vgg_params: dict, images: ArrayLike, width: float) -> dict:
     """The distillation's start: pruned VGG19 plus least-squares embeddings."""
     small = prune_vgg(vgg_params, images, width)
     return {**small, "embed": fit_embeddings(vgg_params, small, images)}
@@ -331,6 +332,7 @@ def train_encoder(vgg_params, paths: Sequence[str | os.PathLike], output: str | 
     step = ParallelStep(make_encoder_step_fn(cfg), cfg.batch,
                         training_mesh() if mesh is None else mesh)
     whole, split = step.replicated, step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     if init is None:
         params = initial_encoder(vgg_params, sample_images(paths, cfg.size), cfg.width)
         started_from = {"initialised_from": "VGG19, pruned"}

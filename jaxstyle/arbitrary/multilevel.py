@@ -300,6 +300,7 @@ class WCTStylizer(BatchedPass):
 
     def _tiled(self, per_image: dict, stats: dict[str, WCTStats]) -> np.ndarray:
         """The chain level by level in tiles; padding and cropping as `stylize_wct`."""
+        assert self.tile is not None  # runs_tiled: no tiles without a tile size
         put = self._put
         images, masks = per_image["images"], per_image["masks"]
         height, width_px = images.shape[1:3]

@@ -29,7 +29,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -146,6 +146,7 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     vgg_params = jax.device_put(vgg_params, whole)
     if cfg.level is not None and encoder is not None:
         raise ConfigError("WCT levels decode VGG19's features; a distilled encoder is not "
@@ -162,6 +163,11 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
         if cfg.trains_encoder:
             return params["decoder"], params["encoder"]
         return params, own_encoder
+    def preview_encoder(params: Any) -> Any:
+        """What a preview encodes with: VGG19's params, or the own encoder's convs."""
+        own = parts_of(params)[1]
+        return vgg_params if own is None else conv_params(own)
+
     encoder_fields = {} if encoder is None else {"encoder_width": float(encoder[1])}
     record = {"width": cfg.width, "data_count": len(photo_paths),
               **({} if cfg.level is None else {"level": cfg.level}),
@@ -209,9 +215,8 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                         **({"level": "WCT level"} if cfg.level is not None else {})},
             save_model_file=save_model_file,
             render_preview=None if preview is None
-            else lambda params: _render_preview(
-                vgg_params if encoder is None else conv_params(parts_of(params)[1]),
-                parts_of(params)[0], *preview, cfg),
+            else lambda params: _render_preview(preview_encoder(params), parts_of(params)[0],
+                                                *preview, cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
             log_path=Path(log_path) if log_path else None, on_log=on_log,
             time_limit=time_limit)

@@ -155,6 +155,7 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
     train_step = cached_train_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = train_step.replicated, train_step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     vgg_params = jax.device_put(vgg_params, whole)
     grams = jax.device_put(style_grams(vgg_params, [s.image for s in styles], cfg), whole)
     state = jax.device_put(init_train_state(cfg, None if init is None else init[0]), whole)

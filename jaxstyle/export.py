@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -105,7 +105,7 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 
     def paint(photos, weights):
         rows = jnp.broadcast_to(weights / jnp.sum(weights), (photos.shape[0], weights.shape[0]))
-        out = net.apply({"params": params}, photos, rows)
+        out = cast(jax.Array, net.apply({"params": params}, photos, rows))
         return out if strength == 1 else strength * out + (1 - strength) * photos
 
     names = style_names(header)
@@ -265,13 +265,13 @@ def cpu_only_custom_calls(mlir_text: str) -> list[str]:
     return [t for t in custom_call_targets(mlir_text) if is_cpu_only_target(t)]
 
 
-def lowered_texts(lower: Callable[[str], object],
+def lowered_texts(lower: Callable[[str], Union[jax.stages.Lowered, jax.export.Exported]],
                   platforms: Sequence[str] = ("cuda", "tpu")) -> dict[str, str]:
     """{platform: StableHLO text} of a program lowered for each platform, with no device or
     plugin of that platform present. `lower(platform)` returns a `jax.stages.Lowered` (e.g.
     `lambda p: jax.jit(f).trace(*args).lower(lowering_platforms=(p,))`, or
     `lambda p: step.lower(params, targets, state, platforms=(p,))`) or an Exported."""
-    texts = {}
+    texts: dict[str, str] = {}
     for platform in platforms:
         lowered = lower(platform)
         texts[platform] = (lowered.mlir_module() if isinstance(lowered, jax.export.Exported)

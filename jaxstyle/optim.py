@@ -24,7 +24,9 @@ OPTIMIZER_HYPERPARAMS = {"learning_rate": "learning_rate", "beta1": "b1", "beta2
 
 
 class ScaleByKerasAdamState(NamedTuple):
-    count: Array
+    # A field named like tuple.count, as optax's Adam state has; typeshed's tuple declares
+    # count as a method, so mypy sees an override.
+    count: Array  # type: ignore[assignment]
     mu: Any
     nu: Any
 

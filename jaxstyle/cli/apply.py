@@ -147,23 +147,23 @@ def plan_jobs(inputs: list[str], output: Optional[str]) -> list[Job]:
         return [Job(Path(inputs[0]), out)]
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} is a file; several outputs need a folder")
-    jobs = []
+    pairs: list[tuple[Path, Path]] = []  # (source, target) files
     for text in inputs:
         source = Path(text)
         if source.is_dir():
-            jobs.extend(Job(path, out / path.relative_to(source).with_suffix(".png"))
-                        for path in _folder_images(source))
+            pairs.extend((path, out / path.relative_to(source).with_suffix(".png"))
+                         for path in _folder_images(source))
         else:
-            jobs.append(Job(source, out / (source.stem + ".png")))
+            pairs.append((source, out / (source.stem + ".png")))
     targets: dict[Path, Path] = {}
-    for job in jobs:
-        if job.target in targets:
-            raise UsageError(f"{targets[job.target]} and {job.source} would both be written "
-                             f"to {job.target}")
-        if same_file(job.target, job.source):
-            raise UsageError(f"output {job.target} is also an input")
-        targets[job.target] = job.source
-    return jobs
+    for source, target in pairs:
+        if target in targets:
+            raise UsageError(f"{targets[target]} and {source} would both be written "
+                             f"to {target}")
+        if same_file(target, source):
+            raise UsageError(f"output {target} is also an input")
+        targets[target] = source
+    return [Job(source, target) for source, target in pairs]
 
 
 def _expected_shape(path: Path, max_dim: Optional[int]) -> Optional[tuple[int, int]]:
@@ -381,7 +381,7 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         if jobs[0].source == STDIO:
             batches = [[jobs[0]]]
         else:
-            shapes = [_expected_shape(job.source, args.max_dim) for job in jobs]
+            shapes = [_expected_shape(Path(job.source), args.max_dim) for job in jobs]
             batches = [[jobs[i] for i in batch] for batch in plan_batches(shapes, args.batch)]
         run_pipeline(batches, load, stylize_batch, write, on_done=lambda job: report.advance(1),
                      on_error=fail, errors=(JaxstyleError,), clock=clock)

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
@@ -124,7 +125,7 @@ def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- StyleConfig options
 
-_OPTION_TYPES = {
+_OPTION_TYPES: dict[str, dict[str, Any]] = {
     "count": dict(type=positive_int), "int": dict(type=int), "float": dict(type=finite_float),
     "layers": dict(type=layer_list), "floats": dict(type=float_list),
     "floats+": dict(type=finite_float, nargs="+"), "ints+": dict(type=int, nargs="+"),
@@ -152,9 +153,9 @@ def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
         groups[meta["group"]].add_argument(flag, **options)
 
 
-def config_from_args(args, **overrides) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> StyleConfig:
     """The StyleConfig the parsed options describe (fields the parser lacks keep defaults)."""
-    values = {}
+    values: dict[str, Any] = {}
     for field in dataclasses.fields(StyleConfig):
         if hasattr(args, field.name):
             value = getattr(args, field.name)

@@ -15,13 +15,15 @@ fast, then refine").
 
 from __future__ import annotations
 
+from typing import Any
+
 from jaxstyle.cli.common import add_weights_option, log, positive_int
 from jaxstyle.config import StyleConfig
 
-CPU_SETTINGS = dict(max_dim=256, steps=120, optimizer="lbfgs")
-ACCELERATOR_SETTINGS = dict(max_dim=512, steps=500, optimizer="lbfgs")
-QUICK_SETTINGS = dict(max_dim=256, steps=30, optimizer="adam")
-QUICK_ACCELERATOR_SETTINGS = dict(max_dim=512, steps=100, optimizer="adam")
+CPU_SETTINGS: dict[str, Any] = dict(max_dim=256, steps=120, optimizer="lbfgs")
+ACCELERATOR_SETTINGS: dict[str, Any] = dict(max_dim=512, steps=500, optimizer="lbfgs")
+QUICK_SETTINGS: dict[str, Any] = dict(max_dim=256, steps=30, optimizer="adam")
+QUICK_ACCELERATOR_SETTINGS: dict[str, Any] = dict(max_dim=512, steps=100, optimizer="adam")
 QUICK_START = "paintings:starry_night"  # the shipped network's own Starry Night
 
 
@@ -48,7 +50,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_demo)
 
 
-def demo_config(on_accelerator: bool, quick: bool = False, **overrides) -> StyleConfig:
+def demo_config(on_accelerator: bool, quick: bool = False, **overrides: Any) -> StyleConfig:
     """The demo's settings for this machine, with any the user gave."""
     if quick:
         settings = dict(QUICK_ACCELERATOR_SETTINGS if on_accelerator else QUICK_SETTINGS)

@@ -90,9 +90,9 @@ def export_spec(args, fmt: str):
                              "eigendecomposition")
         params, header = load_decoder(path)
         vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
-        style = None if args.style_image is None else load_image(
+        painting = None if args.style_image is None else load_image(
             args.style_image, args.style_size, args.max_pixels, what="style image")
-        return any_style_export(vgg, params, header, style_image=style, alpha=args.alpha,
+        return any_style_export(vgg, params, header, style_image=painting, alpha=args.alpha,
                                 strength=args.strength, whitening=whitening)
     if args.style_image is not None or args.alpha != 1.0 or args.whitening is not None:
         raise UsageError(f"{args.model} is a network trained for its styles: choose one with "

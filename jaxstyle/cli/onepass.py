@@ -62,7 +62,9 @@ def _resolve(reference: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _file_digest(path) -> Optional[str]:
+def _file_digest(path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except (OSError, TypeError):
@@ -76,7 +78,8 @@ def _held_styles(header: dict, style_files: Sequence, reference: str) -> list[in
     by_digest = {str(style.get("sha256")): i for i, style in enumerate(header.get("styles", []))}
     indices = []
     for path in style_files:
-        index = by_digest.get(_file_digest(None if path is None else str(path)))
+        digest = _file_digest(None if path is None else str(path))
+        index = None if digest is None else by_digest.get(digest)
         if index is None:
             names = ", ".join(name for name in style_names(header) if name) or "unnamed"
             raise UsageError(f"--init {reference}: the model was not trained on "
@@ -209,7 +212,8 @@ def one_pass_start(painter, content, styles, style_files, masks, cfg):
     from jaxstyle.gatys.pipeline import prepare_colors, scale_sizes
     from jaxstyle.images import resize
 
-    size = scale_sizes(*content.shape[:2], cfg)[0]
+    height, width = content.shape[:2]
+    size = scale_sizes(height, width, cfg)[0]
     photo = resize(content, size)
     if cfg.preserve_color == "histogram":  # the styles the optimiser sees, as arrays
         styles = [np.asarray(s)[0] for s in prepare_colors(photo[None], [s[None] for s in

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -176,9 +178,10 @@ def initial_model(name_or_path: str, cfg) -> tuple[dict, str]:
     return params, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
-def style_names_of(paths) -> list[str]:
+def style_names_of(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Each style's name: its file's stem, made unique with -2, -3, ..."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for path in paths:
         stem = Path(path).stem
         seen[stem] = seen.get(stem, 0) + 1
@@ -274,10 +277,13 @@ class TrainingProgress:
     """The bar, created at the first log records (after compiling, at the resumed step); it
     shows `fields` of the latest record (those absent or zero are left out) and images/s."""
 
-    def __init__(self, total: int, quiet: bool, fields=("loss", "content", "style", "tv",
-                                                        "stability")):
+    def __init__(self, total: int, quiet: bool,
+                 fields: tuple[str, ...] = ("loss", "content", "style", "tv", "stability"),
+                 ) -> None:
         self.total, self.quiet, self.fields = total, quiet, fields
-        self.report = self.last_step = self.last = None
+        self.report: Optional[Reporter] = None
+        self.last_step = 0  # set at the first records
+        self.last: Optional[dict] = None
 
     def __call__(self, records: list[dict]) -> None:
         if self.report is None:

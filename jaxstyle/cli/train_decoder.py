@@ -328,7 +328,7 @@ def cmd_train_decoder(args) -> int:
         f"batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
-    fields = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
+    fields: tuple[str, ...] = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
         "loss", "content", "pixel", "perceptual")
     fields += tuple(term for term in ("layout", "grid", "distill")
                     if getattr(cfg, f"{term}_weight"))

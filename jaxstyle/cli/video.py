@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -144,10 +145,10 @@ def optimisation_frame_stylizer(args, cfg):
 
     params = load_params(args.weights, args.quiet)
     style = load_image(args.style_image, cfg.max_dim, what="style image")
-    previous = [None]
+    previous: list[Optional[np.ndarray]] = [None]  # the last frame's output
 
-    def stylize_frames(frames):
-        outputs = []
+    def stylize_frames(frames: np.ndarray) -> np.ndarray:
+        outputs: list[np.ndarray] = []
         for frame in np.asarray(frames, np.float32) / 255.0:
             first = previous[0] is None
             run_cfg = cfg if first else cfg.replace(steps=args.frame_steps, scales=1,
@@ -158,7 +159,7 @@ def optimisation_frame_stylizer(args, cfg):
                 # As a KeyboardInterrupt, stylize_video keeps the frames done before this one.
                 raise Stopped(stop.signum) from None
             previous[0] = image
-            outputs.append(previous[0])
+            outputs.append(image)
         return np.stack(outputs)
 
     return stylize_frames

@@ -16,6 +16,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxstyle import color
+from jaxstyle._types import AnyArray
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.gatys.loop import NonFiniteLossError, StylizeInterrupted, run_steps
@@ -143,7 +144,8 @@ def resume_template(saved_size: tuple[int, int], content, cfg: StyleConfig) -> S
     return init_state(resize_images(content, saved_size), cfg)
 
 
-def prepare_colors(content: jax.Array, styles: list, cfg: StyleConfig):
+def prepare_colors(content: AnyArray, styles: list[AnyArray],
+                   cfg: StyleConfig) -> tuple[AnyArray, list[AnyArray]]:
     """Content and styles as the optimisation sees them under `cfg.preserve_color`."""
     if cfg.preserve_color == "histogram":
         return content, [color.match_color_histogram(s, content) for s in styles]

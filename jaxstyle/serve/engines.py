@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.demo import DEMO_CONTENT, DEMO_STYLE
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.images import load_image, to_uint8
@@ -46,17 +47,17 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def data_url(image: np.ndarray) -> str:
+def data_url(image: ArrayLike) -> str:
     """A small PNG preview as a data: URL, for an event."""
-    image = np.asarray(image, np.float32)
-    if image.ndim == 4:
-        image = image[0]
-    height, width = image.shape[:2]
+    pixels = np.asarray(image, np.float32)
+    if pixels.ndim == 4:
+        pixels = pixels[0]
+    height, width = pixels.shape[:2]
     scale = PREVIEW_SIDE / max(height, width)
     if scale < 1:
         from jaxstyle.images import resize
-        image = resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+        pixels = resize(pixels, (max(1, round(height * scale)), max(1, round(width * scale))))
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
 
 
 class Studio:
@@ -74,7 +75,8 @@ class Studio:
     def __init__(self, vgg_params: Optional[Callable[[], dict] | dict] = None,
                  paintings: tuple[Path, ...] = (), models_dir: Optional[Path] = None,
                  decoder: str = "any", uploads: Optional[UploadStore] = None):
-        self._vgg_source, self._vgg = vgg_params, None
+        self._vgg_source = vgg_params
+        self._vgg: Optional[dict] = None
         self.paintings = (DEMO_STYLE, *paintings)
         self.models_dir = models_dir
         self.decoder_name = decoder
@@ -114,9 +116,9 @@ class Studio:
                 if source is None:
                     from jaxstyle.weights.fetch import resolve_params
                     source = resolve_params
-                self._vgg = source() if callable(source) else source
+                loaded = source() if callable(source) else source
                 from jaxstyle.vgg import prepare_params
-                self._vgg = prepare_params(self._vgg)
+                self._vgg = prepare_params(loaded)
             return self._vgg
 
     def model(self, name: str) -> tuple:
@@ -207,8 +209,10 @@ class Studio:
 
     def image(self, ref: ImageRef, max_dim: Optional[int]) -> np.ndarray:
         if ref.kind == "upload":
+            assert isinstance(ref.key, str)  # image_ref: an upload's key is its id
             path = self.uploads.path(ref.key)
         elif ref.kind == "painting":
+            assert isinstance(ref.key, int)  # image_ref: a painting's key is its index
             path = self.paintings[ref.key]
         else:
             path = DEMO_CONTENT

@@ -70,7 +70,7 @@ class OptimizeSettings:
                            preserve_color=self.preserve_color, scales=self.scales,
                            style_blend=blend)
 
-    def resume_key(self) -> tuple:
+    def resume_key(self) -> OptimizeSettings:
         """Everything but the step count: a run with the same key continues the last one."""
         return dataclasses.replace(self, steps=0, preview_every=0)
 
@@ -234,6 +234,7 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
         payload = {**payload, "start": None, "photo": {"demo": True},
                    "styles": [{"demo": True}]}  # replaced by the start's own below
         settings = parse_job(payload, painting_count, model_styles)
+        assert isinstance(settings, OptimizeSettings)  # the engine is "optimize"
         return dataclasses.replace(settings, photo=origin.photo, styles=origin.styles,
                                    blend=origin.blend, start=start,
                                    start_model=origin.model)

@@ -173,6 +173,7 @@ class _Writer:
         options = {"crf": str(spec.crf)} if spec.codec in CRF_CODECS else {}
         stream = self.container.add_stream(spec.codec, rate=spec.frame_rate, options=options,
                                            time_base=spec.time_base)
+        assert isinstance(stream, av.VideoStream)  # the codec was checked to encode video
         stream.width, stream.height = spec.width, spec.height
         stream.pix_fmt = _pixel_format(spec.codec)
         # Say which matrix the RGB->YUV conversion used, so players do not guess BT.709 for HD.

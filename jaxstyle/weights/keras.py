@@ -227,7 +227,9 @@ def save_params(params: Params, path: str | os.PathLike) -> Path:
     flat = {f"{layer}/{key}": np.asarray(value) for layer, weights in params.items()
             for key, value in weights.items()}
     with atomic_write(path) as f:
-        np.savez(f, **flat)
+        # No key can be savez's own allow_pickle (they are "layer/key"); numpy's stub types
+        # **kwds as if one could.
+        np.savez(f, **flat)  # type: ignore[arg-type]
     return path
 
 

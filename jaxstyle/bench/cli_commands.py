@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.errors import ConfigError, JaxstyleError
@@ -207,7 +208,7 @@ def time_case(folders: dict[int, Path], work: Path, ours: list[str], before: Pat
                 stages.append(stage_rows(stderr))
         return call
 
-    calls = {}
+    calls: dict[tuple[str, int], Callable[[], object]] = {}
     for n, folder in folders.items():
         calls["jaxstyle", n] = ours_with_timings(folder, n)
         if before:

@@ -117,12 +117,12 @@ def run(args) -> int:
     print()
     for label, _, _ in models:
         mine = [r for r in rows if r["model"] == label]
-        passed = np.array([r["passed"] for r in mine])
+        flags = np.array([r["passed"] for r in mine])
         print(f"{label}: median x Gatys {np.median([r['ratio'] for r in mine]):.2f}, "
               f"median layout {np.median([r['layout'] for r in mine]):.3f}, "
               f"max grid {max(r['grid'] for r in mine):+.3f}; rows meeting the layout / "
-              f"loss / grid targets: {passed[:, 0].sum()} / {passed[:, 1].sum()} / "
-              f"{passed[:, 2].sum()} of {len(mine)}")
+              f"loss / grid targets: {flags[:, 0].sum()} / {flags[:, 1].sum()} / "
+              f"{flags[:, 2].sum()} of {len(mine)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.out:

@@ -69,7 +69,8 @@ def engine2_arms(photo):
     with tempfile.TemporaryDirectory() as folder:
         ours = session(write_onnx(spec, Path(folder) / "paintings.onnx"))
     stylizer = make_stylizer(params, header)
-    exported = jax.export.deserialize(stablehlo_bytes(spec))
+    # jax annotates the blob as bytearray; it reads bytes too (tests/test_export.py: a file's).
+    exported = jax.export.deserialize(stablehlo_bytes(spec))  # type: ignore[arg-type]
     # The file cannot carry compiler options; its caller can (jaxstyle's own CPU conv choice).
     tuned = jax.jit(exported.call).lower(photo, weights).compile(cpu_conv_compiler_options())
     return {

@@ -38,7 +38,7 @@ from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import StyleConfig
 from jaxstyle.flicker import as_float, make_motion_clip, per_frame_warping_errors, temporal_smooth
 from jaxstyle.images import load_image
-from jaxstyle.objective import make_targets, per_image_loss
+from jaxstyle.objective import Targets, make_targets, per_image_loss
 from jaxstyle.video import read_frames, to_uint8, write_video
 
 EXAMPLES = ["jaxstyle bench flicker plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs "
@@ -157,7 +157,8 @@ class StyleScorer:
         self.vgg_params, self.style_image, self.cfg = vgg_params, style_image, cfg
         self._loss = jax.jit(lambda params, targets, images:
                              per_image_loss(params, targets, images, cfg)[1]["style"])
-        self._targets = {}  # every method of a clip is scored against the same source frames
+        # Every method of a clip is scored against the same source frames.
+        self._targets: dict[bytes, Targets] = {}
 
     def __call__(self, sources: np.ndarray, outputs: np.ndarray) -> float:
         key = sources.tobytes()

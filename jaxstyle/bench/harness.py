@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import time
+from typing import Any, Union
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def bench_batches(params, size: int, cfg: StyleConfig, batches, steps: int, warm
     content, style = bench_images(size)
     runners = [BatchedJaxRunner(params, content, style, cfg, b) for b in batches]
     times = time_runners(runners, steps, warmup, block)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         median = times[runner.name].median
         rows.append({"size": size, "impl": runner.name, "batch": runner.batch,
@@ -180,25 +181,27 @@ def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warm
                block: int, log=print) -> list[dict]:
     """Results rows for one image size: jaxstyle first, then each peer with its ratio."""
     content, style = bench_images(size)
-    runners = [JaxRunner(params, content, style, cfg)]
+    runners: list[Union[JaxRunner, PeerRunner]] = [JaxRunner(params, content, style, cfg)]
     skipped = []
     for peer in peer_names:
         from jaxstyle.bench.peers import PeerUnavailable
 
         try:
-            runner = PeerRunner(peer, params, content, style, cfg)
+            candidate = PeerRunner(peer, params, content, style, cfg)
         except (PeerUnavailable, ConfigError) as exc:  # not installed, or e.g. no bf16 there
             log(f"peer {peer} skipped: {exc}")
             skipped.append({"size": size, "impl": peer, "skipped": str(exc)})
             continue
-        agreement = abs(runner.first_loss - runners[0].first_loss) / abs(runners[0].first_loss)
+        agreement = (abs(candidate.first_loss - runners[0].first_loss)
+                     / abs(runners[0].first_loss))
         if agreement > LOSS_AGREEMENT:
-            raise ConfigError(f"peer {runner.name} computes another loss at {size}px: "
-                              f"{runner.first_loss:.6g} vs jaxstyle {runners[0].first_loss:.6g}")
-        runners.append(runner)
+            raise ConfigError(f"peer {candidate.name} computes another loss at {size}px: "
+                              f"{candidate.first_loss:.6g} vs jaxstyle "
+                              f"{runners[0].first_loss:.6g}")
+        runners.append(candidate)
     times = time_runners(runners, steps, warmup, block)
     flops = flops_per_step(size, size)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         timed = times[runner.name]
         median = timed.median

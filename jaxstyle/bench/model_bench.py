@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,8 @@ class OnnxNetRunner:
         self.session.run(None, self.feed)
 
 
-_PEER_RUNNERS = {"torch": TorchNetRunner, "onnx": OnnxNetRunner}
+_PEER_RUNNERS: dict[str, type[TorchNetRunner | OnnxNetRunner]] = {
+    "torch": TorchNetRunner, "onnx": OnnxNetRunner}
 
 
 def bench_case(params, num_styles: int, width: float, size: int, batch: int,
@@ -145,8 +147,9 @@ def bench_case(params, num_styles: int, width: float, size: int, batch: int,
     from jaxstyle.bench.peers import PeerUnavailable
 
     images, style_weights = bench_inputs(batch, size, num_styles)
-    runners = [JaxNetRunner(params, images, style_weights, num_styles, width, precision, path)
-               for precision in precisions for path in conv_paths]
+    runners: list[JaxNetRunner | TorchNetRunner | OnnxNetRunner] = [
+        JaxNetRunner(params, images, style_weights, num_styles, width, precision, path)
+        for precision in precisions for path in conv_paths]
     num_jax = len(runners)
     reference = runners[0].output if runners[0].precision == "fp32" else None
     skipped = []
@@ -154,20 +157,20 @@ def bench_case(params, num_styles: int, width: float, size: int, batch: int,
         if peer not in _PEER_RUNNERS:
             raise ConfigError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
         try:
-            runner = _PEER_RUNNERS[peer](params, images, style_weights, num_styles, width)
+            peer_runner = _PEER_RUNNERS[peer](params, images, style_weights, num_styles, width)
         except PeerUnavailable as exc:
             log(f"peer {peer} skipped: {exc}")
             skipped.append({"size": size, "batch": batch, "impl": peer, "skipped": str(exc)})
             continue
         if reference is not None:
-            difference = float(np.abs(runner.output - reference).max())
+            difference = float(np.abs(peer_runner.output - reference).max())
             if difference > PEER_AGREEMENT:
                 raise ConfigError(f"peer {peer} computes another output at {size}px: max "
                                   f"difference {difference:.3g} from jaxstyle fp32")
-        runners.append(runner)
+        runners.append(peer_runner)
     times = time_runners(runners, steps, warmup, block)
     flops = flops_per_call(width, size, size, batch)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         timed = times[runner.name]
         median = timed.median

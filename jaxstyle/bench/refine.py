@@ -30,6 +30,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -90,8 +91,9 @@ def parse_arm(text: str) -> dict:
     parts = text.split("/")
     try:
         start, optimizer, steps = parts[:3]
-        arm = {"arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
-               "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
+        arm: dict[str, Any] = {
+            "arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
+            "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
     except ValueError:
         raise ConfigError(f"arm {text!r}: write START/OPTIMISER/STEPS[/LEARNING_RATE], e.g. "
                           "paintings/adam/50") from None
@@ -157,13 +159,13 @@ def measure(args, photos: list[str]) -> dict:
     params = vgg_params(args.weights)
     arms = [parse_arm(a) for a in args.arms]
     machine = {**machine_info(), "vector_flags": vector_flags()}
-    results = {"size": args.size, "machine": machine, "pairs": []}
+    results: dict[str, Any] = {"size": args.size, "machine": machine, "pairs": []}
     print(machine_line(machine) + "  " + " ".join(machine["vector_flags"]), flush=True)
     painters: dict = {}
     for k, photo in enumerate(photos):
         painting = PAINTINGS[k % len(PAINTINGS)]
         content, style = load_pair(photo, painting, eval_config(args.size))
-        pair = {"photo": Path(photo).name, "painting": painting, "arms": []}
+        pair: dict[str, Any] = {"photo": Path(photo).name, "painting": painting, "arms": []}
         for arm in arms:
             row = run_arm(params, content, style, image_path(painting), arm, args.size,
                           painters)

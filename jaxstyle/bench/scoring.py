@@ -9,7 +9,7 @@ size the seed would use (`style_size`), with the seed's VGG19, layers and weight
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -87,12 +87,12 @@ def gatys_reference(params, content, style, cfg: StyleConfig,
         return np.load(path)
     image, _ = stylize(params, content, style, cfg)
     if path is not None:
-        cache.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # the cache folder
         np.save(path, image)
     return image
 
 
-def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
+def picture(rows: Sequence[tuple[np.ndarray, ...]], path: str) -> None:
     """Rows of images side by side at one height, white gaps between (a README picture)."""
     height = rows[0][0].shape[0]
     lines = []

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from jaxstyle.bench.timing import Timing, machine_line, markdown_table
 
@@ -70,7 +71,7 @@ def measure(size: int, steps: int, weights: str | None) -> dict:
     cfg = StyleConfig()
     targets = make_targets(params, content, style, cfg)
     step = make_step(cfg)
-    carried = {"state": init_state(content, cfg)}
+    carried: dict[str, Any] = {"state": init_state(content, cfg)}
 
     def one_step():
         carried["state"], carried["metrics"] = step(params, targets, carried["state"])

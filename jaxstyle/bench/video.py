@@ -13,9 +13,11 @@ the wall time; "network idle" is how long the network waited for FFmpeg.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -102,17 +104,17 @@ def run(args) -> int:
     sizes = list(dict.fromkeys(parse_size(size) for size in args.sizes))
     photo = image_path(args.photo)
     stylize_frames = model_frame_stylizer(args.model, args.style)
-    results = {size: [] for size in sizes}
-    compile_seconds = {}
+    results: dict[tuple[int, int], list[Any]] = {size: [] for size in sizes}
+    compile_seconds: dict[tuple[int, int], float] = {}
     print(machine_line())
     with tempfile.TemporaryDirectory() as folder:
-        sources = {}
+        sources: dict[tuple[int, int], Path] = {}
         for width, height in sizes:
             sources[width, height] = make_test_clip(Path(folder) / f"in_{width}x{height}.mp4",
                                                     photo, width, height, args.frames)
             throwaway = np.zeros((args.batch, height, width, 3), np.uint8)
-            compile_seconds[width, height] = time_calls(lambda t=throwaway: stylize_frames(t),
-                                                        repeats=1, warmup=0).median
+            compile_seconds[width, height] = time_calls(
+                functools.partial(stylize_frames, throwaway), repeats=1, warmup=0).median
 
         def one_run(size, source):
             def call():

@@ -58,7 +58,7 @@ def missing_framework(framework: str, exc: ImportError) -> PeerUnavailable:
 def check_images(content: np.ndarray, style: np.ndarray,
                  image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check (1, H, W, 3) images and return float32 copies; `image` defaults to the content."""
-    checked = []
+    checked: list[np.ndarray] = []
     for label, value in (("content", content), ("style", style), ("image", image)):
         if value is None:
             checked.append(checked[0].copy())

@@ -18,6 +18,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from jaxstyle.errors import ConfigError
 ONNX_OPSET = 17  # InstanceNormalization, Resize and reflect Pad all exist; ORT 1.x runs it
 
 
-def _import_torch():
+def _import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
@@ -92,8 +93,10 @@ def _module_class():
 
     torch = _import_torch()
     F = torch.nn.functional
+    # A base class mypy accepts from a variable: torch is imported here, on first use.
+    module: Any = torch.nn.Module
 
-    class TorchTransformerNet(torch.nn.Module):
+    class TorchTransformerNet(module):
         """(N,3,H,W) in [0,1], (N,S) style weights -> (N,3,H,W) float32 in (0,1)."""
 
         def __init__(self, weights: dict[str, np.ndarray], table, num_styles: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -143,7 +143,7 @@ class StyleConfig:
     def total_steps(self) -> int:
         return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
 
-    def replace(self, **changes) -> StyleConfig:
+    def replace(self, **changes: Any) -> StyleConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -47,7 +47,7 @@ class TrainingInterrupted(JaxstyleError):
     """
 
     def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path],
-                 signum: Optional[int] = None):
+                 signum: Optional[int] = None) -> None:
         where = f" and a checkpoint in {checkpoint_dir} (continue with --resume)" \
             if checkpoint_dir is not None else ""
         super().__init__(f"interrupted{by_signal(signum)} at step {step}: saved {model}{where}")

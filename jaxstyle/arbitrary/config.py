@@ -88,7 +88,7 @@ class DecoderConfig:
                 raise ConfigError(f"size must be a multiple of {2 ** (self.level - 1)} at "
                                   f"level {self.level}")
 
-    def replace(self, **changes) -> DecoderConfig:
+    def replace(self, **changes: Any) -> DecoderConfig:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -260,6 +260,11 @@ class BatchedPass:
     def _tiled(self, per_image: dict, stats: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> Any:
+        """The statistics of K paintings (a list of (H,W,3), each at its own size) that a
+        call takes (a subclass says)."""
+        raise NotImplementedError
+
     def __call__(self, images: ArrayLike, stats: Any, weights: Optional[ArrayLike] = None,
                  masks: Optional[ArrayLike] = None, alpha: ArrayLike = 1.0) -> jax.Array:
         n = np.shape(images)[0]

@@ -74,7 +74,8 @@ class JaxRunner:
         self.first_loss = float(metrics["loss"].mean())
         self.compile_s = time.perf_counter() - started
 
-    def step(self) -> float:
+    def step(self) -> Any:
+        """One step, waited for; returns its loss (a device array)."""
         import jax
 
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)
@@ -113,7 +114,8 @@ class BatchedJaxRunner:
         self.first_loss = float(np.mean(metrics["loss"]))
         self.compile_s = time.perf_counter() - started
 
-    def step(self) -> float:
+    def step(self) -> Any:
+        """One step, waited for; returns its loss (a device array)."""
         import jax
 
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)

@@ -18,6 +18,7 @@ import sys
 
 from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import PRECISIONS
+from jaxstyle.errors import ConfigError
 
 EXAMPLES = ["jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 1024 2048 4096",
             "jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 2048 4096 7680"]
@@ -64,6 +65,8 @@ def measure(devices: int, sides: list[int], precision: str) -> list[dict]:
         shardings = spatial_shardings(mesh, targets, state)
         compiled = make_step(cfg, shardings=shardings).lower(params, targets, state).compile()
         memory = compiled.memory_analysis()
+        if memory is None:
+            raise ConfigError(f"{jax.default_backend()} reports no memory analysis")
         per_device = (memory.argument_size_in_bytes + memory.output_size_in_bytes
                       + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
         rows.append({"devices": devices, "width": width, "height": height,

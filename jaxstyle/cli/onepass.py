@@ -209,6 +209,8 @@ def as_optimiser_start(image: np.ndarray, preserve_color: Optional[str]) -> np.n
 def one_pass_start(painter, content, styles, style_files, masks, cfg):
     """`--init MODEL`'s start: the one-pass result at the run's first scale, as the optimiser
     sees it (histogram-matched styles, luminance), and the seconds it took."""
+    import jax.numpy as jnp
+
     from jaxstyle.gatys.pipeline import prepare_colors, scale_sizes
     from jaxstyle.images import resize
 
@@ -216,8 +218,8 @@ def one_pass_start(painter, content, styles, style_files, masks, cfg):
     size = scale_sizes(height, width, cfg)[0]
     photo = resize(content, size)
     if cfg.preserve_color == "histogram":  # the styles the optimiser sees, as arrays
-        styles = [np.asarray(s)[0] for s in prepare_colors(photo[None], [s[None] for s in
-                                                                         styles], cfg)[1]]
+        styles = [np.asarray(s)[0] for s in prepare_colors(
+            jnp.asarray(photo[None]), [jnp.asarray(s[None]) for s in styles], cfg)[1]]
     region = None if masks is None else np.stack(
         [resize(m[..., None], size)[..., 0] for m in masks])
     started = time.perf_counter()

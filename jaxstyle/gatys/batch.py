@@ -16,7 +16,9 @@ from typing import Optional
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.gatys.loop import run_steps, to_host
@@ -206,8 +208,9 @@ def fill_batch(indices: list[int], multiple: int) -> list[int]:
     return indices + [indices[-1]] * (padded_size(len(indices), multiple) - len(indices))
 
 
-def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig = StyleConfig(),
-                 sweep: Optional[tuple] = None, batch_size: Optional[int] = None, mesh=None,
+def stylize_many(params: ParamTree, contents: Sequence, styles: Sequence,
+                 cfg: StyleConfig = StyleConfig(), sweep: Optional[tuple] = None,
+                 batch_size: Optional[int] = None, mesh: Optional[Mesh] = None,
                  callback: Optional[Callable] = None) -> list[np.ndarray]:
     """Stylize every content x style pair (x each sweep value); returns the images in order,
     each as `stylize` returns one: (H, W, 3) float32 NumPy in [0, 1].

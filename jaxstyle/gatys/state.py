@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import Targets, as_image_batch, per_image_loss, precision_scope
 from jaxstyle.optim import make_optimizer
@@ -24,6 +25,8 @@ from jaxstyle.vgg import prepare_params
 
 Array = jax.Array
 Metrics = dict[str, Array]
+# (params, targets, state) shardings: for each, one sharding or a pytree of them (its leaves').
+StepShardings = tuple[Any, Any, Any]
 
 
 class StyleState(NamedTuple):
@@ -56,7 +59,7 @@ def logit(image: Array) -> Array:
     return jnp.log(clipped) - jnp.log1p(-clipped)
 
 
-def initial_image(content: Array, cfg: StyleConfig, key=None) -> Array:
+def initial_image(content: Array, cfg: StyleConfig, key: Optional[Array] = None) -> Array:
     """The starting image for `cfg.init`: the content, or uniform noise (N, H, W, 3).
 
     Image i of the batch draws its noise from `fold_in(key, i)` (key defaults to
@@ -70,7 +73,8 @@ def initial_image(content: Array, cfg: StyleConfig, key=None) -> Array:
                       for i in range(content.shape[0])])
 
 
-def init_state(content, cfg: StyleConfig, init_image=None, key=None,
+def init_state(content: ArrayLike, cfg: StyleConfig, init_image: Optional[ArrayLike] = None,
+               key: Optional[Array] = None,
                optimizer: Optional[optax.GradientTransformation] = None) -> StyleState:
     """Initial state of an (N, H, W, 3) batch: `init_image`, the content, or noise from `key`.
 
@@ -131,7 +135,7 @@ def output_image(state: StyleState, cfg: StyleConfig) -> Array:
     return jnp.clip(state.average / correction, 0.0, 1.0)
 
 
-def _all_finite(tree) -> Array:
+def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
@@ -157,13 +161,14 @@ def make_step_fn(cfg: StyleConfig,
     custom = optimizer is not None
     tx = make_optimizer(cfg) if optimizer is None else optax.with_extra_args_support(optimizer)
 
-    def loss_of_image(image, params, targets):
+    def loss_of_image(image: Array, params: ParamTree,
+                      targets: Targets) -> tuple[Array, tuple[Array, dict[str, Array]]]:
         # The sum, not the mean: every image of a batch gets exactly its own gradient (Adam's
         # epsilon is not scale-free, so a 1/N factor would change the optimisation).
         totals, parts = per_image_loss(params, targets, image, cfg)
         return totals.sum(), (totals, parts)
 
-    def step(params, targets, state: StyleState):
+    def step(params: ParamTree, targets: Targets, state: StyleState) -> tuple[StyleState, Metrics]:
         if cfg.optimizer == "lbfgs":
             def loss_of_latent(latent):
                 return loss_of_image(jax.nn.sigmoid(latent), params, targets)
@@ -224,8 +229,9 @@ class CompiledStep:
     (3, 1)
     """
 
-    def __init__(self, cfg: StyleConfig, batched: bool = False, shardings=None,
-                 donate: bool = True, optimizer: Optional[optax.GradientTransformation] = None):
+    def __init__(self, cfg: StyleConfig, batched: bool = False,
+                 shardings: Optional[StepShardings] = None, donate: bool = True,
+                 optimizer: Optional[optax.GradientTransformation] = None) -> None:
         self.cfg = cfg
         self.trace_count = 0
         self._prepare = shardings is None  # sharded callers place prepared params themselves
@@ -234,7 +240,8 @@ class CompiledStep:
         if batched:
             step_fn = jax.vmap(step_fn, in_axes=(None, 0, 0))
 
-        def counted(params, targets, state):
+        def counted(params: ParamTree, targets: Targets,
+                    state: StyleState) -> tuple[StyleState, Metrics]:
             self.trace_count += 1  # runs only while tracing
             return step_fn(params, targets, state)
 
@@ -251,13 +258,15 @@ class CompiledStep:
                                    out_shardings=(state_sharding, metrics_sharding),
                                    donate_argnums=donated)
 
-    def __call__(self, params, targets: Targets, state: StyleState):
+    def __call__(self, params: ParamTree, targets: Targets,
+                 state: StyleState) -> tuple[StyleState, Metrics]:
         if self._prepare:  # backward kernels made once per kernel array, checked if given
             params = prepare_params(params)
         with precision_scope(self.cfg):  # part of jit's cache key, so traced under it
             return self._jitted(params, targets, state)
 
-    def lower(self, params, targets, state, platforms: Optional[Sequence[str]] = None):
+    def lower(self, params: ParamTree, targets: Targets, state: StyleState,
+              platforms: Optional[Sequence[str]] = None) -> jax.stages.Lowered:
         """The step's `jax.stages.Lowered` for these arguments (params as `prepare_params`
         gives them), for this process's backend or for `platforms` ('cuda', 'tpu', ...),
         which need no such device: `.as_text()` is the StableHLO, `.compile()` runs here."""
@@ -266,7 +275,7 @@ class CompiledStep:
             return traced.lower(lowering_platforms=None if platforms is None
                                 else tuple(platforms))
 
-    def export(self, params, targets: Targets, state: StyleState,
+    def export(self, params: ParamTree, targets: Targets, state: StyleState,
                platforms: Sequence[str] = ("cpu",)) -> jax.export.Exported:
         """The step as a `jax.export.Exported` for `platforms` ('cpu', 'cuda', 'tpu', ...),
         lowered for the shapes of these arguments. It serialises (`.serialize()`) with the
@@ -284,10 +293,10 @@ class CompiledStep:
                 params, targets, state)
 
 
-def register_namedtuples(tree) -> None:
+def register_namedtuples(tree: Any) -> None:
     """Register every NamedTuple class in `tree` (ours and optax's states) for
     `jax.export` serialisation, once each, under its module-qualified name."""
-    def visit(node) -> None:
+    def visit(node: Any) -> None:
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             cls = type(node)
             if cls not in _REGISTERED:
@@ -310,7 +319,8 @@ def register_namedtuples(tree) -> None:
 _REGISTERED: set[type] = set()
 
 
-def make_step(cfg: StyleConfig, batched: bool = False, shardings=None, donate: bool = True,
+def make_step(cfg: StyleConfig, batched: bool = False, shardings: Optional[StepShardings] = None,
+              donate: bool = True,
               optimizer: Optional[optax.GradientTransformation] = None) -> CompiledStep:
     """The jit-compiled `step(params, targets, state) -> (state, metrics)`.
 

@@ -29,6 +29,7 @@ from jaxstyle.serve.jobs import Job, JobCancelled
 from jaxstyle.serve.settings import (
     AnySettings,
     ImageRef,
+    JobSettings,
     ModelSettings,
     OptimizeSettings,
     RefineStart,
@@ -74,7 +75,7 @@ class Studio:
 
     def __init__(self, vgg_params: Optional[Callable[[], dict] | dict] = None,
                  paintings: tuple[Path, ...] = (), models_dir: Optional[Path] = None,
-                 decoder: str = "any", uploads: Optional[UploadStore] = None):
+                 decoder: str = "any", uploads: Optional[UploadStore] = None) -> None:
         self._vgg_source = vgg_params
         self._vgg: Optional[dict] = None
         self.paintings = (DEMO_STYLE, *paintings)
@@ -233,7 +234,7 @@ class Studio:
             return self.run_any(job, settings)
         raise ConfigError(f"unknown job settings {type(settings).__name__}")
 
-    def export_onnx(self, settings) -> bytes:
+    def export_onnx(self, settings: JobSettings) -> bytes:
         """An ONNX file of a one-pass job's model with that job's settings fixed in it (style
         blend, strength; or the painting and alpha), through `jaxstyle.export`, as
         `jaxstyle export` makes it. ConfigError for what a file cannot hold."""
@@ -330,7 +331,7 @@ class Studio:
         except StylizeInterrupted as stopped:
             if job.cancel.is_set():
                 raise JobCancelled from None
-            image = stopped.image  # Stop keeps the image as it is
+            image = np.asarray(stopped.image)  # Stop keeps the image as it is
         final = latest["state"]
         if final is not None and s.scales == 1:
             self._last_run = (s.resume_key(), int(np.max(np.asarray(final.step))), final)

@@ -56,7 +56,7 @@ class UploadStore:
     """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.folder = Path(tempfile.mkdtemp(prefix="jaxstyle-serve-"))  # created 0700
         self._uploads: dict[str, Upload] = {}

@@ -50,7 +50,7 @@ class VideoInterrupted(JaxstyleError):
     """
 
     def __init__(self, partial_path: Path | None, frames_done: int, total_frames: int,
-                 signum: int | None = None):
+                 signum: int | None = None) -> None:
         self.partial_path = partial_path
         self.frames_done = frames_done
         self.total_frames = total_frames

@@ -65,6 +65,29 @@ def annotation_gaps() -> list[str]:
     return gaps
 
 
+def _readme_test_command() -> str:
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines()
+                if line.startswith("python3 -m venv") and '".[test]"' in line]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def _ci_command() -> str:
+    """.ci/run's install-and-test chain, its continuation lines joined, without the `||`
+    that reports a failure."""
+    text = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")
+    chains = [line for line in text.splitlines() if line.startswith("python3 -m venv")]
+    assert len(chains) == 1, chains
+    return " ".join(chains[0].split(" || ")[0].split())
+
+
+def test_ci_type_checks_as_the_readme_says():
+    """CI runs exactly the README's test command, and that command ends in mypy."""
+    assert _ci_command() == " ".join(_readme_test_command().split())
+    assert _readme_test_command().endswith("&& ruff check . && mypy")
+
+
 def test_the_package_is_marked_typed():
     assert (ROOT / "jaxstyle" / "py.typed").is_file()
 

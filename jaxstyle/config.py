@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE
 
@@ -28,7 +30,8 @@ PRESERVE_COLOR = (None, "luminance", "histogram")
 SIZE, LOSS, ART, OPTIM = "size and length", "loss", "artistic controls", "optimizer"
 
 
-def _option(default, group: str, kind: str, help: Optional[str] = None, **extra):
+def _option(default: Any, group: str, kind: str, help: Optional[str] = None,
+            **extra: Any) -> Any:
     """A config field that is also a command-line option; the CLI reads all of it from here.
 
     kind: how the CLI parses it: 'count' (int >= 1), 'int', 'float', 'flag', 'choice',
@@ -180,7 +183,8 @@ def _check_layers(name: str, layers: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}: a layer is listed twice")
 
 
-def _check_layer_weights(name: str, weights, layers) -> None:
+def _check_layer_weights(name: str, weights: Optional[Sequence[float]],
+                         layers: Sequence[str]) -> None:
     if weights is None:
         return
     if len(weights) != len(layers):
@@ -240,7 +244,8 @@ def check_config(cfg: StyleConfig) -> None:
             raise ConfigError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
 
 
-def normalised_blend(weights, count: int, counted: str = "styles") -> np.ndarray:
+def normalised_blend(weights: ArrayLike | Sequence[float], count: int,
+                     counted: str = "styles") -> np.ndarray:
     """Blend weights for `count` styles, one each, >= 0 and not all zero, scaled to sum 1.
 
     Shared by the trained models (`--style-blend` over a model's styles) and engine 3 (over

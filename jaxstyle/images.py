@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def image_files_under(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(found)
 
 
-def expand_image_paths(patterns, what: str = "input") -> list[Path]:
+def expand_image_paths(patterns: Iterable[str | os.PathLike[str]],
+                       what: str = "input") -> list[Path]:
     """Files, folders (every image under them) and glob patterns -> image paths, in order.
 
     A plain path that does not exist is kept, so that loading it reports it; a glob or a

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -105,9 +106,9 @@ def process_slice(global_size: int) -> slice:
     return slice(index * share, (index + 1) * share)
 
 
-def global_batch(tree, sharding: NamedSharding, global_size: int):
+def global_batch(tree: Any, sharding: NamedSharding, global_size: int) -> Any:
     """Each leaf's local rows (this process's share) -> one global array sharded by `sharding`."""
-    def build(local):
+    def build(local: Any) -> jax.Array:
         local = np.asarray(local)
         return jax.make_array_from_process_local_data(sharding, local,
                                                       (global_size,) + local.shape[1:])

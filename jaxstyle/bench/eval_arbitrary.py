@@ -23,6 +23,7 @@ first photo. Engine 3's ms is one warm call after a compiling one.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ EXAMPLES = ["jaxstyle bench eval-arbitrary --decoder any any-vgg --model paintin
 PAINTINGS = ("starry_night", "shipwreck", "woman_with_hat")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--decoder", nargs="+", default=["any"], metavar="DECODER",
@@ -90,7 +91,7 @@ def parse_decoder(name: str) -> tuple[str, int | tuple[int, ...] | None, float]:
     return model, levels, alpha
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print(machine_line(), flush=True)
     params = vgg_params(args.weights)
     decoders = {}

@@ -16,6 +16,7 @@ The network's ms is one warm call after a compiling one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def one_pass(stylizer, content, weights) -> np.ndarray:
     return np.asarray(stylizer(content[None], weights))[0]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("models", nargs="+", metavar="MODEL",
@@ -76,7 +77,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print(machine_line(), flush=True)
     params = vgg_params(args.weights)
     cfg = eval_config(args.size, args.gatys_steps)

@@ -13,6 +13,7 @@ onnxruntime runs with its defaults (as many threads as cores) for both files. Ne
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,7 @@ BASE = "onnxruntime, jaxstyle export paintings"
 WARMUP = 2  # untimed calls of each arm: compiles, allocations
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512, help="square photo size, px")
     p.add_argument("--rounds", type=int, default=15,
                    help="timed rounds, each running every arm once in turn")
@@ -121,7 +122,7 @@ def wct_arms(photo) -> dict:
             "jaxstyle apply wct (XLA, eigh)": lambda: np.asarray(stylizer(photo, stats))}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import machine_line, markdown_table, time_alternating
     from jaxstyle.images import load_image, resize

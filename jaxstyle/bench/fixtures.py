@@ -3,6 +3,7 @@ shared images of a checkout, and the seed loss at full size (so runs of any kind
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def demo_inputs(size: int, content_path: str | None = None, style_path: str | No
     return content, style
 
 
-def add_pair_arguments(parser) -> None:
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
     """--content and --style (see `demo_inputs`)."""
     for option, default in (("--content", "photo"), ("--style", "style")):
         parser.add_argument(option, metavar="IMAGE",

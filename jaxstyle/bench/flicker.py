@@ -22,6 +22,7 @@ Sharpness: mean gradient magnitude of the frames, relative to the first model's.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -219,7 +220,7 @@ def target_summary(label: str, ratios: list[tuple[float, float]]) -> str:
             f"{'met' if met else 'not met'}")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("models", nargs="+", metavar="LABEL=PATH",
@@ -245,7 +246,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def check_arguments(args) -> None:
+def check_arguments(args: argparse.Namespace) -> None:
     from jaxstyle.errors import ConfigError
 
     if min(args.size) < 1 or args.frames < 2 or args.opt_frames < 2:
@@ -255,7 +256,7 @@ def check_arguments(args) -> None:
         raise ConfigError("--smooth, --opt-steps and --opt-frame-steps must be >= 0")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for
     from jaxstyle.feedforward.modelfile import load_model
 

@@ -22,7 +22,7 @@ EXAMPLES = ["jaxstyle bench memory --sizes 512 1024 2048",
 GIB = 2**30
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024],
@@ -71,7 +71,7 @@ def measure(size: int, remat: bool, run_step: bool, weights: str | None) -> dict
     return out
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.child:
         size, remat, run_step = args.child
         print(json.dumps(measure(size, bool(remat), bool(run_step), args.weights)))

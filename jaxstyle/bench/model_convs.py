@@ -11,6 +11,7 @@ The `net` line adds the layers up as the net uses them (the residual conv 10 tim
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import numpy as np
@@ -23,7 +24,7 @@ EXAMPLES = ["jaxstyle bench model-convs --width 0.5 --size 256 --steps 7",
 FORMS = ["xla", "xla no-ynn", "s2d no-ynn", "torch"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="image side, px (multiple of 4)")
     p.add_argument("--width", type=float, default=1.0, help="network width")
     p.add_argument("--batch", type=int, default=1, help="images per call")
@@ -75,7 +76,7 @@ def torch_form(x: np.ndarray, kernel: np.ndarray, stride: int):
     return call
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.errors import ConfigError
 
     if args.size < 4 or args.size % 4 or args.batch < 1 or args.steps < 1:

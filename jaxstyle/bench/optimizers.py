@@ -8,6 +8,7 @@ the seed loss reached at 10%, 25%, 50% and 100% of that time, and the steps take
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from jaxstyle.bench.fixtures import add_pair_arguments
@@ -20,7 +21,7 @@ OPTIMIZERS = ("adam", "adam-optax", "lbfgs")
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256],
@@ -55,7 +56,7 @@ def curve(p, content, style, cfg, seconds: float):
     return points
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle import StyleConfig
     from jaxstyle.bench.fixtures import demo_inputs, image_path, vgg_params
 

@@ -26,6 +26,7 @@ step 1, at most 2e-3 over 100 steps at 256 px, a mean pixel difference of 4/255 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -44,7 +45,7 @@ DEFAULT_TOLERANCE = 1e-5
 DEFAULT_TRAJECTORY_TOLERANCE = 1e-2
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     which = p.add_mutually_exclusive_group(required=True)
@@ -154,7 +155,7 @@ def load_trajectory(path: str) -> dict:
     return recorded
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import jax
 
     from jaxstyle.bench.timing import machine_line, markdown_table

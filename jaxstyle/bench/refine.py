@@ -26,6 +26,7 @@ writes; `--held-out` names that folder).
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -67,7 +68,7 @@ OPTIMIZER_LABELS = {"adam": "Adam", "lbfgs": "L-BFGS"}
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--size", type=int, default=256, help="longer side of the photos, px")
@@ -155,7 +156,7 @@ def vector_flags() -> list[str]:
     return [flag for flag in VECTOR_FLAGS if flag in flags]
 
 
-def measure(args, photos: list[str]) -> dict:
+def measure(args: argparse.Namespace, photos: list[str]) -> dict:
     params = vgg_params(args.weights)
     arms = [parse_arm(a) for a in args.arms]
     machine = {**machine_info(), "vector_flags": vector_flags()}
@@ -304,7 +305,7 @@ def _found(photo: str) -> bool:
         return False
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.table:
         for path in args.table:
             print(table(read_results(path)), end="\n\n")

@@ -21,6 +21,7 @@ Needs the serve extra (pip install -e ".[serve]").
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -43,7 +44,7 @@ class StudioBenchError(JaxstyleError):
     """A request to the live server failed, or a job did not stream what it should."""
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512,
                    help="longer side of the photo, px (engine 2 and the refines)")
     p.add_argument("--repeats", type=int, default=7,
@@ -157,7 +158,7 @@ def start_server():
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import Timing, machine_line, markdown_table, time_calls
     from jaxstyle.images import load_image

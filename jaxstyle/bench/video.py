@@ -13,6 +13,7 @@ the wall time; "network idle" is how long the network waited for FFmpeg.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 import tempfile
@@ -29,7 +30,7 @@ FRAME_RATE = 24
 TIMINGS = ("wall_seconds", "stylize_seconds", "decode_seconds", "encode_seconds", "wait_seconds")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="paintings", help="a .jxs file or built-in name")
     p.add_argument("--style", help="style name or index inside the model; default: the "
                                    "model's own")
@@ -91,7 +92,7 @@ def results_table(results: dict, compile_seconds: dict) -> str:
                            "compile s"], rows)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from jaxstyle.bench.fixtures import image_path

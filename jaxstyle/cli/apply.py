@@ -8,6 +8,7 @@ import argparse
 import io
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
@@ -58,7 +59,8 @@ def levels_option(text: str):
     return int(parts[0]) if len(parts) == 1 else tuple(int(part) for part in parts)
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "apply", "stylise photos with a trained model in one pass",
                     EXAMPLES)
     p.add_argument("model", metavar="MODEL",
@@ -208,7 +210,7 @@ def _write(target, image) -> None:
         save_image(target, image)
 
 
-def _check_any_options(args) -> None:
+def _check_any_options(args: argparse.Namespace) -> None:
     """UsageError for options of the other kind of model, before any work."""
     decoder = args.style_image is not None
     if not decoder:
@@ -227,7 +229,7 @@ def _check_any_options(args) -> None:
         raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
 
 
-def cmd_apply(args) -> int:
+def cmd_apply(args: argparse.Namespace) -> int:
     from jaxstyle.arbitrary.decoderfile import is_decoder_header
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.paramfile import read_header
@@ -242,7 +244,7 @@ def cmd_apply(args) -> int:
     return _apply_trained(args, path, builtin_style)
 
 
-def _apply_any(args, path: Path) -> int:
+def _apply_any(args: argparse.Namespace, path: Path) -> int:
     """Engine 3: any style image(s), one pass."""
     import numpy as np
 
@@ -319,7 +321,7 @@ def _apply_any(args, path: Path) -> int:
     return code
 
 
-def _apply_trained(args, path: Path, builtin_style) -> int:
+def _apply_trained(args: argparse.Namespace, path: Path, builtin_style) -> int:
     """Engine 2: a network trained for its styles."""
     from jaxstyle.feedforward.apply import apply_model, make_stylizer, style_weights_for
     from jaxstyle.feedforward.modelfile import describe, load_model

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Callable
 
 from jaxstyle.errors import ConfigError
 
@@ -24,7 +25,8 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "bench", "run a benchmark behind BENCHMARKS.md (jaxstyle bench "
                     "NAME; --help lists them)",
                     ["jaxstyle bench step --sizes 128 256",
@@ -64,6 +66,6 @@ def benchmark_parser(name: str):
     return parser, module
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     parser, module = benchmark_parser(args.name)
     return module.run(parser.parse_args(args.options))

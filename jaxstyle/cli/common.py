@@ -106,7 +106,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see --help)\n")
 
 
-def add_command(commands, name: str, help: str, examples: list[str]) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, name: str, help: str,
+                examples: list[str]) -> argparse.ArgumentParser:
     """A sub-command parser in the house style, with its examples as the epilog."""
     return commands.add_parser(name, help=help, formatter_class=Formatter,
                                epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))

@@ -15,6 +15,8 @@ fast, then refine").
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from typing import Any
 
 from jaxstyle.cli.common import add_weights_option, log, positive_int
@@ -27,7 +29,8 @@ QUICK_ACCELERATOR_SETTINGS: dict[str, Any] = dict(max_dim=512, steps=100, optimi
 QUICK_START = "paintings:starry_night"  # the shipped network's own Starry Night
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "demo", "stylize the packaged photo as The Starry Night (offline)",
                     ["jaxstyle demo", "jaxstyle demo -o demo.png --max-dim 512 --steps 300",
                      "jaxstyle demo --optimizer adam --steps 300",
@@ -60,7 +63,7 @@ def demo_config(on_accelerator: bool, quick: bool = False, **overrides: Any) -> 
     return StyleConfig(**settings)
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     import jax
 
     from jaxstyle.cli.stylize import run_stylize

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
@@ -24,7 +26,8 @@ RUN_STABLEHLO = """run it (jax, pip install flatbuffers):
   out = jax.export.deserialize(open("{path}", "rb").read()).call({args})"""
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "export", "write a trained model as ONNX or StableHLO, any photo "
                     "size", [
                         "jaxstyle export paintings -o paintings.onnx     # blend vector input",
@@ -61,7 +64,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def export_spec(args, fmt: str):
+def export_spec(args: argparse.Namespace, fmt: str):
     """The ExportSpec the options ask for (every check before any tracing)."""
     from jaxstyle.arbitrary.decoderfile import (
         is_decoder_header,
@@ -115,7 +118,7 @@ def how_to_run(spec, fmt: str, output: Path) -> str:
     return RUN_STABLEHLO.format(path=output, args=", ".join(shapes[name] for name in names))
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     import time
 
     from jaxstyle.export import format_for, write_onnx, write_stablehlo

@@ -7,16 +7,21 @@ rows of each global batch and writes its own outputs; process 0 prints the summa
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 from jaxstyle.cli.common import EXIT_ERROR, Reporter, UsageError, log
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ImageError, JaxstyleError
 from jaxstyle.interrupts import by_signal, exit_code
+
+if TYPE_CHECKING:  # annotations only: the command imports it when it runs
+    from jax.sharding import Mesh
 
 
 @dataclasses.dataclass
@@ -122,7 +127,9 @@ class ManyRun:
             return Job(grey, (grey,), job.settings), False
 
 
-def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh, painter=None) -> int:
+def run_many(args: argparse.Namespace, cfg: StyleConfig, contents: list[Path],
+             styles: list[Path], sweep: Optional[tuple], mesh: Optional[Mesh],
+             painter: Optional[str] = None) -> int:
     """The many-image `stylize`; returns the exit code. painter: --init MODEL's name."""
     import jax
     import numpy as np

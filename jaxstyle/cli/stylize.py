@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
@@ -42,7 +44,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "stylize", "repaint CONTENT in the style of STYLE", EXAMPLES)
     p.add_argument("inputs", nargs="+", metavar="CONTENT STYLE",
                    help="a content image, then style image(s): several are blended "
@@ -284,7 +287,7 @@ def _parse_sweep(values):
     return field, numbers
 
 
-def cmd_stylize(args) -> int:
+def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     # Before anything touches a device: the runtime must know every process first.
@@ -319,7 +322,7 @@ def cmd_stylize(args) -> int:
                        mesh=mesh, init_model=init_model, init_style=args.init_style)
 
 
-def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
+def _cmd_many(args: argparse.Namespace, cfg: StyleConfig, sweep) -> int:
     import jax
 
     from jaxstyle.cli.many import run_many

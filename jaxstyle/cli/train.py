@@ -46,7 +46,8 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     d = _defaults()
     loss = d.loss
     p = add_command(commands, "train", "train a fast feed-forward network for one or more "
@@ -124,7 +125,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_train)
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace):
     """The FeedForwardConfig the options describe; ConfigError names a bad one."""
     from jaxstyle.feedforward.config import FeedForwardConfig
 
@@ -226,7 +227,7 @@ def add_checkpoint_options(group, defaults, resume_help: str) -> None:
     group.add_argument("--resume", action="store_true", help=resume_help)
 
 
-def check_resume(args, output: Path) -> None:
+def check_resume(args: argparse.Namespace, output: Path) -> None:
     """--resume without a checkpoint to resume is a usage error, before any work."""
     from jaxstyle.training import default_checkpoint_dir
 
@@ -310,7 +311,7 @@ class TrainingProgress:
             self.report.close()
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     initialize_distributed()  # only when the environment names a cluster

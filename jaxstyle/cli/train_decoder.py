@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +42,8 @@ _LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "percep
                  "layout_weight", "grid_weight")
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     from jaxstyle.arbitrary.config import DecoderConfig
 
     d = DecoderConfig()
@@ -139,7 +142,7 @@ def _level(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace):
     from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig
 
     preset = RECONSTRUCTION if args.reconstruct else {}
@@ -155,7 +158,7 @@ def config_from_args(args):
                          **{**preset, **loss})
 
 
-def _preview_images(args, side: int):
+def _preview_images(args: argparse.Namespace, side: int):
     from jaxstyle.demo import demo_content, demo_style
     from jaxstyle.images import load_image
 
@@ -265,7 +268,7 @@ def _check_wct_output(output: Path) -> None:
                          "level to a WCT file, or writes a new one")
 
 
-def cmd_train_decoder(args) -> int:
+def cmd_train_decoder(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     initialize_distributed()  # only when the environment names a cluster

@@ -3,9 +3,12 @@ optimisation from the previous stylized frame (slow; the quality reference)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -20,6 +23,11 @@ from jaxstyle.cli.common import (
 )
 from jaxstyle.interrupts import Stopped, by_signal, exit_code
 
+if TYPE_CHECKING:  # annotations only: the command imports these when it runs
+    import numpy as np
+
+    from jaxstyle.config import StyleConfig
+
 EXAMPLES = [
     "jaxstyle video clip.mp4 -o out.mp4 --model starry_night",
     "jaxstyle video clip.mp4 -o out.mp4 --model my.jxs --style 2 --max-dim 720 --batch 8",
@@ -29,7 +37,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "video", "stylize a video (audio, frame rate and rotation kept)",
                     EXAMPLES)
     p.add_argument("input", help="video file (anything FFmpeg reads)")
@@ -109,7 +118,7 @@ def decoder_frame_stylizer(path, args):
     return stylize_frames
 
 
-def _model_mode(args):
+def _model_mode(args: argparse.Namespace):
     """'trained', 'decoder' or 'optimise', from --model and --style-image (UsageError if they
     do not fit together) and the decoder's path in 'decoder' mode."""
     if args.model is None:
@@ -136,7 +145,8 @@ def _model_mode(args):
     return "trained", path
 
 
-def optimisation_frame_stylizer(args, cfg):
+def optimisation_frame_stylizer(args: argparse.Namespace | SimpleNamespace, cfg: StyleConfig,
+                                ) -> Callable[[np.ndarray], np.ndarray]:
     """Frames one at a time by optimisation, each starting from the previous result."""
     import numpy as np
 
@@ -165,7 +175,7 @@ def optimisation_frame_stylizer(args, cfg):
     return stylize_frames
 
 
-def cmd_video(args) -> int:
+def cmd_video(args: argparse.Namespace) -> int:
     from jaxstyle.video import VideoInterrupted, probe_video, stylize_video
 
     mode, decoder_path = _model_mode(args)

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from jaxstyle.config import StyleConfig
@@ -172,7 +172,7 @@ def _integer(payload: dict, name: str, default: int) -> int:
     return value
 
 
-def _choice(payload: dict, name: str, default, choices) -> Any:
+def _choice(payload: dict, name: str, default: Any, choices: Sequence[Any]) -> Any:
     value = payload.get(name, default)
     if value == "none":
         value = None

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from jaxstyle.cli.common import (
     EXIT_ERROR,
@@ -50,7 +50,7 @@ def tile_size(text: str) -> int:
     return value
 
 
-def levels_option(text: str):
+def levels_option(text: str) -> int | tuple[int, ...]:
     """--levels: N (relu{N}_1 .. relu1_1) or a comma-separated list of levels 1-5."""
     parts = [part.strip() for part in text.split(",")]
     if not all(part.isdigit() and 1 <= int(part) <= 5 for part in parts):
@@ -194,7 +194,7 @@ def _read_stdin_image(max_dim, max_pixels):
         return load_image(file.name, max_dim, max_pixels, what="stdin image")
 
 
-def _write(target, image) -> None:
+def _write(target: Path | str, image: Any) -> None:
     import numpy as np
     from PIL import Image
 
@@ -321,7 +321,7 @@ def _apply_any(args: argparse.Namespace, path: Path) -> int:
     return code
 
 
-def _apply_trained(args: argparse.Namespace, path: Path, builtin_style) -> int:
+def _apply_trained(args: argparse.Namespace, path: Path, builtin_style: Optional[str]) -> int:
     """Engine 2: a network trained for its styles."""
     from jaxstyle.feedforward.apply import apply_model, make_stylizer, style_weights_for
     from jaxstyle.feedforward.modelfile import describe, load_model
@@ -346,7 +346,8 @@ def _apply_trained(args: argparse.Namespace, path: Path, builtin_style) -> int:
     return _run_jobs(jobs, args, lambda images: apply_model(params, header, images, **options))
 
 
-def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
+def _run_jobs(jobs: list[Job], args: argparse.Namespace,
+              stylize_batch: Callable[[Any], Any]) -> int:
     """Load, stylise (batched by shape, `jaxstyle.cli.pipeline`) and write every job; a failed
     image is counted, not fatal. stylize_batch: (N, H, W, 3) floats in [0, 1] -> the same."""
     import time
@@ -367,7 +368,7 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         report.line(f"error: {error}")
         report.advance(1)
 
-    def load(job: Job):
+    def load(job: Job) -> Any:
         if job.source == STDIO:
             with clock.measure("decode"):
                 return _read_stdin_image(args.max_dim, args.max_pixels)
@@ -376,7 +377,7 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         with clock.measure("resize"):
             return resize_to(pixels, size, job.source, what="input")
 
-    def write(job: Job, image) -> None:
+    def write(job: Job, image: Any) -> None:
         _write(job.target, image)
 
     try:

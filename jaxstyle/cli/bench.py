@@ -10,6 +10,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Callable
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -49,7 +50,7 @@ def legacy_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def benchmark_parser(name: str):
+def benchmark_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     """The named benchmark's own parser and module."""
     from jaxstyle.bench import BENCHMARKS, benchmark_module
     from jaxstyle.cli.common import Formatter, Parser

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
@@ -91,7 +91,7 @@ class _CommaWrapper(textwrap.TextWrapper):
                 for piece in re.split(r"(?<=,)(?=[^\s,])", chunk)]
 
 
-def format_default(value, several: bool = False) -> str:
+def format_default(value: Any, several: bool = False) -> str:
     """A default as a user types it on the command line: lists and tuples joined by commas,
     or by spaces where the option takes several arguments (`several`)."""
     if isinstance(value, (list, tuple)):
@@ -183,14 +183,14 @@ class Reporter:
             self.bar = tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True,
                             leave=False, file=sys.stderr)
 
-    def advance(self, count: int = 1, **postfix) -> None:
+    def advance(self, count: int = 1, **postfix: Any) -> None:
         if self.bar is None:
             return
         self.bar.update(count)
         if postfix:
             self.bar.set_postfix(postfix, refresh=False)
 
-    def step(self, step: int, metrics, every: int = 10) -> None:
+    def step(self, step: int, metrics: dict[str, Any], every: int = 10) -> None:
         if self.bar is None:
             return
         self.bar.update(1)
@@ -221,7 +221,7 @@ def format_losses(metrics: dict) -> str:
 # --------------------------------------------------------------------------- files and weights
 
 
-def load_params(weights_path, quiet: bool):
+def load_params(weights_path: Optional[str | os.PathLike], quiet: bool) -> dict:
     """VGG19 params from `--weights`, or fetched once and cached."""
     from jaxstyle.weights.fetch import resolve_params
 
@@ -245,7 +245,7 @@ def check_output(output: Path, inputs: list[Path]) -> None:
     check_writable(output)
 
 
-def enable_compile_cache(folder) -> None:
+def enable_compile_cache(folder: str | os.PathLike) -> None:
     """Turn on JAX's persistent compilation cache in `folder` for every compiled program."""
     import jax
 

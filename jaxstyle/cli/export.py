@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.cli.common import (
     UsageError,
@@ -64,7 +65,7 @@ def add_parser(commands: argparse._SubParsersAction,
     p.set_defaults(handler=cmd_export)
 
 
-def export_spec(args: argparse.Namespace, fmt: str):
+def export_spec(args: argparse.Namespace, fmt: str) -> Any:
     """The ExportSpec the options ask for (every check before any tracing)."""
     from jaxstyle.arbitrary.decoderfile import (
         is_decoder_header,
@@ -109,7 +110,7 @@ def export_spec(args: argparse.Namespace, fmt: str):
                               strength=args.strength)
 
 
-def how_to_run(spec, fmt: str, output: Path) -> str:
+def how_to_run(spec: Any, fmt: str, output: Path) -> str:
     shapes = {"photos": "photo[None]", "style_weights": "weights", "style": "painting[None]"}
     names = [name for name, _ in spec.inputs]
     if fmt == "onnx":

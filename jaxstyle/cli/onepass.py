@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxstyle.cli.common import UsageError
 
@@ -46,7 +47,7 @@ def names_a_model(reference: str) -> bool:
     return path.suffix.lower() in ("", MODEL_SUFFIX) or ":" in path.name
 
 
-def _resolve(reference: str):
+def _resolve(reference: str) -> tuple[Path, Optional[str]]:
     """(model file, style named with it or None) for MODEL, MODEL:STYLE or a style name."""
     from jaxstyle.errors import JaxstyleError
     from jaxstyle.feedforward.apply import resolve_model
@@ -102,8 +103,9 @@ class OnePass:
     paint: Callable
     check_files: Callable = lambda files: None  # UsageError for style files it cannot paint
 
-    def __call__(self, photos, styles: Sequence, style_files: Sequence = (), blend=None,
-                 masks=None) -> np.ndarray:
+    def __call__(self, photos: ArrayLike, styles: Sequence, style_files: Sequence = (),
+                 blend: Optional[Sequence[float]] = None,
+                 masks: Optional[np.ndarray] = None) -> np.ndarray:
         photos = np.asarray(photos, np.float32)
         single = photos.ndim == 3
         out = self.paint(photos[None] if single else photos, list(styles), list(style_files),
@@ -135,7 +137,7 @@ def make_one_pass(reference: str, style_files: Sequence, init_style: Optional[st
     return painter
 
 
-def _any_style(reference: str, path: Path, vgg_params) -> OnePass:
+def _any_style(reference: str, path: Path, vgg_params: Callable[[], dict]) -> OnePass:
     from jaxstyle.arbitrary.apply import apply_any, make_any_stylizer, region_masks
     from jaxstyle.arbitrary.decoderfile import load_decoder, needs_vgg
     from jaxstyle.errors import JaxstyleError
@@ -174,7 +176,7 @@ def _feed_forward(reference: str, path: Path, header: dict, style: Optional[str]
         raise UsageError(f"--init {reference}: {exc}") from None
     one_hot = np.eye(int(header["num_styles"]), dtype=np.float32)
 
-    def indices_of(files) -> list[int]:
+    def indices_of(files: Sequence) -> list[int]:
         return [named] * len(files) if named is not None else \
             _held_styles(header, files, reference)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 from jaxstyle.cli.common import (
     EXIT_ERROR,
@@ -26,6 +28,9 @@ from jaxstyle.cli.common import (
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.interrupts import exit_code
+
+if TYPE_CHECKING:  # annotations only: the command imports jax when it runs
+    from jax.sharding import Mesh
 
 EXAMPLES = [
     "jaxstyle stylize photo.jpg painting.jpg -o out.png",
@@ -117,7 +122,9 @@ def _load_masks(paths, content_shape, max_pixels):
                             content_shape[:2])[..., 0] for p in paths])
 
 
-def _load_inputs(content, styles, cfg: StyleConfig, max_pixels: int, init_path, mask_paths):
+def _load_inputs(content: Any, styles: Sequence[Any], cfg: StyleConfig, max_pixels: int,
+                 init_path: Optional[str | os.PathLike],
+                 mask_paths: Optional[Sequence[str | os.PathLike]]) -> tuple[Any, Any, Any, Any]:
     """Content, styles, masks and init image as arrays at their working sizes."""
     from jaxstyle.images import load_image, resize
 
@@ -136,8 +143,9 @@ def _load_inputs(content, styles, cfg: StyleConfig, max_pixels: int, init_path, 
 class _EpochRecorder:
     """The per-step callback: progress bar, --save-every images, epoch lines, checkpoints."""
 
-    def __init__(self, report: Reporter, content, cfg: StyleConfig, total: int, output: Path,
-                 save_every, save_dir, checkpoint):
+    def __init__(self, report: Reporter, content: Any, cfg: StyleConfig, total: int, output: Path,
+                 save_every: Optional[int], save_dir: Optional[str | os.PathLike],
+                 checkpoint: Optional[str | os.PathLike]) -> None:
         self.report, self.content, self.cfg, self.total = report, content, cfg, total
         self.output, self.save_every, self.checkpoint = output, save_every, checkpoint
         self.save_dir = Path(save_dir) if save_dir else output.with_name(output.stem + "_steps")
@@ -167,7 +175,7 @@ class _EpochRecorder:
                 save_state(self.checkpoint, current)
 
 
-def _save_stopped(stop, output: Path, checkpoint) -> int:
+def _save_stopped(stop: Any, output: Path, checkpoint: Optional[str | os.PathLike]) -> int:
     """Save what an interrupted or non-finite run has, say so, and give the exit code."""
     import numpy as np
 
@@ -185,10 +193,16 @@ def _save_stopped(stop, output: Path, checkpoint) -> int:
     return exit_code(stop.signum)
 
 
-def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
-                init_path=None, max_pixels=None, save_every=None, save_dir=None,
-                checkpoint=None, resume=None, mask_paths=None, mesh=None, init_model=None,
-                init_style=None) -> int:
+def run_stylize(content: Any, styles: Sequence[Any], output: str | os.PathLike,
+                cfg: StyleConfig,
+                weights: Optional[str | os.PathLike] = None, quiet: bool = False,
+                init_path: Optional[str | os.PathLike] = None, max_pixels: Optional[int] = None,
+                save_every: Optional[int] = None, save_dir: Optional[str | os.PathLike] = None,
+                checkpoint: Optional[str | os.PathLike] = None,
+                resume: Optional[str | os.PathLike] = None,
+                mask_paths: Optional[Sequence[str | os.PathLike]] = None,
+                mesh: Optional[Mesh] = None, init_model: Optional[str] = None,
+                init_style: Optional[str] = None) -> int:
     """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
 
     `content` and `styles` are file paths, or arrays already at their working size (demo).
@@ -263,7 +277,7 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     return 0
 
 
-def _parse_mesh(text, devices: int) -> tuple[int, int]:
+def _parse_mesh(text: Optional[str], devices: int) -> tuple[int, int]:
     if not text:
         return devices, 1
     try:
@@ -322,7 +336,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                        mesh=mesh, init_model=init_model, init_style=args.init_style)
 
 
-def _cmd_many(args: argparse.Namespace, cfg: StyleConfig, sweep) -> int:
+def _cmd_many(args: argparse.Namespace, cfg: StyleConfig, sweep: Optional[tuple]) -> int:
     import jax
 
     from jaxstyle.cli.many import run_many

@@ -7,9 +7,9 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -125,7 +125,7 @@ def add_parser(commands: argparse._SubParsersAction,
     p.set_defaults(handler=cmd_train)
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> Any:
     """The FeedForwardConfig the options describe; ConfigError names a bad one."""
     from jaxstyle.feedforward.config import FeedForwardConfig
 
@@ -160,7 +160,7 @@ def check_model_output(output: Path) -> None:
                          f"({exc.strerror or exc})") from None
 
 
-def initial_model(name_or_path: str, cfg) -> tuple[dict, str]:
+def initial_model(name_or_path: str, cfg: Any) -> tuple[dict, str]:
     """(params, description) of the --init model; it must have the run's architecture."""
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.feedforward.modelfile import load_model
@@ -190,7 +190,7 @@ def style_names_of(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return names
 
 
-def load_styles(paths, side: int):
+def load_styles(paths: Sequence[str | os.PathLike], side: int) -> list:
     from jaxstyle.feedforward.train import StyleImage
     from jaxstyle.images import load_image
 
@@ -213,7 +213,8 @@ def duration(text: str) -> float:
     return seconds
 
 
-def add_checkpoint_options(group, defaults, resume_help: str) -> None:
+def add_checkpoint_options(group: argparse._ArgumentGroup, defaults: Any,
+                           resume_help: str) -> None:
     """--checkpoint-dir, --checkpoint-every, --keep, --time-limit and --resume: every trainer's
     (defaults: its config, for checkpoint_every and keep)."""
     group.add_argument("--checkpoint-dir", metavar="DIR",
@@ -235,7 +236,7 @@ def check_resume(args: argparse.Namespace, output: Path) -> None:
         raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
 
 
-def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
+def run_with_progress(train: Callable, progress: TrainingProgress, output: Path, total_steps: int,
                       quiet: bool) -> int:
     """Run train(on_log=progress) -> result; Ctrl-C or SIGTERM (TrainingInterrupted) exits
     130 or 143 with its message as the last line; otherwise the saved-model line."""
@@ -255,14 +256,15 @@ def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
     return 0
 
 
-def add_time_limit_option(group) -> None:
+def add_time_limit_option(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--time-limit", type=duration, metavar="DURATION",
                        help="stop after this much training time in this run (90s, 45m, 2h), "
                             "saving the model and a checkpoint as at the end; --resume "
                             "continues (for batch jobs with a wall-clock limit)")
 
 
-def report_saved(output: Path, result, total_steps: int, progress, quiet: bool) -> None:
+def report_saved(output: Path, result: Any, total_steps: int, progress: TrainingProgress,
+                 quiet: bool) -> None:
     """The run's last line: the model saved, and whether the time limit cut it short."""
     if result.steps < total_steps:
         log(f"time limit reached: saved {output} after {result.steps} of {total_steps} steps "

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jaxstyle.cli.common import (
     UsageError,
@@ -142,7 +142,7 @@ def _level(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> Any:
     from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig
 
     preset = RECONSTRUCTION if args.reconstruct else {}
@@ -158,7 +158,7 @@ def config_from_args(args: argparse.Namespace):
                          **{**preset, **loss})
 
 
-def _preview_images(args: argparse.Namespace, side: int):
+def _preview_images(args: argparse.Namespace, side: int) -> Any:
     from jaxstyle.demo import demo_content, demo_style
     from jaxstyle.images import load_image
 
@@ -213,7 +213,7 @@ def _initial_level_decoder(name_or_path: str, width: float, level: int) -> tuple
 
 
 def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[dict, float]],
-                     photos) -> tuple[tuple[dict, str], Optional[tuple[dict, float]]]:
+                     photos: Sequence) -> tuple[tuple[dict, str], Optional[tuple[dict, float]]]:
     """((params, description), the encoder it decodes or None for VGG19) of --init.
 
     It must have the run's width; with --encoder (`encoder`) it must be a decoder for VGG19,

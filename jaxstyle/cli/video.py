@@ -73,7 +73,8 @@ def add_parser(commands: argparse._SubParsersAction,
     p.set_defaults(handler=cmd_video)
 
 
-def model_frame_stylizer(model: str, style):
+def model_frame_stylizer(model: str, style: Optional[str],
+                         ) -> Callable[[np.ndarray], np.ndarray]:
     """(N, H, W, 3) uint8 -> float frames with a trained feed-forward model."""
     import numpy as np
 
@@ -118,7 +119,7 @@ def decoder_frame_stylizer(path, args):
     return stylize_frames
 
 
-def _model_mode(args: argparse.Namespace):
+def _model_mode(args: argparse.Namespace) -> tuple[str, Optional[Path]]:
     """'trained', 'decoder' or 'optimise', from --model and --style-image (UsageError if they
     do not fit together) and the decoder's path in 'decoder' mode."""
     if args.model is None:

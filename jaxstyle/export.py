@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.files import atomic_write
 from jaxstyle.vgg import MIN_SIDE
@@ -120,7 +121,7 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
                       metadata)
 
 
-def any_style_export(vgg_params, params: dict, header: dict,
+def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
                      strength: float = 1.0, whitening: str = "eigh") -> ExportSpec:
     """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`). With
@@ -176,7 +177,8 @@ def _write(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: float,
+def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
+                style_image: Optional[np.ndarray], alpha: float,
                 strength: float, whitening: str) -> ExportSpec:
     """A WCT chain at its default levels with one painting baked in (its colouring matrices
     are constants; as an input it would need a square root with no ridge, which Newton-Schulz

@@ -35,8 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
-from jaxstyle._types import ArrayLike
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.arbitrary.decoder import FEATURE_MEANS
 from jaxstyle.arbitrary.transfer import ENCODER_CONVS, STATS_LAYERS, conv_params, encode
 from jaxstyle.errors import ConfigError
@@ -86,7 +87,7 @@ def normalised_features(params, images: Array, layers=DISTILL_LAYERS) -> dict[st
 
 # --- The starting point: VGG19 pruned, embeddings by least squares ---------------------------
 
-def prune_vgg(vgg_params: dict, images: ArrayLike, width: float) -> dict:
+def prune_vgg(vgg_params: ParamTree, images: ArrayLike, width: float) -> dict:
     """VGG19's convs to relu4_1 keeping, per layer, the `width` share of output channels with
     the largest mean activation over `images` (N,H,W,3) in [0, 1]; each kept kernel keeps only
     the inputs its layer below kept. No embeddings (`fit_embeddings` adds them)."""
@@ -102,7 +103,7 @@ def prune_vgg(vgg_params: dict, images: ArrayLike, width: float) -> dict:
     return small
 
 
-def fit_embeddings(vgg_params: dict, small_params: dict, images: ArrayLike) -> dict:
+def fit_embeddings(vgg_params: ParamTree, small_params: dict, images: ArrayLike) -> dict:
     """Per distilled layer, the 1x1 linear map (kernel, bias) that best takes the small
     encoder's features to VGG19's on `images`, by least squares (mean-activation units)."""
     floats = jnp.asarray(images, jnp.float32)
@@ -119,7 +120,7 @@ def fit_embeddings(vgg_params: dict, small_params: dict, images: ArrayLike) -> d
     return embeddings
 
 
-def initial_encoder(vgg_params: dict, images: ArrayLike, width: float) -> dict:
+def initial_encoder(vgg_params: ParamTree, images: ArrayLike, width: float) -> dict:
     """The distillation's start: pruned VGG19 plus least-squares embeddings."""
     small = prune_vgg(vgg_params, images, width)
     return {**small, "embed": fit_embeddings(vgg_params, small, images)}
@@ -230,7 +231,7 @@ def make_encoder_step_fn(cfg: EncoderConfig) -> Callable:
     """The pure step(vgg_params, state, images_uint8) -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
-    def step(vgg_params, state: EncoderState, images):
+    def step(vgg_params: ParamTree, state: EncoderState, images):
         (loss, parts), grads = jax.value_and_grad(distill_loss, has_aux=True)(
             state.params, vgg_params, images.astype(jnp.float32) / 255.0)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -309,10 +310,11 @@ def sample_images(paths: Sequence[str | os.PathLike], size: int, count: int = 16
     return np.stack(crops)
 
 
-def train_encoder(vgg_params, paths: Sequence[str | os.PathLike], output: str | os.PathLike,
+def train_encoder(vgg_params: ParamTree, paths: Sequence[str | os.PathLike],
+                  output: str | os.PathLike,
                   cfg: EncoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
                   resume: bool = False, log_path: str | os.PathLike | None = None,
-                  worker_count: Optional[int] = None, mesh=None,
+                  worker_count: Optional[int] = None, mesh: Optional[Mesh] = None,
                   on_log: Optional[Callable[[list[dict]], None]] = None,
                   time_limit: Optional[float] = None,
                   init: Optional[tuple[dict, str]] = None) -> EncoderTrainResult:

@@ -27,7 +27,10 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.typing import ArrayLike, DTypeLike
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name, level_number
 from jaxstyle.arbitrary.transfer import (
     BatchedPass,
@@ -85,7 +88,8 @@ def downsampling(level: int) -> int:
     return 2 ** (level - 1)
 
 
-def painting_statistics(vgg_params, style_image, levels: Sequence[int]) -> dict[str, WCTStats]:
+def painting_statistics(vgg_params: ParamTree, style_image: ArrayLike,
+                        levels: Sequence[int]) -> dict[str, WCTStats]:
     """One painting's (H,W,3) WCTStats at each level, from one encoder pass: {name: (1, ...)}."""
     image = jnp.asarray(style_image, jnp.float32)
     image = image[None] if image.ndim == 3 else image
@@ -110,11 +114,12 @@ def _decode(width: float, level: int, params, target, dtype):
     return Decoder(width=width, level=level, dtype=dtype).apply({"params": params}, target)
 
 
-def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
+def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax.Array,
                 stats: dict[str, WCTStats], levels: Sequence[int], *,
                 weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
-                alpha: float | jax.Array = 1.0, ridge: float = RIDGE, dtype=jnp.float32,
-                transpose_landscape: bool = True, whitening: str = "eigh") -> jax.Array:
+                alpha: float | jax.Array = 1.0, ridge: float = RIDGE,
+                dtype: DTypeLike = jnp.float32, transpose_landscape: bool = True,
+                whitening: str = "eigh") -> jax.Array:
     """Photos (N,H,W,3) in [0,1] through the WCT chain: (N,H,W,3) in (0,1). Pure; jit it.
 
     decoders: {"relu4_1": params, ...}; stats: the paintings' `WCTStats` per level name (K
@@ -215,10 +220,10 @@ class WCTStylizer(BatchedPass):
     (matrix products only, as the ONNX export runs it; `wct.WHITENINGS`).
     """
 
-    def __init__(self, vgg_params, model_params: dict, width: float,
-                 levels: Optional[int | Sequence[int]] = None, dtype=jnp.float32, mesh=None,
-                 tile: Optional[int] = WCT_TILE, ridge: float = RIDGE,
-                 whitening: str = "eigh"):
+    def __init__(self, vgg_params: Optional[ParamTree], model_params: dict, width: float,
+                 levels: Optional[int | Sequence[int]] = None, dtype: DTypeLike = jnp.float32,
+                 mesh: Optional[Mesh] = None, tile: Optional[int] = WCT_TILE,
+                 ridge: float = RIDGE, whitening: str = "eigh") -> None:
         from jaxstyle.mesh import batch_sharding, replicated
 
         if vgg_params is None:

@@ -34,7 +34,9 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.config import DecoderConfig, init_decoder_state
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder
 from jaxstyle.arbitrary.decoderfile import save_decoder, save_wct_level
@@ -109,12 +111,13 @@ def level_run_path(output: str | os.PathLike, level: int) -> Path:
     return output.with_name(f"{output.stem}.{level_name(level)}{output.suffix}")
 
 
-def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
+def train_decoder(vgg_params: ParamTree, photo_paths: Sequence[str | os.PathLike],
                   style_paths: Sequence[str | os.PathLike], output: str | os.PathLike,
                   cfg: DecoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
                   resume: bool = False, preview: Optional[tuple[np.ndarray, np.ndarray]] = None,
                   log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
-                  mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None,
+                  mesh: Optional[Mesh] = None,
+                  on_log: Optional[Callable[[list[dict]], None]] = None,
                   time_limit: Optional[float] = None,
                   init: Optional[tuple[dict, str]] = None,
                   encoder: Optional[tuple[dict, float]] = None) -> DecoderTrainResult:

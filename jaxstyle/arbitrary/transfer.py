@@ -38,7 +38,7 @@ STATS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 ENCODER_CONVS = LAYER_NAMES[:LAYER_NAMES.index(ENCODER_LAYER) + 1]
 
 
-def conv_params(encoder: dict) -> dict:
+def conv_params(encoder: ParamTree) -> dict:
     """A distilled encoder's conv params alone (what `encode` runs), without its embeddings."""
     return {name: encoder[name] for name in ENCODER_CONVS}
 

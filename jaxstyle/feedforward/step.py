@@ -185,7 +185,7 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
             totals = totals + extra["grid"]
         return totals.mean(), {**parts, **extra}
 
-    def step(vgg_params, grams, state: TrainState, batch):
+    def step(vgg_params: ParamTree, grams, state: TrainState, batch):
         images = batch.astype(jnp.float32) / 255.0  # uint8 on the wire, float on the device
         style_ids = style_assignment(state.step, images.shape[0], cfg.num_styles)
         key, stability_key = jax.random.split(jax.random.wrap_key_data(state.key))
@@ -283,7 +283,7 @@ def _cached_step(cfg: FeedForwardConfig, mesh) -> TrainStep:
     return make_train_step(cfg, mesh)
 
 
-def cached_train_step(cfg: FeedForwardConfig, mesh=None) -> TrainStep:
+def cached_train_step(cfg: FeedForwardConfig, mesh: Optional[Mesh] = None) -> TrainStep:
     """`make_train_step`, shared by configs that differ only in host-loop settings."""
     defaults = FeedForwardConfig()
     key = cfg.replace(**{name: getattr(defaults, name) for name in _STEP_FIELDS_IGNORED})

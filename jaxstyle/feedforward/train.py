@@ -24,7 +24,9 @@ from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.errors import ConfigError
 from jaxstyle.feedforward.config import FeedForwardConfig, init_train_state, network
 from jaxstyle.feedforward.modelfile import save_model, style_record
@@ -116,11 +118,11 @@ def render_preview(params, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndar
     return np.concatenate(list(out), axis=1)
 
 
-def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.PathLike],
+def train(vgg_params: ParamTree, styles: Sequence[StyleImage], paths: Sequence[str | os.PathLike],
           output: str | os.PathLike, cfg: FeedForwardConfig, *,
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           preview: Optional[np.ndarray] = None, log_path: str | os.PathLike | None = None,
-          worker_count: Optional[int] = None, mesh=None,
+          worker_count: Optional[int] = None, mesh: Optional[Mesh] = None,
           on_log: Optional[Callable[[list[dict]], None]] = None,
           time_limit: Optional[float] = None,
           init: Optional[tuple[dict, str]] = None) -> TrainResult:

@@ -136,7 +136,8 @@ class BatchRunner:
     in all, a multiple of the device count); `jax.make_array_from_process_local_data` joins them.
     """
 
-    def __init__(self, params, cfg: StyleConfig, mesh=None, sweep_field: Optional[str] = None):
+    def __init__(self, params: ParamTree, cfg: StyleConfig, mesh: Optional[Mesh] = None,
+                 sweep_field: Optional[str] = None) -> None:
         self.cfg, self.mesh = cfg, mesh
         self.with_weights = sweep_field in LOSS_WEIGHTS
         params = prepare_params(params)

@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -295,7 +295,7 @@ def check_portable(texts: dict[str, str], what: str = "the program") -> dict[str
 
 # --- ONNX -----------------------------------------------------------------------------------
 
-def onnx_model(spec: ExportSpec):
+def onnx_model(spec: ExportSpec) -> Any:
     """The spec as an onnx.ModelProto through jax2onnx, with symbolic N, H, W and the
     metadata in its metadata_props."""
     import logging

@@ -29,7 +29,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +79,8 @@ def embed(features: Array, layer_embedding: dict) -> Array:
     return features @ layer_embedding["kernel"] + layer_embedding["bias"]
 
 
-def normalised_features(params, images: Array, layers=DISTILL_LAYERS) -> dict[str, Array]:
+def normalised_features(params: ParamTree, images: Array,
+                        layers: Sequence[str] = DISTILL_LAYERS) -> dict[str, Array]:
     """`encode` in units of each layer's mean activation (`FEATURE_MEANS`)."""
     return {layer: f / FEATURE_MEANS[layer]
             for layer, f in encode(params, images, tuple(layers)).items()}
@@ -217,21 +218,23 @@ def make_optimizer(cfg: EncoderConfig) -> optax.GradientTransformation:
     return optax.adam(lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step))
 
 
-def distill_loss(params: dict, vgg_params: dict, images: Array):
+def distill_loss(params: dict, vgg_params: ParamTree,
+                 images: Array) -> tuple[Array, dict[str, Array]]:
     """(mean loss, per-layer losses): the mean squared error of the embedded small features
     against VGG19's at relu1_1 .. relu4_1, in mean-activation units, summed over layers."""
     target = jax.lax.stop_gradient(normalised_features(vgg_params, images))
     small = normalised_features(conv_params(params), images)
     parts = {layer: jnp.square(embed(small[layer], params["embed"][layer]) - target[layer])
              .mean() for layer in DISTILL_LAYERS}
-    return sum(parts.values()), parts
+    return cast(Array, sum(parts.values())), parts  # an Array: there are four layers
 
 
 def make_encoder_step_fn(cfg: EncoderConfig) -> Callable:
     """The pure step(vgg_params, state, images_uint8) -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
-    def step(vgg_params: ParamTree, state: EncoderState, images):
+    def step(vgg_params: ParamTree, state: EncoderState,
+             images: Array) -> tuple[EncoderState, dict[str, Array]]:
         (loss, parts), grads = jax.value_and_grad(distill_loss, has_aux=True)(
             state.params, vgg_params, images.astype(jnp.float32) / 255.0)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -248,7 +251,7 @@ def make_encoder_step_fn(cfg: EncoderConfig) -> Callable:
 
 # --- The encoder's file --------------------------------------------------------------------
 
-def check_encoder(params, width: float, context: str) -> None:
+def check_encoder(params: ParamTree, width: float, context: str) -> None:
     """ModelError starting with `context` unless the params are a width-`width` encoder's."""
     check_shapes(params, encoder_shapes(width), context, f"for a width {width:g} encoder")
 

@@ -21,8 +21,8 @@ with them and decoded, so the result equals the untiled one to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Optional, cast
 
 import jax
 import jax.numpy as jnp
@@ -110,8 +110,10 @@ def masks_at(masks: jax.Array, factor: int) -> jax.Array:
     return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
 
 
-def _decode(width: float, level: int, params, target, dtype):
-    return Decoder(width=width, level=level, dtype=dtype).apply({"params": params}, target)
+def _decode(width: float, level: int, params: ParamTree, target: jax.Array,
+            dtype: DTypeLike) -> jax.Array:
+    return cast(jax.Array, Decoder(width=width, level=level, dtype=dtype).apply(
+        {"params": params}, target))
 
 
 def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax.Array,
@@ -149,13 +151,15 @@ def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax
     return crop_padding(x, rows, cols)
 
 
-def _windows(padded_size: int, factor: int, tile: int, halo_px: int):
+def _windows(padded_size: int, factor: int, tile: int,
+             halo_px: int) -> tuple[int, list[tuple[int, int, int]]]:
     """tile_windows in a level's positions, returned in px: (length, [(start, core, count)])."""
     length, tiles = tile_windows(padded_size // factor, tile // factor, -(-halo_px // factor))
     return length * factor, [(a * factor, b * factor, c * factor) for a, b, c in tiles]
 
 
-def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray,
+def wct_level_tiled(encode_tile: Callable, moments_of: Callable, transform_decode: Callable,
+                    image: np.ndarray,
                     masks: Optional[np.ndarray], level: int, tile: int,
                     whitening: str = "eigh") -> np.ndarray:
     """One level of the chain in tiles, on the host (H and W multiples of the level's
@@ -267,25 +271,26 @@ class WCTStylizer(BatchedPass):
     def runs_tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and height * width > (2 * self.tile) ** 2
 
-    def style_stats(self, style_images) -> dict[str, WCTStats]:
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> dict[str, WCTStats]:
         """The paintings' (a list of (H,W,3), each at its own size) statistics per level."""
         each = [painting_statistics(self.vgg_params, image, self.levels)
                 for image in style_images]
         return {name: stack_wct_stats([stats[name] for stats in each]) for name in each[0]}
 
-    def level_milliseconds(self, images, stats: dict[str, WCTStats]) -> dict[str, float]:
+    def level_milliseconds(self, images: ArrayLike,
+                           stats: dict[str, WCTStats]) -> dict[str, float]:
         """Warm ms of each level on these photos (N,H,W,3), one painting, alpha 1: each level
         compiled and run on its own (the chain runs as one program, so its levels cannot be
         timed inside it). For `jaxstyle apply --timings`."""
         import time
 
-        images = np.asarray(images, np.float32)
-        if runs_transposed(*images.shape[1:3]):
-            images = images.swapaxes(1, 2)
+        photos = np.asarray(images, np.float32)
+        if runs_transposed(*photos.shape[1:3]):
+            photos = photos.swapaxes(1, 2)
         multiple = downsampling(self.levels[0])
-        rows = padding_to_multiple(images.shape[1], multiple)
-        cols = padding_to_multiple(images.shape[2], multiple)
-        x = reflect_pad(jnp.asarray(images), rows, cols)
+        rows = padding_to_multiple(photos.shape[1], multiple)
+        cols = padding_to_multiple(photos.shape[2], multiple)
+        x = reflect_pad(jnp.asarray(photos), rows, cols)
         stats = {name: WCTStats(value.mean[:1], value.colour[:1])
                  for name, value in stats.items()}
         timings = {}

@@ -72,7 +72,8 @@ def training_settings(cfg: DecoderConfig) -> dict:
             **({} if cfg.level is None else {"level": cfg.level})}
 
 
-def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray,
+def _render_preview(encoder_params: ParamTree, params: ParamTree, photo: np.ndarray,
+                    style: np.ndarray,
                     cfg: DecoderConfig) -> np.ndarray:
     """photo | style image | result at alpha 1 | the photo reconstructed (alpha 0), side by
     side (H, 4W, 3): the last shows what reconstruction pre-training teaches."""
@@ -89,14 +90,14 @@ def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray
 
 
 @functools.lru_cache(maxsize=2)
-def _reconstruct_fn(width: float, level: int):
+def _reconstruct_fn(width: float, level: int) -> Callable:
     layer = LEVEL_LAYERS[level]
     return jax.jit(lambda vgg, params, photos: Decoder(width=width, level=level).apply(
         {"params": params}, encode(vgg, photos, (layer,))[layer]))
 
 
 @functools.lru_cache(maxsize=2)
-def _preview_fn(width: float):
+def _preview_fn(width: float) -> Callable:
     return jax.jit(lambda vgg, params, photos, stats, alpha: stylize_arrays(
         vgg, params, width, photos, stats, alpha=alpha))
 
@@ -161,7 +162,7 @@ def train_decoder(vgg_params: ParamTree, photo_paths: Sequence[str | os.PathLike
     own_encoder = None if encoder is None or cfg.trains_encoder else jax.device_put(
         encoder[0], whole)
 
-    def parts_of(params) -> tuple[dict, Optional[dict]]:
+    def parts_of(params: Any) -> tuple[dict, Optional[dict]]:
         """(decoder params, the encoder's as of these params, or None for VGG19)."""
         if cfg.trains_encoder:
             return params["decoder"], params["encoder"]

@@ -51,7 +51,7 @@ class Stylizer:
         # (BENCHMARKS.md, "Feed-forward speed"); the option changes nothing on GPU/TPU.
         self._jitted = jax.jit(run, compiler_options=cpu_conv_compiler_options())
 
-    def __call__(self, images, style_weights) -> jax.Array:
+    def __call__(self, images: ArrayLike, style_weights: ArrayLike) -> jax.Array:
         images = jnp.asarray(images, jnp.float32)
         style_weights = jnp.asarray(style_weights, jnp.float32)
         return self._jitted(self.params, images, style_weights)

@@ -185,7 +185,8 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
             totals = totals + extra["grid"]
         return totals.mean(), {**parts, **extra}
 
-    def step(vgg_params: ParamTree, grams, state: TrainState, batch):
+    def step(vgg_params: ParamTree, grams: dict[str, Array], state: TrainState,
+             batch: Array) -> tuple[TrainState, dict[str, Array]]:
         images = batch.astype(jnp.float32) / 255.0  # uint8 on the wire, float on the device
         style_ids = style_assignment(state.step, images.shape[0], cfg.num_styles)
         key, stability_key = jax.random.split(jax.random.wrap_key_data(state.key))
@@ -279,7 +280,7 @@ _STEP_FIELDS_IGNORED = ("steps", "seed", "checkpoint_every", "keep", "preview_ev
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_step(cfg: FeedForwardConfig, mesh) -> TrainStep:
+def _cached_step(cfg: FeedForwardConfig, mesh: Optional[Mesh]) -> TrainStep:
     return make_train_step(cfg, mesh)
 
 

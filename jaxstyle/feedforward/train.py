@@ -110,7 +110,7 @@ def _preview_fn(cfg: FeedForwardConfig) -> Callable:
     return jax.jit(lambda params, images, weights: net.apply({"params": params}, images, weights))
 
 
-def render_preview(params, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndarray:
+def render_preview(params: ParamTree, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndarray:
     """The photo in each style, side by side: (H, W, 3) -> (H, S*W, 3) in [0, 1]."""
     images = np.repeat(np.asarray(photo, np.float32)[None], cfg.num_styles, axis=0)
     weights = np.eye(cfg.num_styles, dtype=np.float32)

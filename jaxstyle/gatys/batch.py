@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -21,11 +21,12 @@ from jax.sharding import Mesh
 from jaxstyle._types import ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.gatys.loop import run_steps, to_host
+from jaxstyle.gatys.loop import StepCallback, run_steps, to_host
 from jaxstyle.gatys.pipeline import (
     check_run,
     finish_image,
     host_image,
+    image_size,
     prepare_colors,
     resize_images,
     scale_sizes,
@@ -96,16 +97,17 @@ def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: Optional[int]) -
     return [bucket[i:i + cap] for bucket in buckets.values() for i in range(0, len(bucket), cap)]
 
 
-def _job_inputs(job: Job, cfg: StyleConfig):
+def _job_inputs(job: Job, cfg: StyleConfig) -> tuple[jax.Array, list[jax.Array]]:
     content = as_image_batch(job.content, "content image")
     return prepare_colors(content, [as_image_batch(s, "style image") for s in job.styles], cfg)
 
 
-def job_targets(params, job: Job, cfg: StyleConfig, size, with_weights: bool) -> Targets:
+def job_targets(params: ParamTree, job: Job, cfg: StyleConfig, size: tuple[int, int],
+                with_weights: bool) -> Targets:
     """One job's targets at `size`: one content image, its (blended) style Grams, its weights."""
     content, styles = _job_inputs(job, cfg)
     content = resize_images(content, size)
-    styles = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles]
+    styles = [resize_images(s, style_size(image_size(s), size, cfg)) for s in styles]
     targets = make_targets(params, content, styles, cfg)
     if not with_weights:
         return targets
@@ -120,7 +122,7 @@ def _set_job_hyperparams(state: StyleState, job: Job) -> StyleState:
     return state._replace(opt_state=set_hyperparams(state.opt_state, **values))
 
 
-def job_state(job: Job, cfg: StyleConfig, size) -> StyleState:
+def job_state(job: Job, cfg: StyleConfig, size: tuple[int, int]) -> StyleState:
     """One job's initial state at `size` (its noise depends on cfg.seed only, not its batch)."""
     content, _ = _job_inputs(job, cfg)
     init = None if job.init is None else resize_images(as_image_batch(job.init, "init image"),
@@ -155,7 +157,7 @@ class BatchRunner:
         """Batches are filled up to a multiple of this (the mesh's device count)."""
         return 1 if self.mesh is None else self.mesh.devices.size
 
-    def _place(self, tree, global_size: int):
+    def _place(self, tree: Any, global_size: int) -> Any:
         if self.mesh is None:
             return tree
         sharding = batch_sharding(self.mesh)
@@ -163,8 +165,9 @@ class BatchRunner:
             return jax.device_put(tree, sharding)
         return global_batch(jax.device_get(tree), sharding, global_size)
 
-    def run(self, jobs: Sequence[Job], global_size: Optional[int] = None, callback=None,
-            history: Optional[list] = None):
+    def run(self, jobs: Sequence[Job], global_size: Optional[int] = None,
+            callback: Optional[StepCallback] = None,
+            history: Optional[list] = None) -> tuple[list[np.ndarray], list[bool]]:
         """Optimise `jobs` (this process's rows); returns (images (H, W, 3) each, finite flags)."""
         cfg = self.cfg
         global_size = global_size or len(jobs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from jaxstyle.bench.timing import Timing, machine_line, markdown_table, time_alternating, time_calls
 from jaxstyle.cli.common import positive_int
@@ -87,7 +88,7 @@ def random_encoder(width: float) -> dict:
             if path[0] != "embed" and path[-1] == "kernel"}
 
 
-def load_networks(args: argparse.Namespace):
+def load_networks(args: argparse.Namespace) -> tuple[Any, Any, float, float]:
     """(encoder params, decoder params, encoder width, decoder width): a model file's, or
     random ones of `--random`'s widths."""
     from jaxstyle.arbitrary.decoder import init_decoder

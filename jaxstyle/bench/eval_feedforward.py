@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def layout_target(gatys_layout: float) -> float:
     return min(LAYOUT_FLOOR, gatys_layout - LAYOUT_SLACK)
 
 
-def one_pass(stylizer, content, weights) -> np.ndarray:
+def one_pass(stylizer: Any, content: Any, weights: Any) -> np.ndarray:
     return np.asarray(stylizer(content[None], weights))[0]
 
 

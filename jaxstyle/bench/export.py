@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -49,7 +50,7 @@ def onnxruntime():
     return ort
 
 
-def session(path: Path):
+def session(path: Path) -> Any:
     ort = onnxruntime()
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -85,7 +86,7 @@ def engine2_arms(photo):
     }
 
 
-def peer_arm(path: Path, photo) -> dict:
+def peer_arm(path: Path, photo: Any) -> dict:
     """The ready-made package's 26-style network in onnxruntime (NCHW, style 0)."""
     import numpy as np
 
@@ -96,7 +97,7 @@ def peer_arm(path: Path, photo) -> dict:
         None, {"image": nchw, "style_weights": style})}
 
 
-def wct_arms(photo) -> dict:
+def wct_arms(photo: Any) -> dict:
     """The shipped WCT chain, The Starry Night baked in at 512 px, both ways."""
     import numpy as np
 

@@ -29,11 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import jax
 import numpy as np
 from PIL import Image
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import image_path, vgg_params
 from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import StyleConfig
@@ -86,7 +88,7 @@ def make_clips(photos: list[str], size: tuple[int, int], frames: int) -> list[Cl
     return clips
 
 
-def network_outputs(stylizer, style_weights: np.ndarray, frames: np.ndarray) -> np.ndarray:
+def network_outputs(stylizer: Any, style_weights: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """uint8 outputs in batches of NETWORK_BATCH, the last padded as `jaxstyle video` pads it."""
     outputs = []
     for begin in range(0, len(frames), NETWORK_BATCH):
@@ -154,7 +156,7 @@ def loss_config(header: dict) -> StyleConfig:
 class StyleScorer:
     """Style part of the seed loss of output frames, against their source frames' targets."""
 
-    def __init__(self, vgg_params, style_image: np.ndarray, cfg: StyleConfig):
+    def __init__(self, vgg_params: ParamTree, style_image: np.ndarray, cfg: StyleConfig):
         self.vgg_params, self.style_image, self.cfg = vgg_params, style_image, cfg
         self._loss = jax.jit(lambda params, targets, images:
                              per_image_loss(params, targets, images, cfg)[1]["style"])

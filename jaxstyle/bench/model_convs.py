@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 
@@ -60,7 +62,13 @@ def conv_forms(kernel_size: int, stride: int) -> dict:
     return forms
 
 
-def torch_form(x: np.ndarray, kernel: np.ndarray, stride: int):
+def _blocking(f: Callable, x: np.ndarray, kernel: np.ndarray) -> Callable[[], object]:
+    """A call of f(x, kernel) that waits for its result."""
+    return lambda: f(x, kernel).block_until_ready()
+
+
+def torch_form(x: np.ndarray, kernel: np.ndarray,
+               stride: int) -> Optional[Callable[[], object]]:
     """A call of torch's F.conv2d on the same NCHW data, or None without torch."""
     try:
         import torch
@@ -98,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         reference = np.asarray(forms["xla"](x, kernel))
         difference = max(float(np.abs(np.asarray(f(x, kernel)) - reference).max())
                          for f in forms.values())
-        calls = {form: (lambda f=f, x=x, kernel=kernel: f(x, kernel).block_until_ready())
-                 for form, f in forms.items()}
+        calls: dict[str, Callable[[], object]] = {
+            form: _blocking(f, x, kernel) for form, f in forms.items()}
         torch_call = torch_form(x, kernel, stride)
         if torch_call is not None:
             calls["torch"] = torch_call
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         for form in FORMS:
             # A form without a layer-specific variant runs as the plain no-YNN conv.
             fallback = "xla no-ynn" if form == "s2d no-ynn" else None
-            value = best.get(form, best.get(fallback))
+            value = best.get(form, None if fallback is None else best.get(fallback))
             if value is not None:
                 totals[form] = totals.get(form, 0.0) + uses * value
         mflop = 2 * k * k * cin * cout * side * side * args.batch / 1e6

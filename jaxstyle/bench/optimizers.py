@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import add_pair_arguments
 from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.config import StyleConfig
 
 EXAMPLES = ["jaxstyle bench optimizers --sizes 128 256 --seconds 60",
             "jaxstyle bench optimizers --sizes 128 256 --seconds 60 --content chelsea.jpg"]
@@ -32,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_weights_option(p)
 
 
-def curve(p, content, style, cfg, seconds: float):
+def curve(p: ParamTree, content: Any, style: Any, cfg: StyleConfig,
+          seconds: float) -> list[tuple[float, int, float]]:
     """(elapsed s, step, loss) after each step until `seconds` of optimisation have passed.
 
     One clock over the whole run (each step synchronised by reading its loss), not

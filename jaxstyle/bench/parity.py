@@ -33,6 +33,7 @@ import sys
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import MATMUL_PRECISIONS, StyleConfig
 from jaxstyle.errors import ConfigError
 
@@ -66,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_weights_option(p)
 
 
-def weights_digest(params) -> str:
+def weights_digest(params: ParamTree) -> str:
     """A short digest of the VGG19 weights, so a trajectory is never compared under others."""
     digest = hashlib.sha256()
     for name in sorted(params):
@@ -75,7 +76,7 @@ def weights_digest(params) -> str:
     return digest.hexdigest()[:16]
 
 
-def record_tf(params, size: int, steps: int) -> dict:
+def record_tf(params: dict, size: int, steps: int) -> dict:
     """TensorFlow's step `steps` times from the demo photo: its losses and final image."""
     from jaxstyle.bench.harness import bench_images
     from jaxstyle.bench.peers import build
@@ -90,7 +91,8 @@ def record_tf(params, size: int, steps: int) -> dict:
                      "weights": weights_digest(params)}}
 
 
-def run_jaxstyle(params, size: int, steps: int, precision: str) -> tuple[np.ndarray, np.ndarray]:
+def run_jaxstyle(params: ParamTree, size: int, steps: int, precision: str) -> tuple[np.ndarray,
+                 np.ndarray]:
     """jaxstyle's compiled step over the same inputs: (losses, final image (1, H, W, 3))."""
     import jax
 

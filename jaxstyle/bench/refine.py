@@ -36,6 +36,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import image_path, shared_images, vgg_params
 from jaxstyle.bench.scoring import eval_config, load_pair, seed_loss, warm_call
 from jaxstyle.bench.step import write_json
@@ -104,7 +105,8 @@ def parse_arm(text: str) -> dict:
     return arm
 
 
-def run_arm(params, content, style, style_file, arm: dict, size: int, painters: dict) -> dict:
+def run_arm(params: ParamTree, content: Any, style: Any, style_file: Any, arm: dict, size: int,
+            painters: dict) -> dict:
     """One optimisation: its scored checkpoints, warm step and one-pass times, compile time."""
     cfg = eval_config(size).replace(optimizer=arm["optimizer"],
                                     learning_rate=arm["learning_rate"])
@@ -214,7 +216,7 @@ def curves(results: dict) -> dict:
     return out
 
 
-def _machine_text(machine) -> str:
+def _machine_text(machine: Any) -> str:
     """A run's machine: the line `timing.machine_line` writes (older runs kept a string)."""
     if isinstance(machine, str):
         return machine

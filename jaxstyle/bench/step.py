@@ -4,7 +4,9 @@ square images; `--batch` times the vmapped many-image step instead."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 from jaxstyle.bench.harness import format_batch_table, format_table, run_bench
 from jaxstyle.bench.timing import machine_line
@@ -49,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_weights_option(p)
 
 
-def write_json(path, report) -> None:
+def write_json(path: str | os.PathLike, report: Any) -> None:
     import json
 
     from jaxstyle.files import atomic_write

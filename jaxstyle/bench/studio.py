@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 from jaxstyle.errors import ConfigError, JaxstyleError
 
@@ -65,7 +66,7 @@ def post_job(base: str, body: dict) -> dict:
     return post(base, "/api/jobs", json.dumps(body).encode(), "application/json")
 
 
-def events(base: str, job_id: str):
+def events(base: str, job_id: str) -> Iterator[dict]:
     with urllib.request.urlopen(f"{base}/api/jobs/{job_id}/events") as stream:
         for line in stream:
             if line.startswith(b"data: "):

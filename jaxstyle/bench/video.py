@@ -68,7 +68,7 @@ def make_test_clip(path: Path, photo: Path, width: int, height: int, frames: int
     return write_video(path, clip, fps=FRAME_RATE)
 
 
-def median_timings(results) -> dict[str, float]:
+def median_timings(results: Any) -> dict[str, float]:
     """The median of each timing over the repeats (`Timing` of each VideoResult field)."""
     from jaxstyle.bench.timing import Timing
 

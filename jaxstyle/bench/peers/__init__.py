@@ -17,7 +17,7 @@ x -= alpha_t m / (sqrt(v) + eps)) and a clip to [0, 1].
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def needed_params(params: Params, cfg: StyleConfig) -> Params:
 
 
 def build(peer: str, params: Params, content: np.ndarray, style: np.ndarray,
-          cfg: StyleConfig, **options) -> PeerStep:
+          cfg: StyleConfig, **options: Any) -> PeerStep:
     """Build the named peer ('tf', 'torch' or 'torch-compile'); see the peer modules."""
     if peer == "tf":
         from jaxstyle.bench.peers import tf_peer

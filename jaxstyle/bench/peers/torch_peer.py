@@ -42,7 +42,7 @@ def _import_torch():
     return torch, F
 
 
-def _to_nchw(torch, image: np.ndarray):
+def _to_nchw(torch: Any, image: np.ndarray) -> Any:
     """(1, H, W, 3) NHWC numpy -> (1, 3, H, W) torch tensor in channels_last memory."""
     return torch.from_numpy(image).permute(0, 3, 1, 2).contiguous(
         memory_format=torch.channels_last)

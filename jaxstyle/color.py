@@ -8,9 +8,13 @@ matched to every content image).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxstyle._types import AnyArray, ArrayLike
 
 # NTSC YIQ, the colour space the 2016 paper uses for luminance-only transfer.
 # NumPy, not jnp: module constants must not start a JAX backend at import (jax.distributed
@@ -21,26 +25,27 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 
 
-def rgb_to_yiq(images: jax.Array) -> jax.Array:
+def rgb_to_yiq(images: ArrayLike) -> jax.Array:
     """RGB -> YIQ: (..., 3) -> (..., 3); Y is luminance, I and Q are chroma."""
     return jnp.einsum("...c,dc->...d", images, _RGB_TO_YIQ)
 
 
-def yiq_to_rgb(images: jax.Array) -> jax.Array:
+def yiq_to_rgb(images: ArrayLike) -> jax.Array:
     """YIQ -> RGB: (..., 3) -> (..., 3), not clipped."""
     return jnp.einsum("...c,dc->...d", images, _YIQ_TO_RGB)
 
 
-def luminance_image(images: jax.Array) -> jax.Array:
+def luminance_image(images: ArrayLike) -> jax.Array:
     """The luminance as a grey RGB image: (..., 3) -> (..., 3)."""
     y = rgb_to_yiq(images)[..., :1]
     return jnp.repeat(y, 3, axis=-1)
 
 
-def _per_image(match):
+def _per_image(match: Callable[[AnyArray, AnyArray], jax.Array],
+               ) -> Callable[[AnyArray, AnyArray], jax.Array]:
     """Apply `match(style, content)` on single images to each pair of a batch."""
 
-    def batched(style: jax.Array, content: jax.Array) -> jax.Array:
+    def batched(style: AnyArray, content: AnyArray) -> jax.Array:
         if style.ndim == 3 and content.ndim == 3:
             return match(style, content)
         style, content = jnp.asarray(style), jnp.asarray(content)
@@ -59,14 +64,14 @@ def _per_image(match):
 
 
 @_per_image
-def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
+def match_luminance(style: AnyArray, content: AnyArray) -> jax.Array:
     """Grey style image whose luminance has the content's mean and std (paper, eq. 1)."""
     ys, yc = rgb_to_yiq(style)[..., 0], rgb_to_yiq(content)[..., 0]
     matched = (ys - ys.mean()) * (yc.std() / jnp.maximum(ys.std(), 1e-6)) + yc.mean()
     return jnp.repeat(jnp.clip(matched, 0.0, 1.0)[..., None], 3, axis=-1)
 
 
-def recombine_luminance(stylized: jax.Array, content: jax.Array) -> jax.Array:
+def recombine_luminance(stylized: ArrayLike, content: ArrayLike) -> jax.Array:
     """The stylized image's luminance with the content's chroma (I, Q), clipped to [0, 1]."""
     y = rgb_to_yiq(stylized)[..., :1]
     iq = rgb_to_yiq(content)[..., 1:]
@@ -81,7 +86,7 @@ def _sqrtm(cov: jax.Array, inverse: bool = False) -> jax.Array:
 
 
 @_per_image
-def match_color_histogram(style: jax.Array, content: jax.Array) -> jax.Array:
+def match_color_histogram(style: AnyArray, content: AnyArray) -> jax.Array:
     """Style pixels moved to the content's colour mean and covariance (paper, section 2.2).
 
     x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c, with symmetric matrix square roots (the

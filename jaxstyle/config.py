@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.errors import ConfigError
 from jaxstyle.vgg import LAYER_NAMES, MIN_SIDE
 
@@ -28,7 +30,8 @@ PRESERVE_COLOR = (None, "luminance", "histogram")
 SIZE, LOSS, ART, OPTIM = "size and length", "loss", "artistic controls", "optimizer"
 
 
-def _option(default, group: str, kind: str, help: Optional[str] = None, **extra):
+def _option(default: Any, group: str, kind: str, help: Optional[str] = None,
+            **extra: Any) -> Any:
     """A config field that is also a command-line option; the CLI reads all of it from here.
 
     kind: how the CLI parses it: 'count' (int >= 1), 'int', 'float', 'flag', 'choice',
@@ -150,7 +153,7 @@ class StyleConfig:
         check_config(self)
 
     @classmethod
-    def preset(cls, name: str, **changes) -> StyleConfig:
+    def preset(cls, name: str, **changes: Any) -> StyleConfig:
         """The config of a named preset (`PRESETS`), with `changes` on top.
 
         `seed` is the TensorFlow tutorial's recipe (the defaults); `fast` is the shortest
@@ -172,14 +175,14 @@ class StyleConfig:
     def total_steps(self) -> int:
         return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
 
-    def replace(self, **changes) -> StyleConfig:
+    def replace(self, **changes: Any) -> StyleConfig:
         return dataclasses.replace(self, **changes)
 
 
 # Named starting points (`StyleConfig.preset`, `jaxstyle stylize --preset`): the fields each
 # sets; options given beside a preset override it. `fast` was chosen by measurement on the
 # tuning pairs (never the held-out paintings): see BENCHMARKS.md, "Issue 36".
-PRESETS: dict[str, dict] = {
+PRESETS: dict[str, dict[str, Any]] = {
     "seed": {},
     # L-BFGS (one evaluation per accepted step) with a long memory: on the tuning pair at
     # 256 px it reached the seed's 1000-step loss in 400 steps (memory 10: 1.06x at 300;
@@ -223,7 +226,8 @@ def _check_layers(name: str, layers: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}: a layer is listed twice")
 
 
-def _check_layer_weights(name: str, weights, layers) -> None:
+def _check_layer_weights(name: str, weights: Optional[Sequence[float]],
+                         layers: Sequence[str]) -> None:
     if weights is None:
         return
     if len(weights) != len(layers):
@@ -291,7 +295,8 @@ def check_config(cfg: StyleConfig) -> None:
             raise ConfigError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
 
 
-def normalised_blend(weights, count: int, counted: str = "styles") -> np.ndarray:
+def normalised_blend(weights: ArrayLike | Sequence[float], count: int,
+                     counted: str = "styles") -> np.ndarray:
     """Blend weights for `count` styles, one each, >= 0 and not all zero, scaled to sum 1.
 
     Shared by the trained models (`--style-blend` over a model's styles) and engine 3 (over

@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import NO_YNN_CONV_OPTIONS
@@ -155,7 +155,7 @@ def pick(times_ms: dict[str, float]) -> str:
     return best
 
 
-def tune(path: Optional[Path] = None, **measure) -> dict:
+def tune(path: Optional[Path] = None, **measure: int) -> dict[str, Any]:
     """Measure the conv paths now and cache the winner for this CPU; returns the entry
     ({'conv': name, 'ms': {...}, 'date': ...})."""
     import datetime

@@ -256,10 +256,11 @@ class RandomResizedCrop(grain.transforms.RandomMap):
 
     def random_map(self, element: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         image = element["image"]
-        top, left, crop_height, crop_width = self.crop_box(*image.shape[:2], rng)
+        height, width = image.shape[:2]
+        top, left, crop_height, crop_width = self.crop_box(height, width, rng)
         # Pillow's resize with a box crops and resamples in one antialiased step.
         resized = Image.fromarray(image).resize(
-            (self.size, self.size), Image.BICUBIC,
+            (self.size, self.size), Image.Resampling.BICUBIC,
             box=(left, top, left + crop_width, top + crop_height))
         return {**element, "image": np.asarray(resized, dtype=np.uint8)}
 

@@ -27,12 +27,13 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.files import atomic_write
 from jaxstyle.vgg import MIN_SIDE
@@ -105,7 +106,7 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 
     def paint(photos, weights):
         rows = jnp.broadcast_to(weights / jnp.sum(weights), (photos.shape[0], weights.shape[0]))
-        out = net.apply({"params": params}, photos, rows)
+        out = cast(jax.Array, net.apply({"params": params}, photos, rows))
         return out if strength == 1 else strength * out + (1 - strength) * photos
 
     names = style_names(header)
@@ -120,7 +121,7 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
                       metadata)
 
 
-def any_style_export(vgg_params, params: dict, header: dict,
+def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
                      strength: float = 1.0, whitening: str = "eigh") -> ExportSpec:
     """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`). With
@@ -176,7 +177,8 @@ def _write(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def _wct_export(vgg_params, params: dict, header: dict, style_image, alpha: float,
+def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
+                style_image: Optional[np.ndarray], alpha: float,
                 strength: float, whitening: str) -> ExportSpec:
     """A WCT chain at its default levels with one painting baked in (its colouring matrices
     are constants; as an input it would need a square root with no ridge, which Newton-Schulz
@@ -265,13 +267,13 @@ def cpu_only_custom_calls(mlir_text: str) -> list[str]:
     return [t for t in custom_call_targets(mlir_text) if is_cpu_only_target(t)]
 
 
-def lowered_texts(lower: Callable[[str], object],
+def lowered_texts(lower: Callable[[str], Union[jax.stages.Lowered, jax.export.Exported]],
                   platforms: Sequence[str] = ("cuda", "tpu")) -> dict[str, str]:
     """{platform: StableHLO text} of a program lowered for each platform, with no device or
     plugin of that platform present. `lower(platform)` returns a `jax.stages.Lowered` (e.g.
     `lambda p: jax.jit(f).trace(*args).lower(lowering_platforms=(p,))`, or
     `lambda p: step.lower(params, targets, state, platforms=(p,))`) or an Exported."""
-    texts = {}
+    texts: dict[str, str] = {}
     for platform in platforms:
         lowered = lower(platform)
         texts[platform] = (lowered.mlir_module() if isinstance(lowered, jax.export.Exported)
@@ -293,7 +295,7 @@ def check_portable(texts: dict[str, str], what: str = "the program") -> dict[str
 
 # --- ONNX -----------------------------------------------------------------------------------
 
-def onnx_model(spec: ExportSpec):
+def onnx_model(spec: ExportSpec) -> Any:
     """The spec as an onnx.ModelProto through jax2onnx, with symbolic N, H, W and the
     metadata in its metadata_props."""
     import logging

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 MARGIN = 2  # still pixels kept around every crop, so bilinear samples never leave the still
@@ -67,7 +68,7 @@ def sample_bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.nda
     return (upper * (1 - fy) + lower * fy).astype(np.float32)
 
 
-def _homogeneous(affine: np.ndarray) -> np.ndarray:
+def _homogeneous(affine: npt.ArrayLike) -> np.ndarray:
     """2x3 affine -> 3x3 matrix, so maps compose by matrix product."""
     return np.vstack([np.asarray(affine, np.float64), [0.0, 0.0, 1.0]])
 
@@ -92,7 +93,7 @@ def _fit_still(image: np.ndarray, height: int, width: int) -> np.ndarray:
     rgb = np.asarray(Image.fromarray(np.rint(as_float(image) * 255).astype(np.uint8)))
     scale = max(height / rgb.shape[0], width / rgb.shape[1])
     size = (max(width, round(rgb.shape[1] * scale)), max(height, round(rgb.shape[0] * scale)))
-    resized = np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+    resized = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
     top, left = (size[1] - height) // 2, (size[0] - width) // 2
     return as_float(resized[top:top + height, left:left + width])
 
@@ -102,7 +103,7 @@ def _camera(motion: str, speed: float, frames: int, height: int,
     """(still size, per-frame 3x3 maps from frame pixel coordinates to still coordinates)."""
     if motion == "pan":  # the camera moves right: content moves `speed` px left per frame
         still = (height + 2 * MARGIN, int(np.ceil(width + speed * (frames - 1))) + 2 * MARGIN)
-        maps = [_homogeneous([[1, 0, MARGIN + t * speed], [0, 1, MARGIN]])
+        maps = [_homogeneous([[1.0, 0.0, MARGIN + t * speed], [0.0, 1.0, MARGIN]])
                 for t in range(frames)]
         return still, maps
     # Zoom in about the centre; the frame's left/right edges move `speed` px per frame.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,13 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def image_files_under(root: str | os.PathLike) -> list[Path]:
+def image_files_under(root: str | os.PathLike[str]) -> list[Path]:
     """Every image file under a folder (recursive, by extension, hidden entries skipped), sorted.
 
     Symlinked subfolders are followed (datasets are often linked in from another disk), each
     real folder once, so a link back up the tree cannot loop.
     """
-    found = []
+    found: list[Path] = []
     seen = {os.path.realpath(root)}
     for folder, subfolders, files in os.walk(root, followlinks=True):
         # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...)
@@ -49,7 +50,8 @@ def image_files_under(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-def expand_image_paths(patterns, what: str = "input") -> list[Path]:
+def expand_image_paths(patterns: Iterable[str | os.PathLike[str]],
+                       what: str = "input") -> list[Path]:
     """Files, folders (every image under them) and glob patterns -> image paths, in order.
 
     A plain path that does not exist is kept, so that loading it reports it; a glob or a
@@ -103,7 +105,7 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
-                           .resize((width, height), Image.LANCZOS))
+                           .resize((width, height), Image.Resampling.LANCZOS))
                 for c in range(image.shape[2])]
     return np.clip(np.stack(channels, axis=2), 0, 1).astype(np.float32)
 
@@ -207,7 +209,7 @@ def resize_to(pixels: np.ndarray, size: tuple[int, int], path: str | os.PathLike
     if pixels.dtype == np.uint8:
         if (height, width) != pixels.shape[:2]:
             pixels = np.asarray(Image.fromarray(pixels, mode="RGB").resize(
-                (width, height), Image.LANCZOS))
+                (width, height), Image.Resampling.LANCZOS))
         array = pixels.astype(np.float32) / 255.0
     else:
         array = resize(pixels.astype(np.float32), (height, width))

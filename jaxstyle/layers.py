@@ -53,7 +53,7 @@ def mirror_pad_gather(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]
     return _mirror_take(_mirror_take(x, rows, axis=1), cols, axis=2)
 
 
-def _mirror_take(x: jax.Array, pads, axis: int) -> jax.Array:
+def _mirror_take(x: jax.Array, pads: tuple[int, int], axis: int) -> jax.Array:
     size = x.shape[axis]
     # lax.iota, not jnp.arange: jax2onnx replaces arange with a stand-in for symbolic sizes.
     index = jax.lax.iota(jnp.int32, size + pads[0] + pads[1]) - pads[0]

@@ -9,6 +9,9 @@ Where the maths departs from Gatys et al. (2015) it follows the tutorial, on pur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -250,7 +253,8 @@ def grid_loss(images: jax.Array, photos: jax.Array, period: int = 8) -> jax.Arra
     return jnp.maximum(excess, 0.0)
 
 
-def weighted_mean(values: list[jax.Array], weights=None) -> jax.Array:
+def weighted_mean(values: list[jax.Array],
+                  weights: Optional[Sequence[float]] = None) -> jax.Array:
     """Mean of per-layer losses over the layers (axis 0); with weights, their weighted average.
 
     values: L arrays of equal shape, () or (N,) per image -> the same shape.
@@ -258,5 +262,5 @@ def weighted_mean(values: list[jax.Array], weights=None) -> jax.Array:
     stacked = jnp.stack(values)
     if weights is None:
         return stacked.mean(axis=0)
-    weights = jnp.asarray(weights, jnp.float32).reshape((-1,) + (1,) * (stacked.ndim - 1))
-    return (stacked * weights).sum(axis=0) / weights.sum()
+    column = jnp.asarray(weights, jnp.float32).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    return (stacked * column).sum(axis=0) / column.sum()

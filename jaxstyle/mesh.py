@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -55,7 +56,8 @@ def initialize_distributed(enable: bool = False, coordinator: str | None = None,
                           "together (or none, to detect them)")
     if coordinator is None:
         coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS") == "cpu":
+    platforms = jax.config.jax_platforms  # type: ignore[attr-defined]  # set dynamically, unstubbed
+    if platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
@@ -104,9 +106,9 @@ def process_slice(global_size: int) -> slice:
     return slice(index * share, (index + 1) * share)
 
 
-def global_batch(tree, sharding: NamedSharding, global_size: int):
+def global_batch(tree: Any, sharding: NamedSharding, global_size: int) -> Any:
     """Each leaf's local rows (this process's share) -> one global array sharded by `sharding`."""
-    def build(local):
+    def build(local: Any) -> jax.Array:
         local = np.asarray(local)
         return jax.make_array_from_process_local_data(sharding, local,
                                                       (global_size,) + local.shape[1:])

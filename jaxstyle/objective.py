@@ -8,12 +8,14 @@ content features are one per image or one shared, style Grams one shared set or 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple, Optional, Union, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.losses import (
@@ -55,14 +57,14 @@ class Targets(NamedTuple):
     weights: Optional[dict[str, Array]] = None
 
 
-def precision_scope(cfg: StyleConfig):
+def precision_scope(cfg: StyleConfig) -> AbstractContextManager[Any]:
     """The context under which the config's programs are traced and compiled: JAX's
     default precision of float32 matmuls and convolutions set to `cfg.matmul_precision`
     (on GPU and TPU the default would be TF32 or bf16 passes, not the seed's float32)."""
     return jax.default_matmul_precision(cfg.matmul_precision)
 
 
-def network_options(cfg: StyleConfig) -> dict:
+def network_options(cfg: StyleConfig) -> dict[str, Any]:
     """Keyword arguments of `vgg19_features` that the config sets."""
     dtype = jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
     return dict(pooling=cfg.pooling, dtype=dtype, remat=cfg.remat)
@@ -78,23 +80,23 @@ _features_once = jax.jit(vgg19_features, static_argnames=("layers", "pooling", "
 RANGE_TOLERANCE = 1e-3
 
 
-def as_image_batch(image, name: str) -> Array:
+def as_image_batch(image: ArrayLike, name: str) -> Array:
     """An image (H, W, 3) or batch (N, H, W, 3) as a float32 batch, checked.
 
     Floats must lie in [0, 1] (checked when the values are concrete, not under `jax.jit`);
     uint8 arrays are converted explicitly (x / 255); other integer types are refused, so a
     0-255 image never runs as floats. Raises ValueError naming `name`.
     """
-    image = jnp.asarray(float_images(image, name), jnp.float32)
-    if image.ndim == 3:
-        image = image[None]
-    if image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] != 3:
-        raise ValueError(f"{name} must be (H, W, 3) or (N, H, W, 3), got {image.shape}")
-    if min(image.shape[1:3]) < MIN_SIDE:
+    batch = jnp.asarray(float_images(image, name), jnp.float32)
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[0] < 1 or batch.shape[-1] != 3:
+        raise ValueError(f"{name} must be (H, W, 3) or (N, H, W, 3), got {batch.shape}")
+    if min(batch.shape[1:3]) < MIN_SIDE:
         raise ValueError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} px, got "
-                         f"{image.shape[2]}x{image.shape[1]}")
-    check_unit_range(image, name)
-    return image
+                         f"{batch.shape[2]}x{batch.shape[1]}")
+    check_unit_range(batch, name)
+    return batch
 
 
 def check_unit_range(image: Array, name: str) -> None:
@@ -153,7 +155,9 @@ def config_loss_weights(cfg: StyleConfig) -> dict[str, Array]:
     return {name: jnp.float32(getattr(cfg, name)) for name in LOSS_WEIGHTS}
 
 
-def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targets:
+def make_targets(params: ParamTree, content: ArrayLike,
+                 style: Union[ArrayLike, Sequence[ArrayLike]], cfg: StyleConfig,
+                 masks: Optional[ArrayLike] = None) -> Targets:
     """Content features and style Grams. `style` is one image or a sequence of images.
 
     content: (H, W, 3) or (N, H, W, 3); style images (H, W, 3) or (1, H, W, 3), any size.
@@ -175,13 +179,15 @@ def make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Target
         return _make_targets(params, content, style, cfg, masks)
 
 
-def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targets:
+def _make_targets(params: ParamTree, content: ArrayLike,
+                  style: Union[ArrayLike, Sequence[ArrayLike]], cfg: StyleConfig,
+                  masks: Optional[ArrayLike] = None) -> Targets:
     content = as_image_batch(content, "content image")
-    styles = [style] if not isinstance(style, (list, tuple)) else list(style)
-    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    given: list[Any] = [style] if not isinstance(style, (list, tuple)) else list(style)
+    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(given)]
     options = network_options(cfg)
     content_features = _features_once(params, content, cfg.content_layers, **options)
-    grams = []  # per style: {layer: (C, C)}
+    grams: list[dict[str, Array]] = []  # per style: {layer: (C, C)}
     for image in styles:
         if image.shape[0] != 1:
             raise ValueError(f"each style image must be one image, got {image.shape}")
@@ -191,7 +197,9 @@ def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targe
     check_masks_allowed(cfg, n_masks, len(styles))
     if masks is None:
         blend = blend_weights(cfg, len(styles))
-        style_targets = {layer: sum(float(w) * g[layer] for w, g in zip(blend, grams))[None, None]
+        # At least one style, so each sum is an Array (never sum's start, 0).
+        style_targets = {layer: cast(Array, sum(float(w) * g[layer]
+                                                for w, g in zip(blend, grams)))[None, None]
                          for layer in cfg.style_layers}
         return Targets(content_features, style_targets)
     masks = jnp.asarray(masks, jnp.float32)
@@ -206,7 +214,7 @@ def _make_targets(params, content, style, cfg: StyleConfig, masks=None) -> Targe
     return Targets(content_features, style_targets, downsample_masks(masks, cfg.style_layers))
 
 
-def with_loss_weights(targets: Targets, cfg: StyleConfig, **values) -> Targets:
+def with_loss_weights(targets: Targets, cfg: StyleConfig, **values: ArrayLike) -> Targets:
     """`targets` carrying loss weights as data: the config's, with `values` replacing some.
 
     Example:
@@ -264,7 +272,8 @@ def check_targets_match(targets: Targets, cfg: StyleConfig) -> None:
                               "cfg) under the config they are used with")
 
 
-def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
+def per_image_loss(params: ParamTree, targets: Targets, images: ArrayLike,
+                   cfg: StyleConfig) -> tuple[Array, dict[str, Array]]:
     """Seed loss of each image: (N, H, W, 3) -> ((N,) totals, {'content','style','tv'}: (N,)).
 
     An (H, W, 3) image is a batch of one, so the outputs are (1,).
@@ -281,17 +290,17 @@ def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
     >>> totals.shape, parts["style"].shape
     ((2,), (2,))
     """
-    images = as_image_batch(images, "images")
+    batch = as_image_batch(images, "images")
     check_targets_match(targets, cfg)
     layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
-    features = vgg19_features(params, images, layers, **network_options(cfg))
+    features = vgg19_features(params, batch, layers, **network_options(cfg))
     content = weighted_mean([per_image_mse(features[layer], targets.content[layer])
                              for layer in cfg.content_layers], cfg.content_layer_weights)
     style = weighted_mean(
         [_style_term(features[layer], targets.style[layer],
                      None if targets.masks is None else targets.masks[layer])
          for layer in cfg.style_layers], cfg.style_layer_weights)
-    tv = total_variation(images)
+    tv = total_variation(batch)
     weights = config_loss_weights(cfg) if targets.weights is None else targets.weights
     parts = {"content": weights["content_weight"] * content,
              "style": weights["style_weight"] * style,
@@ -299,7 +308,8 @@ def per_image_loss(params, targets: Targets, images: Array, cfg: StyleConfig):
     return parts["content"] + parts["style"] + parts["tv"], parts
 
 
-def loss_fn(params, targets: Targets, image: Array, cfg: StyleConfig):
+def loss_fn(params: ParamTree, targets: Targets, image: ArrayLike,
+            cfg: StyleConfig) -> tuple[Array, dict[str, Array]]:
     """Mean seed loss over a batch (N = 1: the seed's loss): returns (total, parts), scalars.
 
     image: (H, W, 3) or (N, H, W, 3), RGB floats in [0, 1].

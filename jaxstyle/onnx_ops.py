@@ -14,6 +14,7 @@ Imported only when an ONNX file is made: it needs jax2onnx.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import jax
 import numpy as np
@@ -49,7 +50,7 @@ def reflect_pads_as_onnx():
 class ReflectPadPlugin(PrimitiveLeafPlugin):
     """jaxstyle_reflect_pad -> Pad(mode="reflect") on an (N, H, W, C) value."""
 
-    def lower(self, ctx, eqn) -> None:
+    def lower(self, ctx: Any, eqn: Any) -> None:
         (x_var,), (out_var,) = eqn.invars, eqn.outvars
         rows, cols = eqn.params["rows"], eqn.params["cols"]
         x = ctx.get_value_for_var(x_var, name_hint=ctx.fresh_name("reflect_pad_in"))

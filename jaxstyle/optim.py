@@ -24,12 +24,15 @@ OPTIMIZER_HYPERPARAMS = {"learning_rate": "learning_rate", "beta1": "b1", "beta2
 
 
 class ScaleByKerasAdamState(NamedTuple):
-    count: Array
+    # A field named like tuple.count, as optax's Adam state has; typeshed's tuple declares
+    # count as a method, so mypy sees an override.
+    count: Array  # type: ignore[assignment]
     mu: Any
     nu: Any
 
 
-def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
+def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999,
+                        eps: float = 1e-7) -> optax.GradientTransformation:
     """Adam's direction with Keras/TensorFlow semantics: sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v)+eps).
 
     Keras folds the bias corrections into the step size and adds eps to the *uncorrected*
@@ -47,12 +50,13 @@ def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
     Array([-0.0048, -0.0048, -0.0048], dtype=float32)
     """
 
-    def init_fn(params):
+    def init_fn(params: Any) -> ScaleByKerasAdamState:
         zeros = lambda p: jnp.zeros_like(p, dtype=jnp.float32)  # noqa: E731
         return ScaleByKerasAdamState(jnp.zeros([], jnp.int32), jax.tree.map(zeros, params),
                                      jax.tree.map(zeros, params))
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates: Any, state: ScaleByKerasAdamState,
+                  params: Any = None) -> tuple[Any, ScaleByKerasAdamState]:
         del params
         count = state.count + 1
         mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
@@ -65,7 +69,8 @@ def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def keras_adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7):
+def keras_adam(learning_rate: float | optax.Schedule, b1: float = 0.9, b2: float = 0.999,
+               eps: float = 1e-7) -> optax.GradientTransformation:
     """`tf.keras.optimizers.Adam` as an optax transformation (see `scale_by_keras_adam`).
 
     Example:

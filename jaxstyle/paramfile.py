@@ -23,6 +23,7 @@ import jax
 import numpy as np
 from flax import serialization
 
+from jaxstyle._types import ParamTree
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write
 
@@ -46,7 +47,7 @@ class ModelError(JaxstyleError):
     """
 
 
-def check_shapes(params, expected: dict[tuple[str, ...], tuple[int, ...]], context: str,
+def check_shapes(params: ParamTree, expected: dict[tuple[str, ...], tuple[int, ...]], context: str,
                  what: str) -> None:
     """ModelError starting with `context` unless the nested params have exactly the expected
     leaves (flattened path -> shape); `what` ends the message, e.g. 'for width 0.5'."""

@@ -37,7 +37,7 @@ def box_average(grey: np.ndarray, short_side: int = LAYOUT_SIDE) -> np.ndarray:
     scale = short_side / min(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").resize(
-        size, Image.BOX), np.float32)
+        size, Image.Resampling.BOX), np.float32)
 
 
 def layout_score(output: np.ndarray, photo: np.ndarray) -> float:

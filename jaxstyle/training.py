@@ -20,12 +20,13 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.interrupts import InterruptBetweenSteps, by_signal
@@ -47,7 +48,7 @@ class TrainingInterrupted(JaxstyleError):
     """
 
     def __init__(self, step: int, model: Path, checkpoint_dir: Optional[Path],
-                 signum: Optional[int] = None):
+                 signum: Optional[int] = None) -> None:
         where = f" and a checkpoint in {checkpoint_dir} (continue with --resume)" \
             if checkpoint_dir is not None else ""
         super().__init__(f"interrupted{by_signal(signum)} at step {step}: saved {model}{where}")
@@ -104,28 +105,29 @@ def training_mesh(devices=None):
     return auto_axes(data_mesh(devices))
 
 
-def all_finite(tree) -> jax.Array:
+def all_finite(tree: Any) -> jax.Array:
     """True when every element of every leaf is finite (a traced bool)."""
     import jax.numpy as jnp
 
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def keep_if_finite(finite, new, old):
+def keep_if_finite(finite: jax.Array, new: Any, old: Any) -> Any:
     """`new` where `finite`, else `old`, leaf by leaf: a bad batch cannot poison the weights."""
     import jax.numpy as jnp
 
     return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
 
 
-def check_settings(settings, *, counts=(), nonnegative_ints=(), positive_numbers=(),
-                   nonnegative_numbers=()) -> None:
+def check_settings(settings: Any, *, counts: Sequence[str] = (),
+                   nonnegative_ints: Sequence[str] = (), positive_numbers: Sequence[str] = (),
+                   nonnegative_numbers: Sequence[str] = ()) -> None:
     """ConfigError naming the first field of a settings dataclass outside its range.
 
     counts: integers >= 1; nonnegative_ints: integers >= 0; positive_numbers: finite > 0;
     nonnegative_numbers: finite >= 0 (bools are not numbers here).
     """
-    def number(value) -> bool:
+    def number(value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) \
             and math.isfinite(value)
 
@@ -214,7 +216,7 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 # --- Checkpoints --------------------------------------------------------------------------------
 
-def checkpoint_manager(directory: Path, keep: int):
+def checkpoint_manager(directory: Path, keep: int) -> Any:
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
@@ -222,7 +224,7 @@ def checkpoint_manager(directory: Path, keep: int):
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
-def save_checkpoint(manager, step: int, state, iterators: Mapping[str, Any],
+def save_checkpoint(manager: Any, step: int, state: Any, iterators: Mapping[str, Any],
                     record: dict) -> None:
     import orbax.checkpoint as ocp
 
@@ -237,7 +239,7 @@ def save_checkpoint(manager, step: int, state, iterators: Mapping[str, Any],
         **{name: iterator_checkpoint_args(it) for name, it in iterators.items()}), force=True)
 
 
-def restore_checkpoint(manager, directory: Path, state, iterators: Mapping[str, Any],
+def restore_checkpoint(manager: Any, directory: Path, state: Any, iterators: Mapping[str, Any],
                        record: dict, must_match: Mapping[str, str]) -> tuple[Any, dict]:
     """The latest checkpoint's state (and the iterators' positions, in place) and run record.
 
@@ -277,7 +279,7 @@ class ParallelStep:
     decoder's step about 2x slower (`jaxstyle.fastconv`). `trace_count` counts compilations.
     """
 
-    def __init__(self, step_fn: Callable, batch: int, mesh=None):
+    def __init__(self, step_fn: Callable, batch: int, mesh: Optional[Mesh] = None) -> None:
         from jaxstyle.fastconv import cpu_conv_compiler_options
         from jaxstyle.mesh import batch_sharding, replicated
 
@@ -340,7 +342,7 @@ class LoopResult(NamedTuple):
     skipped_steps: int    # updates skipped for a non-finite loss in this session
 
 
-def run_training(step_fn: Callable, state, next_batch: Callable[[], Any],
+def run_training(step_fn: Callable, state: Any, next_batch: Callable[[], Any],
                  iterators: Mapping[str, Any], settings: LoopSettings, output: Path, *,
                  record: dict, must_match: Mapping[str, str],
                  save_model_file: Callable[[Any, int, float, bool], None],

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional, cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
+
+from jaxstyle._types import AnyArray, ArrayLike, ParamTree
 
 # The one home of VGG19's table: every other module (weights, losses, peers, CLI) imports it.
 # (name, in_channels, out_channels) of VGG19's 16 conv layers, in network order.
@@ -30,7 +33,7 @@ BGR_MEAN = (103.939, 116.779, 123.68)
 MIN_SIDE = 32  # four 2x2 poolings before block5 still leave a 2x2 map
 
 
-def under_min_side(shape) -> bool:
+def under_min_side(shape: Sequence[Any]) -> bool:
     """Whether an (N, H, W, C) shape's H or W is known and under MIN_SIDE. A symbolic side
     (`jax.export`, jax2onnx) is not checked here: the exported file documents the minimum."""
     return any(isinstance(side, int) and side < MIN_SIDE for side in shape[1:3])
@@ -41,7 +44,7 @@ def scaled_channels(channels: int, width: float) -> int:
     return channels if width == 1.0 else max(8, int(channels * width / 8 + 0.5) * 8)
 
 
-def params_width(params) -> float:
+def params_width(params: ParamTree) -> float:
     """The width multiplier of VGG19-shaped params: 1.0 for VGG19 itself, 0.25 for a distilled
     encoder whose first conv has 16 channels (`jaxstyle.arbitrary.encoder`)."""
     return params["block1_conv1"]["kernel"].shape[-1] / 64
@@ -52,7 +55,7 @@ def layer_block(name: str) -> int:
     return int(name[len("block")])
 
 
-def float_images(images, name: str = "images"):
+def float_images(images: ArrayLike, name: str = "images") -> Any:
     """Images as floats, by their dtype alone (so also under `jax.jit`): uint8 converted
     explicitly (x / 255, float32), other integer and bool types refused with a ValueError
     naming `name` (a 0-255 image must never run as if it were in [0, 1]), floats as given."""
@@ -66,7 +69,7 @@ def float_images(images, name: str = "images"):
     return images
 
 
-def preprocess(images: jax.Array) -> jax.Array:
+def preprocess(images: ArrayLike) -> jax.Array:
     """RGB in [0, 1] -> Keras 'caffe' input: (..., 3) -> (..., 3), BGR, mean removed.
 
     uint8 is converted (x / 255); other integer types are refused (`float_images`).
@@ -76,9 +79,9 @@ def preprocess(images: jax.Array) -> jax.Array:
     >>> jaxstyle.preprocess(jnp.zeros((1, 2, 2, 3)))[0, 0, 0]  # black: minus the BGR mean
     Array([-103.939, -116.779, -123.68 ], dtype=float32)
     """
-    images = float_images(images)
-    bgr = images[..., ::-1] * 255.0
-    return bgr - jnp.asarray(BGR_MEAN, dtype=images.dtype)
+    floats = float_images(images)
+    bgr = floats[..., ::-1] * 255.0
+    return bgr - jnp.asarray(BGR_MEAN, dtype=floats.dtype)
 
 
 @jax.custom_vjp
@@ -86,12 +89,13 @@ def _max_pool_windows(windows: jax.Array) -> jax.Array:
     return windows.max(axis=(2, 4))
 
 
-def _max_pool_fwd(windows):
+def _max_pool_fwd(windows: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     pooled = windows.max(axis=(2, 4))
     return pooled, (windows, pooled)
 
 
-def _max_pool_bwd(saved, cotangent):
+def _max_pool_bwd(saved: tuple[jax.Array, jax.Array],
+                   cotangent: jax.Array) -> tuple[jax.Array]:
     # One fused select: the gradient goes to every position equal to its window's maximum.
     # JAX's default rule also counts ties to split the gradient among them; after a ReLU the
     # only common ties are zeros, whose gradient the ReLU discards anyway.
@@ -128,15 +132,18 @@ def input_grad_kernel(kernel: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def _conv3x3_known_grad_kernel(x, kernel, grad_kernel):
+def _conv3x3_known_grad_kernel(x: jax.Array, kernel: jax.Array,
+                               grad_kernel: jax.Array) -> jax.Array:
     return _conv3x3(x, kernel)
 
 
-def _known_fwd(x, kernel, grad_kernel):
+def _known_fwd(x: jax.Array, kernel: jax.Array, grad_kernel: jax.Array,
+               ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     return _conv3x3(x, kernel), (x, kernel, grad_kernel)
 
 
-def _known_bwd(saved, cotangent):
+def _known_bwd(saved: tuple[jax.Array, jax.Array, jax.Array],
+               cotangent: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     # The image's cotangent uses the ready-made backward kernel. The kernel gets its true
     # cotangent too, so `jax.grad` with respect to the weights is right; a step that asks only
     # for the image's gradient never uses it, and XLA removes it as dead code. `grad_kernel`
@@ -174,19 +181,19 @@ _grad_kernels: dict[int, tuple[weakref.ref, jax.Array]] = {}
 _input_grad_kernel = jax.jit(input_grad_kernel)
 
 
-def _remember(kernel, grad_kernel) -> None:
+def _remember(kernel: Any, grad_kernel: jax.Array) -> None:
     if isinstance(kernel, jax.Array):
         key = id(kernel)
         _grad_kernels[key] = (weakref.ref(kernel, lambda _: _grad_kernels.pop(key, None)),
                               grad_kernel)
 
 
-def _known_grad_kernel(kernel) -> Optional[jax.Array]:
+def _known_grad_kernel(kernel: Any) -> Optional[jax.Array]:
     entry = _grad_kernels.get(id(kernel))
     return entry[1] if entry is not None and entry[0]() is kernel else None
 
 
-def _cached_grad_kernel(kernel) -> jax.Array:
+def _cached_grad_kernel(kernel: ArrayLike) -> jax.Array:
     grad_kernel = _known_grad_kernel(kernel)
     if grad_kernel is None:
         grad_kernel = _input_grad_kernel(jnp.asarray(kernel))
@@ -194,7 +201,7 @@ def _cached_grad_kernel(kernel) -> jax.Array:
     return grad_kernel
 
 
-def _verified_grad_kernel(name: str, kernel, grad_kernel) -> jax.Array:
+def _verified_grad_kernel(name: str, kernel: ArrayLike, grad_kernel: jax.Array) -> jax.Array:
     """`grad_kernel` if it is `kernel`'s backward kernel. A stale one (the kernel was edited
     after `prepare_params`) would give silently wrong image gradients, so it is refused.
     One that passes is remembered, so the step's next call compares nothing."""
@@ -210,7 +217,7 @@ def _verified_grad_kernel(name: str, kernel, grad_kernel) -> jax.Array:
     return grad_kernel
 
 
-def prepare_params(params) -> dict:
+def prepare_params(params: ParamTree) -> dict:
     """Params plus each layer's `grad_kernel`, so a step need not transpose kernels each time.
 
     Cheap to call every step: a kernel's backward kernel is made once and kept for as long as
@@ -239,7 +246,8 @@ def prepare_params(params) -> dict:
     return prepared
 
 
-def _run_block(x, weights, keep):
+def _run_block(x: jax.Array, weights: Sequence[tuple[jax.Array, jax.Array, Optional[jax.Array]]],
+               keep: Sequence[bool]) -> tuple[jax.Array, list[jax.Array]]:
     """The convs of one block; a pure function so `remat_block` can wrap it."""
     kept = []
     for (kernel, bias, grad_kernel), is_kept in zip(weights, keep):
@@ -249,7 +257,8 @@ def _run_block(x, weights, keep):
     return x, kept
 
 
-def remat_block(x, weights, keep):
+def remat_block(x: jax.Array, weights: Sequence[tuple[jax.Array, jax.Array, Optional[jax.Array]]],
+                keep: Sequence[bool]) -> tuple[jax.Array, list[jax.Array]]:
     """`_run_block` that keeps only its input and recomputes its activations when differentiated.
 
     `jax.checkpoint` does the same in principle, but XLA CPU drops its optimisation barriers
@@ -262,13 +271,13 @@ def remat_block(x, weights, keep):
     """
 
     @jax.custom_vjp
-    def run(x, weights):
+    def run(x: jax.Array, weights: Any) -> tuple[jax.Array, list[jax.Array]]:
         return _run_block(x, weights, keep)
 
-    def run_fwd(x, weights):
+    def run_fwd(x: jax.Array, weights: Any) -> tuple[tuple[jax.Array, list[jax.Array]], Any]:
         return _run_block(x, weights, keep), (x, weights)
 
-    def run_bwd(saved, cotangent):
+    def run_bwd(saved: tuple[jax.Array, Any], cotangent: Any) -> tuple[Any, ...]:
         saved_x, saved_weights = saved
         anchor = jax.tree.leaves(cotangent)[0].ravel()[0]
         tied = saved_x + (anchor * 0).astype(saved_x.dtype)
@@ -286,7 +295,7 @@ class _ConvParams(nn.Module):
     features_out: int
 
     @nn.compact
-    def __call__(self):
+    def __call__(self) -> tuple[jax.Array, jax.Array, Optional[jax.Array]]:
         kernel = self.param("kernel", nn.initializers.lecun_normal(),
                             (3, 3, self.features_in, self.features_out), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features_out,), jnp.float32)
@@ -313,7 +322,7 @@ class VGG19(nn.Module):
 
     layers: Sequence[str]
     pooling: str = "max"
-    dtype: jnp.dtype = jnp.float32
+    dtype: DTypeLike = jnp.float32
     remat: bool = False
     # Channel multiplier: 1 is VGG19; smaller is the same network with fewer channels per
     # layer, the shape of engine 3's distilled encoder (`jaxstyle.arbitrary.encoder`).
@@ -342,8 +351,9 @@ class VGG19(nn.Module):
         return {name: outputs[name] for name in self.layers}
 
 
-def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: str = "max",
-                   dtype=jnp.float32, remat: bool = False) -> dict[str, jax.Array]:
+def vgg19_features(params: ParamTree, images: AnyArray, layers: Sequence[str],
+                   pooling: str = "max", dtype: DTypeLike = jnp.float32,
+                   remat: bool = False) -> dict[str, jax.Array]:
     """Activations of `layers` for RGB images in [0, 1]: (N, H, W, 3) -> {name: (N, h, w, C)};
     one (H, W, 3) image runs as a batch of one (N = 1).
 
@@ -368,4 +378,4 @@ def vgg19_features(params, images: jax.Array, layers: Sequence[str], pooling: st
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
     model = VGG19(layers=tuple(layers), pooling=pooling, dtype=dtype, remat=remat,
                   width=params_width(params))
-    return model.apply({"params": params}, images)
+    return cast(dict[str, jax.Array], model.apply({"params": params}, images))

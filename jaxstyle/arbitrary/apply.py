@@ -15,11 +15,13 @@ from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.arbitrary.adain import StyleStats
 from jaxstyle.arbitrary.decoderfile import is_wct_header, load_decoder
-from jaxstyle.arbitrary.transfer import DEFAULT_TILE, ArbitraryStylizer
-from jaxstyle.arbitrary.wct import WHITENINGS
+from jaxstyle.arbitrary.transfer import DEFAULT_TILE, ArbitraryStylizer, BatchedPass
+from jaxstyle.arbitrary.wct import WHITENINGS, WCTStats
 from jaxstyle.color import recombine_luminance
 from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
@@ -56,8 +58,10 @@ def load_builtin_decoder() -> tuple[dict, dict]:
     return load_decoder(MODELS_DIR / f"{BUILTIN_DECODER}.jxs")
 
 
-def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, mesh=None,
-                      tile: Optional[int] | str = "default", whitening: Optional[str] = None):
+def make_any_stylizer(vgg_params: Optional[ParamTree], params: dict, header: dict, *,
+                      levels: Optional[int | Sequence[int]] = None, mesh: Optional[Mesh] = None,
+                      tile: Optional[int] | str = "default",
+                      whitening: Optional[str] = None) -> BatchedPass:
     """The compiled one-pass stylizer a model file asks for: the WCT chain
     (`multilevel.WCTStylizer`, at `levels` or the header's `default_levels`, else every level
     it holds, whitening by `whitening`: "eigh", the default, or "newton-schulz") or the AdaIN
@@ -67,7 +71,10 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
     if is_wct_header(header):
         from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
-        tile = WCT_TILE if tile == "default" else tile
+        if tile == "default":
+            tile = WCT_TILE
+        elif isinstance(tile, str):
+            raise ConfigError(f"tile must be px, None or 'default', got {tile!r}")
         if levels is None:
             levels = header.get("default_levels")
         try:
@@ -78,8 +85,11 @@ def make_any_stylizer(vgg_params, params: dict, header: dict, *, levels=None, me
     if levels is not None:
         raise ConfigError("levels choose WCT's levels; this model is an AdaIN decoder "
                           f"({header.get('architecture')})")
-    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh,
-                             tile=DEFAULT_TILE if tile == "default" else tile)
+    if tile == "default":
+        tile = DEFAULT_TILE
+    elif isinstance(tile, str):
+        raise ConfigError(f"tile must be px, None or 'default', got {tile!r}")
+    return ArbitraryStylizer(vgg_params, params, header["width"], mesh=mesh, tile=tile)
 
 
 def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
@@ -101,11 +111,12 @@ def region_masks(masks: np.ndarray, count: int) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Sequence,
-              *, alpha: float = 1.0, blend: Optional[Sequence[float]] = None,
-              masks: Optional[np.ndarray] = None, preserve_color: Optional[str] = None,
-              strength: float = 1.0, stylizer: Optional[ArbitraryStylizer] = None,
-              stats: Optional[StyleStats] = None,
+def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dict,
+              images: ArrayLike, style_images: Sequence[ArrayLike], *, alpha: float = 1.0,
+              blend: Optional[Sequence[float]] = None, masks: Optional[np.ndarray] = None,
+              preserve_color: Optional[str] = None, strength: float = 1.0,
+              stylizer: Optional[BatchedPass] = None,
+              stats: Optional[StyleStats | dict[str, WCTStats]] = None,
               whitening: Optional[str] = None) -> np.ndarray:
     """Stylise (H,W,3) or (N,H,W,3) photos in [0, 1] with any style image(s); same shape out.
 
@@ -136,18 +147,19 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
                           f"{preserve_color!r}")
     if whitening is not None or stylizer is None:
         whitening = check_whitening(whitening, header)
-        if stylizer is not None and getattr(stylizer, "whitening", "eigh") != whitening:
+        own = getattr(stylizer, "whitening", "eigh")  # an AdaIN stylizer whitens nothing
+        if stylizer is not None and own != whitening:
             raise ConfigError(f"whitening {whitening!r}, but the stylizer given whitens by "
-                              f"{stylizer.whitening!r}: make it with the same whitening")
+                              f"{own!r}: make it with the same whitening")
     count = len(style_images)
     if count == 0:
         raise ConfigError("give at least one style image")
     if blend is not None and masks is not None:
         raise ConfigError("give blend weights or masks, not both: masks say where each style "
                           "goes")
-    images = np.asarray(images, np.float32)
-    single = images.ndim == 3
-    batch = images[None] if single else images
+    photos = np.asarray(images, np.float32)
+    single = photos.ndim == 3
+    batch = photos[None] if single else photos
     n = batch.shape[0]
     stylizer = stylizer or make_any_stylizer(vgg_params, decoder_params, header,
                                              whitening=whitening)
@@ -163,11 +175,11 @@ def apply_any(vgg_params, decoder_params, header: dict, images, style_images: Se
     out = stylizer(batch, stats, weights=weights, masks=region, alpha=alpha)
     if preserve_color == "luminance":
         out = recombine_luminance(out, jnp.asarray(batch))
-    out = np.asarray(out, np.float32)
+    result = np.asarray(out, np.float32)
     if strength != 1:
-        out = strength * out + (1 - strength) * batch
-    out = np.clip(out, 0.0, 1.0)
-    return out[0] if single else out
+        result = strength * result + (1 - strength) * batch
+    result = np.clip(result, 0.0, 1.0)
+    return result[0] if single else result
 
 
 __all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "check_whitening",

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, init_decoder
 from jaxstyle.errors import ConfigError
 from jaxstyle.training import check_settings
@@ -88,7 +89,7 @@ class DecoderConfig:
                 raise ConfigError(f"size must be a multiple of {2 ** (self.level - 1)} at "
                                   f"level {self.level}")
 
-    def replace(self, **changes) -> DecoderConfig:
+    def replace(self, **changes: Any) -> DecoderConfig:
         return dataclasses.replace(self, **changes)
 
     @property
@@ -143,7 +144,8 @@ def make_optimizer(cfg: DecoderConfig) -> optax.GradientTransformation:
                         for part, tree in params.items()})
 
 
-def init_decoder_state(cfg: DecoderConfig, params=None, in_channels: Optional[int] = None,
+def init_decoder_state(cfg: DecoderConfig, params: Optional[ParamTree] = None,
+                       in_channels: Optional[int] = None,
                        encoder: Optional[dict] = None) -> DecoderState:
     """Fresh training state: a new decoder (for features of `in_channels`), or `params`
     (fine-tuning) with a fresh Adam. When `cfg.trains_encoder`, the state's params are

@@ -25,6 +25,7 @@ from typing import Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxstyle.layers import ReflectConv, upsample_nearest
 
@@ -99,7 +100,8 @@ def decoder_channels(width: float) -> tuple[int, int, int]:
     """
     if not width > 0:
         raise ValueError(f"width must be positive, got {width}")
-    return tuple(_scaled(base, width) for base in BASE_CHANNELS)
+    quarter, half, full = (_scaled(base, width) for base in BASE_CHANNELS)
+    return quarter, half, full
 
 
 class Decoder(nn.Module):
@@ -118,7 +120,7 @@ class Decoder(nn.Module):
     """
 
     width: float = 1.0
-    dtype: jnp.dtype = jnp.float32  # compute dtype of the convs; the output stays float32
+    dtype: DTypeLike = jnp.float32  # compute dtype of the convs; the output stays float32
     level: int = 4                  # 4: the AdaIN decoder; 1..5 for WCT's chain
 
     @nn.compact

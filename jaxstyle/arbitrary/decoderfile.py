@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.decoder import decoder_param_shapes, level_name, level_number
 from jaxstyle.arbitrary.encoder import check_encoder, encoder_width_of
 from jaxstyle.arbitrary.transfer import split_params
@@ -42,7 +43,7 @@ def _width_of(header: dict, context: str) -> float:
     return float(width)
 
 
-def _check(header: dict, params, context: str) -> None:
+def _check(header: dict, params: ParamTree, context: str) -> None:
     """ModelError starting with `context` unless the params fit the header (see above)."""
     architecture = header.get("architecture")
     if architecture not in ARCHITECTURES:
@@ -76,7 +77,7 @@ def wct_levels_of(header: dict, context: str) -> tuple[int, ...]:
     return tuple(sorted(levels, reverse=True))
 
 
-def _check_wct(header: dict, params, width: float, context: str) -> None:
+def _check_wct(header: dict, params: ParamTree, width: float, context: str) -> None:
     levels = wct_levels_of(header, context)
     names = {level_name(k) for k in levels}
     if not isinstance(params, dict) or set(params) != names:

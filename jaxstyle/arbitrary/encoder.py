@@ -29,13 +29,15 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.arbitrary.decoder import FEATURE_MEANS
 from jaxstyle.arbitrary.transfer import ENCODER_CONVS, STATS_LAYERS, conv_params, encode
 from jaxstyle.errors import ConfigError
@@ -60,7 +62,7 @@ DISTILL_LAYERS = STATS_LAYERS  # relu1_1 .. relu4_1: the layers the decoder's lo
 
 def encoder_shapes(width: float) -> dict[tuple[str, ...], tuple[int, ...]]:
     """Every param's shape, by its flattened path, for an encoder of this width."""
-    shapes = {}
+    shapes: dict[tuple[str, ...], tuple[int, ...]] = {}
     for name, cin, cout in VGG19_CONV_LAYERS[:len(ENCODER_CONVS)]:
         small_in = cin if cin == 3 else scaled_channels(cin, width)
         small_out = scaled_channels(cout, width)
@@ -77,7 +79,8 @@ def embed(features: Array, layer_embedding: dict) -> Array:
     return features @ layer_embedding["kernel"] + layer_embedding["bias"]
 
 
-def normalised_features(params, images: Array, layers=DISTILL_LAYERS) -> dict[str, Array]:
+def normalised_features(params: ParamTree, images: Array,
+                        layers: Sequence[str] = DISTILL_LAYERS) -> dict[str, Array]:
     """`encode` in units of each layer's mean activation (`FEATURE_MEANS`)."""
     return {layer: f / FEATURE_MEANS[layer]
             for layer, f in encode(params, images, tuple(layers)).items()}
@@ -85,7 +88,7 @@ def normalised_features(params, images: Array, layers=DISTILL_LAYERS) -> dict[st
 
 # --- The starting point: VGG19 pruned, embeddings by least squares ---------------------------
 
-def prune_vgg(vgg_params: dict, images: Array, width: float) -> dict:
+def prune_vgg(vgg_params: ParamTree, images: ArrayLike, width: float) -> dict:
     """VGG19's convs to relu4_1 keeping, per layer, the `width` share of output channels with
     the largest mean activation over `images` (N,H,W,3) in [0, 1]; each kept kernel keeps only
     the inputs its layer below kept. No embeddings (`fit_embeddings` adds them)."""
@@ -101,12 +104,12 @@ def prune_vgg(vgg_params: dict, images: Array, width: float) -> dict:
     return small
 
 
-def fit_embeddings(vgg_params: dict, small_params: dict, images: Array) -> dict:
+def fit_embeddings(vgg_params: ParamTree, small_params: dict, images: ArrayLike) -> dict:
     """Per distilled layer, the 1x1 linear map (kernel, bias) that best takes the small
     encoder's features to VGG19's on `images`, by least squares (mean-activation units)."""
-    images = jnp.asarray(images, jnp.float32)
-    target = normalised_features(vgg_params, images)
-    small = normalised_features(conv_params(small_params), images)
+    floats = jnp.asarray(images, jnp.float32)
+    target = normalised_features(vgg_params, floats)
+    small = normalised_features(conv_params(small_params), floats)
     embeddings = {}
     for layer in DISTILL_LAYERS:
         x = np.asarray(small[layer], np.float64).reshape(-1, small[layer].shape[-1])
@@ -118,7 +121,7 @@ def fit_embeddings(vgg_params: dict, small_params: dict, images: Array) -> dict:
     return embeddings
 
 
-def initial_encoder(vgg_params: dict, images: Array, width: float) -> dict:
+def initial_encoder(vgg_params: ParamTree, images: ArrayLike, width: float) -> dict:
     """The distillation's start: pruned VGG19 plus least-squares embeddings."""
     small = prune_vgg(vgg_params, images, width)
     return {**small, "embed": fit_embeddings(vgg_params, small, images)}
@@ -215,21 +218,23 @@ def make_optimizer(cfg: EncoderConfig) -> optax.GradientTransformation:
     return optax.adam(lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step))
 
 
-def distill_loss(params: dict, vgg_params: dict, images: Array):
+def distill_loss(params: dict, vgg_params: ParamTree,
+                 images: Array) -> tuple[Array, dict[str, Array]]:
     """(mean loss, per-layer losses): the mean squared error of the embedded small features
     against VGG19's at relu1_1 .. relu4_1, in mean-activation units, summed over layers."""
     target = jax.lax.stop_gradient(normalised_features(vgg_params, images))
     small = normalised_features(conv_params(params), images)
     parts = {layer: jnp.square(embed(small[layer], params["embed"][layer]) - target[layer])
              .mean() for layer in DISTILL_LAYERS}
-    return sum(parts.values()), parts
+    return cast(Array, sum(parts.values())), parts  # an Array: there are four layers
 
 
 def make_encoder_step_fn(cfg: EncoderConfig) -> Callable:
     """The pure step(vgg_params, state, images_uint8) -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
-    def step(vgg_params, state: EncoderState, images):
+    def step(vgg_params: ParamTree, state: EncoderState,
+             images: Array) -> tuple[EncoderState, dict[str, Array]]:
         (loss, parts), grads = jax.value_and_grad(distill_loss, has_aux=True)(
             state.params, vgg_params, images.astype(jnp.float32) / 255.0)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -246,7 +251,7 @@ def make_encoder_step_fn(cfg: EncoderConfig) -> Callable:
 
 # --- The encoder's file --------------------------------------------------------------------
 
-def check_encoder(params, width: float, context: str) -> None:
+def check_encoder(params: ParamTree, width: float, context: str) -> None:
     """ModelError starting with `context` unless the params are a width-`width` encoder's."""
     check_shapes(params, encoder_shapes(width), context, f"for a width {width:g} encoder")
 
@@ -308,10 +313,11 @@ def sample_images(paths: Sequence[str | os.PathLike], size: int, count: int = 16
     return np.stack(crops)
 
 
-def train_encoder(vgg_params, paths: Sequence[str | os.PathLike], output: str | os.PathLike,
+def train_encoder(vgg_params: ParamTree, paths: Sequence[str | os.PathLike],
+                  output: str | os.PathLike,
                   cfg: EncoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
                   resume: bool = False, log_path: str | os.PathLike | None = None,
-                  worker_count: Optional[int] = None, mesh=None,
+                  worker_count: Optional[int] = None, mesh: Optional[Mesh] = None,
                   on_log: Optional[Callable[[list[dict]], None]] = None,
                   time_limit: Optional[float] = None,
                   init: Optional[tuple[dict, str]] = None) -> EncoderTrainResult:
@@ -331,6 +337,7 @@ def train_encoder(vgg_params, paths: Sequence[str | os.PathLike], output: str | 
     step = ParallelStep(make_encoder_step_fn(cfg), cfg.batch,
                         training_mesh() if mesh is None else mesh)
     whole, split = step.replicated, step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     if init is None:
         params = initial_encoder(vgg_params, sample_images(paths, cfg.size), cfg.width)
         started_from = {"initialised_from": "VGG19, pruned"}

@@ -21,13 +21,16 @@ with them and decoded, so the result equals the untiled one to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.typing import ArrayLike, DTypeLike
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name, level_number
 from jaxstyle.arbitrary.transfer import (
     BatchedPass,
@@ -85,7 +88,8 @@ def downsampling(level: int) -> int:
     return 2 ** (level - 1)
 
 
-def painting_statistics(vgg_params, style_image, levels: Sequence[int]) -> dict[str, WCTStats]:
+def painting_statistics(vgg_params: ParamTree, style_image: ArrayLike,
+                        levels: Sequence[int]) -> dict[str, WCTStats]:
     """One painting's (H,W,3) WCTStats at each level, from one encoder pass: {name: (1, ...)}."""
     image = jnp.asarray(style_image, jnp.float32)
     image = image[None] if image.ndim == 3 else image
@@ -106,15 +110,18 @@ def masks_at(masks: jax.Array, factor: int) -> jax.Array:
     return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
 
 
-def _decode(width: float, level: int, params, target, dtype):
-    return Decoder(width=width, level=level, dtype=dtype).apply({"params": params}, target)
+def _decode(width: float, level: int, params: ParamTree, target: jax.Array,
+            dtype: DTypeLike) -> jax.Array:
+    return cast(jax.Array, Decoder(width=width, level=level, dtype=dtype).apply(
+        {"params": params}, target))
 
 
-def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
+def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax.Array,
                 stats: dict[str, WCTStats], levels: Sequence[int], *,
                 weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
-                alpha: float | jax.Array = 1.0, ridge: float = RIDGE, dtype=jnp.float32,
-                transpose_landscape: bool = True, whitening: str = "eigh") -> jax.Array:
+                alpha: float | jax.Array = 1.0, ridge: float = RIDGE,
+                dtype: DTypeLike = jnp.float32, transpose_landscape: bool = True,
+                whitening: str = "eigh") -> jax.Array:
     """Photos (N,H,W,3) in [0,1] through the WCT chain: (N,H,W,3) in (0,1). Pure; jit it.
 
     decoders: {"relu4_1": params, ...}; stats: the paintings' `WCTStats` per level name (K
@@ -144,13 +151,15 @@ def stylize_wct(vgg_params, decoders: dict, width: float, images: jax.Array,
     return crop_padding(x, rows, cols)
 
 
-def _windows(padded_size: int, factor: int, tile: int, halo_px: int):
+def _windows(padded_size: int, factor: int, tile: int,
+             halo_px: int) -> tuple[int, list[tuple[int, int, int]]]:
     """tile_windows in a level's positions, returned in px: (length, [(start, core, count)])."""
     length, tiles = tile_windows(padded_size // factor, tile // factor, -(-halo_px // factor))
     return length * factor, [(a * factor, b * factor, c * factor) for a, b, c in tiles]
 
 
-def wct_level_tiled(encode_tile, moments_of, transform_decode, image: np.ndarray,
+def wct_level_tiled(encode_tile: Callable, moments_of: Callable, transform_decode: Callable,
+                    image: np.ndarray,
                     masks: Optional[np.ndarray], level: int, tile: int,
                     whitening: str = "eigh") -> np.ndarray:
     """One level of the chain in tiles, on the host (H and W multiples of the level's
@@ -215,10 +224,10 @@ class WCTStylizer(BatchedPass):
     (matrix products only, as the ONNX export runs it; `wct.WHITENINGS`).
     """
 
-    def __init__(self, vgg_params, model_params: dict, width: float,
-                 levels: Optional[int | Sequence[int]] = None, dtype=jnp.float32, mesh=None,
-                 tile: Optional[int] = WCT_TILE, ridge: float = RIDGE,
-                 whitening: str = "eigh"):
+    def __init__(self, vgg_params: Optional[ParamTree], model_params: dict, width: float,
+                 levels: Optional[int | Sequence[int]] = None, dtype: DTypeLike = jnp.float32,
+                 mesh: Optional[Mesh] = None, tile: Optional[int] = WCT_TILE,
+                 ridge: float = RIDGE, whitening: str = "eigh") -> None:
         from jaxstyle.mesh import batch_sharding, replicated
 
         if vgg_params is None:
@@ -262,25 +271,26 @@ class WCTStylizer(BatchedPass):
     def runs_tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and height * width > (2 * self.tile) ** 2
 
-    def style_stats(self, style_images) -> dict[str, WCTStats]:
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> dict[str, WCTStats]:
         """The paintings' (a list of (H,W,3), each at its own size) statistics per level."""
         each = [painting_statistics(self.vgg_params, image, self.levels)
                 for image in style_images]
         return {name: stack_wct_stats([stats[name] for stats in each]) for name in each[0]}
 
-    def level_milliseconds(self, images, stats: dict[str, WCTStats]) -> dict[str, float]:
+    def level_milliseconds(self, images: ArrayLike,
+                           stats: dict[str, WCTStats]) -> dict[str, float]:
         """Warm ms of each level on these photos (N,H,W,3), one painting, alpha 1: each level
         compiled and run on its own (the chain runs as one program, so its levels cannot be
         timed inside it). For `jaxstyle apply --timings`."""
         import time
 
-        images = np.asarray(images, np.float32)
-        if runs_transposed(*images.shape[1:3]):
-            images = images.swapaxes(1, 2)
+        photos = np.asarray(images, np.float32)
+        if runs_transposed(*photos.shape[1:3]):
+            photos = photos.swapaxes(1, 2)
         multiple = downsampling(self.levels[0])
-        rows = padding_to_multiple(images.shape[1], multiple)
-        cols = padding_to_multiple(images.shape[2], multiple)
-        x = reflect_pad(jnp.asarray(images), rows, cols)
+        rows = padding_to_multiple(photos.shape[1], multiple)
+        cols = padding_to_multiple(photos.shape[2], multiple)
+        x = reflect_pad(jnp.asarray(photos), rows, cols)
         stats = {name: WCTStats(value.mean[:1], value.colour[:1])
                  for name, value in stats.items()}
         timings = {}
@@ -300,6 +310,7 @@ class WCTStylizer(BatchedPass):
 
     def _tiled(self, per_image: dict, stats: dict[str, WCTStats]) -> np.ndarray:
         """The chain level by level in tiles; padding and cropping as `stylize_wct`."""
+        assert self.tile is not None  # runs_tiled: no tiles without a tile size
         put = self._put
         images, masks = per_image["images"], per_image["masks"]
         height, width_px = images.shape[1:3]

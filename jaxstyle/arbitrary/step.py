@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
+from jax.typing import ArrayLike
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats
 from jaxstyle.arbitrary.config import (
     DecoderConfig,
@@ -30,18 +33,19 @@ Array = jax.Array
 
 def stats_loss(features: dict[str, Array], targets: dict[str, tuple[Array, Array]]) -> Array:
     """Per image: sum over layers of the mean squared difference of channel means and stds."""
-    total = 0.0
+    total: ArrayLike = 0.0
     for layer, (mean, std) in targets.items():
         got_mean, got_std = channel_stats(features[layer])
         total = total + jnp.square(got_mean - mean).mean(-1) + jnp.square(got_std - std).mean(-1)
-    return total
+    return cast(Array, total)  # an Array for any targets (there is always at least one)
 
 
 def gram_loss(features: dict[str, Array], targets: dict[str, Array]) -> Array:
     """Per image: sum over the targets' layers of the mean squared difference of Gram
     matrices (normalised features: relu4_1's is the raw one / 600^4, `FEATURE_MEANS`)."""
-    return sum(jnp.square(gram_matrix(features[layer]) - target).mean(axis=(1, 2))
-               for layer, target in targets.items())
+    # An Array: there is at least one target layer (never sum's start, 0).
+    return cast(Array, sum(jnp.square(gram_matrix(features[layer]) - target).mean(axis=(1, 2))
+                           for layer, target in targets.items()))
 
 
 def normalised(features: dict[str, Array]) -> dict[str, Array]:
@@ -49,8 +53,9 @@ def normalised(features: dict[str, Array]) -> dict[str, Array]:
     return {layer: f / FEATURE_MEANS[layer] for layer, f in features.items()}
 
 
-def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderConfig,
-                 encoder: Optional[dict] = None):
+def decoder_loss(params: ParamTree, vgg_params: ParamTree, photos: Array, styles: Array,
+                 cfg: DecoderConfig, encoder: Optional[dict] = None,
+                 ) -> tuple[Array, dict[str, Array]]:
     """(mean total loss, parts per image) for photos and style images (N, size, size, 3).
 
     encoder: a distilled encoder's params (`jaxstyle.arbitrary.encoder`), or None for VGG19
@@ -73,7 +78,8 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     # A frozen encoder's features are inputs; a training one's carry its gradient.
     through_encoder = (lambda x: x) if cfg.trains_encoder else jax.lax.stop_gradient
 
-    def content_of(images, vgg_features, own_features=None):
+    def content_of(images: Array, vgg_features: dict[str, Array],
+                   own_features: Optional[dict[str, Array]] = None) -> Array:
         """The relu4_1 features AdaIN works on (normalised): the own encoder's, or VGG19's."""
         if own is None:
             return vgg_features[layer]
@@ -94,8 +100,8 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
         target = through_encoder(adain_target(
             content, StyleStats(mean, std), weights=jnp.eye(n, dtype=jnp.float32),
             alpha=cfg.alpha))
-    out = Decoder(width=cfg.width, level=cfg.decoder_level).apply({"params": params},
-                                                                 target * scale)
+    out = cast(Array, Decoder(width=cfg.width, level=cfg.decoder_level).apply(
+        {"params": params}, target * scale))
     out_layers = tuple(dict.fromkeys(
         (STATS_LAYERS if cfg.uses_style_images else ()) + photo_layers))
     out_features = normalised(encode(vgg_params, out, out_layers))
@@ -111,18 +117,19 @@ def decoder_loss(params, vgg_params, photos: Array, styles: Array, cfg: DecoderC
     if cfg.pixel_weight:
         parts["pixel"] = cfg.pixel_weight * jnp.square(out - photos).mean(axis=(1, 2, 3))
     if shallower:
-        parts["perceptual"] = cfg.perceptual_weight * sum(
+        parts["perceptual"] = cfg.perceptual_weight * cast(Array, sum(
             jnp.square(out_features[name] - photo_features[name]).mean(axis=(1, 2, 3))
-            for name in shallower)
+            for name in shallower))
     if cfg.layout_weight:
         parts["layout"] = cfg.layout_weight * layout_decorrelation(out, photos)
     if cfg.grid_weight:
         parts["grid"] = cfg.grid_weight * grid_loss(out, photos)
     if distilling:  # encoder.distill_loss per image, on the photos
-        parts["distill"] = cfg.distill_weight * sum(
+        assert small is not None and encoder is not None  # distilling needs an encoder
+        parts["distill"] = cfg.distill_weight * cast(Array, sum(
             jnp.square(embed(small[layer], encoder["embed"][layer]) - photo_features[layer])
-            .mean(axis=(1, 2, 3)) for layer in DISTILL_LAYERS)
-    return sum(parts.values()).mean(), parts
+            .mean(axis=(1, 2, 3)) for layer in DISTILL_LAYERS))
+    return cast(Array, sum(parts.values())).mean(), parts  # parts has "content" at least
 
 
 def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
@@ -130,13 +137,15 @@ def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
     -> (state, metrics)."""
     tx = make_optimizer(cfg)
 
-    def loss_of(params, vgg_params, photos, styles, encoder):
+    def loss_of(params: Any, vgg_params: ParamTree, photos: Array, styles: Array,
+                encoder: Optional[dict]) -> tuple[Array, dict[str, Array]]:
         if cfg.trains_encoder:  # the encoder is in the state, not among the frozen inputs
             return decoder_loss(params["decoder"], vgg_params, photos, styles, cfg,
                                 params["encoder"])
         return decoder_loss(params, vgg_params, photos, styles, cfg, encoder)
 
-    def step(frozen, state: DecoderState, batch):
+    def step(frozen: tuple[ParamTree, Optional[dict]], state: DecoderState,
+             batch: tuple[Array, Array]) -> tuple[DecoderState, dict[str, Array]]:
         vgg_params, encoder = frozen
         photos, styles = (x.astype(jnp.float32) / 255.0 for x in batch)
         (loss, parts), grads = jax.value_and_grad(loss_of, has_aux=True)(
@@ -157,12 +166,12 @@ def make_decoder_step_fn(cfg: DecoderConfig) -> Callable:
 class DecoderStep(ParallelStep):
     """The decoder step, jitted and data-parallel (`jaxstyle.training.ParallelStep`)."""
 
-    def __init__(self, cfg: DecoderConfig, mesh=None):
+    def __init__(self, cfg: DecoderConfig, mesh: Optional[Mesh] = None) -> None:
         super().__init__(make_decoder_step_fn(cfg), cfg.batch, mesh)
 
 
 @functools.lru_cache(maxsize=4)
-def cached_decoder_step(cfg: DecoderConfig, mesh=None) -> DecoderStep:
+def cached_decoder_step(cfg: DecoderConfig, mesh: Optional[Mesh] = None) -> DecoderStep:
     return DecoderStep(cfg, mesh)
 
 

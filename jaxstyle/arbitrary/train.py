@@ -29,12 +29,14 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.config import DecoderConfig, init_decoder_state
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder
 from jaxstyle.arbitrary.decoderfile import save_decoder, save_wct_level
@@ -70,7 +72,8 @@ def training_settings(cfg: DecoderConfig) -> dict:
             **({} if cfg.level is None else {"level": cfg.level})}
 
 
-def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray,
+def _render_preview(encoder_params: ParamTree, params: ParamTree, photo: np.ndarray,
+                    style: np.ndarray,
                     cfg: DecoderConfig) -> np.ndarray:
     """photo | style image | result at alpha 1 | the photo reconstructed (alpha 0), side by
     side (H, 4W, 3): the last shows what reconstruction pre-training teaches."""
@@ -87,14 +90,14 @@ def _render_preview(encoder_params, params, photo: np.ndarray, style: np.ndarray
 
 
 @functools.lru_cache(maxsize=2)
-def _reconstruct_fn(width: float, level: int):
+def _reconstruct_fn(width: float, level: int) -> Callable:
     layer = LEVEL_LAYERS[level]
     return jax.jit(lambda vgg, params, photos: Decoder(width=width, level=level).apply(
         {"params": params}, encode(vgg, photos, (layer,))[layer]))
 
 
 @functools.lru_cache(maxsize=2)
-def _preview_fn(width: float):
+def _preview_fn(width: float) -> Callable:
     return jax.jit(lambda vgg, params, photos, stats, alpha: stylize_arrays(
         vgg, params, width, photos, stats, alpha=alpha))
 
@@ -109,12 +112,13 @@ def level_run_path(output: str | os.PathLike, level: int) -> Path:
     return output.with_name(f"{output.stem}.{level_name(level)}{output.suffix}")
 
 
-def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
+def train_decoder(vgg_params: ParamTree, photo_paths: Sequence[str | os.PathLike],
                   style_paths: Sequence[str | os.PathLike], output: str | os.PathLike,
                   cfg: DecoderConfig, *, checkpoint_dir: str | os.PathLike | None = None,
                   resume: bool = False, preview: Optional[tuple[np.ndarray, np.ndarray]] = None,
                   log_path: str | os.PathLike | None = None, worker_count: Optional[int] = None,
-                  mesh=None, on_log: Optional[Callable[[list[dict]], None]] = None,
+                  mesh: Optional[Mesh] = None,
+                  on_log: Optional[Callable[[list[dict]], None]] = None,
                   time_limit: Optional[float] = None,
                   init: Optional[tuple[dict, str]] = None,
                   encoder: Optional[tuple[dict, float]] = None) -> DecoderTrainResult:
@@ -146,6 +150,7 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
     step = cached_decoder_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = step.replicated, step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     vgg_params = jax.device_put(vgg_params, whole)
     if cfg.level is not None and encoder is not None:
         raise ConfigError("WCT levels decode VGG19's features; a distilled encoder is not "
@@ -157,11 +162,16 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
     own_encoder = None if encoder is None or cfg.trains_encoder else jax.device_put(
         encoder[0], whole)
 
-    def parts_of(params) -> tuple[dict, Optional[dict]]:
+    def parts_of(params: Any) -> tuple[dict, Optional[dict]]:
         """(decoder params, the encoder's as of these params, or None for VGG19)."""
         if cfg.trains_encoder:
             return params["decoder"], params["encoder"]
         return params, own_encoder
+    def preview_encoder(params: Any) -> Any:
+        """What a preview encodes with: VGG19's params, or the own encoder's convs."""
+        own = parts_of(params)[1]
+        return vgg_params if own is None else conv_params(own)
+
     encoder_fields = {} if encoder is None else {"encoder_width": float(encoder[1])}
     record = {"width": cfg.width, "data_count": len(photo_paths),
               **({} if cfg.level is None else {"level": cfg.level}),
@@ -209,9 +219,8 @@ def train_decoder(vgg_params, photo_paths: Sequence[str | os.PathLike],
                         **({"level": "WCT level"} if cfg.level is not None else {})},
             save_model_file=save_model_file,
             render_preview=None if preview is None
-            else lambda params: _render_preview(
-                vgg_params if encoder is None else conv_params(parts_of(params)[1]),
-                parts_of(params)[0], *preview, cfg),
+            else lambda params: _render_preview(preview_encoder(params), parts_of(params)[0],
+                                                *preview, cfg),
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume,
             log_path=Path(log_path) if log_path else None, on_log=on_log,
             time_limit=time_limit)

@@ -13,13 +13,16 @@ engines; `ArbitraryStylizer` caches one compiled program per shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.typing import DTypeLike
 
+from jaxstyle._types import AnyArray, ArrayLike, ParamTree
 from jaxstyle.arbitrary.adain import StyleStats, adain_target, channel_stats, stack_stats
 from jaxstyle.arbitrary.decoder import ENCODER_DOWNSAMPLING, ENCODER_LAYER, Decoder
 from jaxstyle.fastconv import cpu_conv_compiler_options
@@ -35,7 +38,7 @@ STATS_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 ENCODER_CONVS = LAYER_NAMES[:LAYER_NAMES.index(ENCODER_LAYER) + 1]
 
 
-def conv_params(encoder: dict) -> dict:
+def conv_params(encoder: ParamTree) -> dict:
     """A distilled encoder's conv params alone (what `encode` runs), without its embeddings."""
     return {name: encoder[name] for name in ENCODER_CONVS}
 
@@ -56,8 +59,8 @@ def pad_for_encoder(images: jax.Array) -> tuple[jax.Array, tuple[int, int], tupl
     return reflect_pad(images, rows, cols), rows, cols
 
 
-def encode(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,),
-           dtype=jnp.float32) -> dict[str, jax.Array]:
+def encode(vgg_params: ParamTree, images: AnyArray, layers: Sequence[str] = (ENCODER_LAYER,),
+           dtype: DTypeLike = jnp.float32) -> dict[str, jax.Array]:
     """VGG19 features (post-ReLU) of images (N,H,W,3) in [0,1], H and W multiples of 8."""
     return vgg19_features(vgg_params, images, tuple(layers), dtype=dtype)
 
@@ -75,8 +78,9 @@ def runs_transposed(height: int, width: int) -> bool:
     return width > height
 
 
-def encode_any_orientation(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,),
-                           dtype=jnp.float32) -> dict[str, jax.Array]:
+def encode_any_orientation(vgg_params: ParamTree, images: AnyArray,
+                           layers: Sequence[str] = (ENCODER_LAYER,),
+                           dtype: DTypeLike = jnp.float32) -> dict[str, jax.Array]:
     """`encode`, run in portrait orientation (`runs_transposed`); features come back in the
     images' own orientation."""
     if not runs_transposed(*images.shape[1:3]):
@@ -85,7 +89,7 @@ def encode_any_orientation(vgg_params, images: jax.Array, layers=(ENCODER_LAYER,
     return {name: value.swapaxes(1, 2) for name, value in features.items()}
 
 
-def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
+def style_statistics(vgg_params: ParamTree, style_image: ArrayLike) -> StyleStats:
     """The relu4_1 channel statistics of one style image (H,W,3) or (1,H,W,3): (1, 512) rows.
 
     The style image keeps its own size; that size, relative to the photo's, sets the size of
@@ -108,7 +112,7 @@ def style_statistics(vgg_params, style_image: jax.Array) -> StyleStats:
 _encode_once = jax.jit(encode_any_orientation, static_argnames=("layers", "dtype"))
 
 
-def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
+def mask_features(masks: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
     """Masks (N,H,W,K) at photo size -> (N,H/8,W/8,K) at relu4_1 size (8x8 area means, after
     the same reflection padding as the photo), renormalised to sum 1 at each position."""
     padded = reflect_pad(masks.astype(jnp.float32), rows, cols)
@@ -118,7 +122,7 @@ def mask_features(masks: jax.Array, rows, cols) -> jax.Array:
     return small / jnp.maximum(small.sum(axis=-1, keepdims=True), 1e-6)
 
 
-def check_photos(images) -> None:
+def check_photos(images: AnyArray) -> None:
     """ValueError unless images are (N, H, W, 3) with both sides at least VGG's minimum."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
@@ -126,10 +130,10 @@ def check_photos(images) -> None:
         raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape}")
 
 
-def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
-                   stats: StyleStats, *, weights: Optional[jax.Array] = None,
-                   masks: Optional[jax.Array] = None, alpha: float | jax.Array = 1.0,
-                   dtype=jnp.float32, transpose_landscape: bool = True) -> jax.Array:
+def stylize_arrays(vgg_params: ParamTree, decoder_params: ParamTree, width: float,
+                   images: AnyArray, stats: StyleStats, *, weights: Optional[jax.Array] = None,
+                   masks: Optional[AnyArray] = None, alpha: float | jax.Array = 1.0,
+                   dtype: DTypeLike = jnp.float32, transpose_landscape: bool = True) -> jax.Array:
     """Photos (N,H,W,3) in [0,1] painted with K styles' statistics: (N,H,W,3) in (0,1).
 
     weights (N,K): blend the styles; masks (N,H,W,K) at photo size: style k where mask k is;
@@ -155,12 +159,13 @@ def stylize_arrays(vgg_params, decoder_params, width: float, images: jax.Array,
                              masks=None if masks is None else masks.swapaxes(1, 2),
                              alpha=alpha, dtype=dtype)
         return out.swapaxes(1, 2)
-    padded, rows, cols = pad_for_encoder(images.astype(jnp.float32))
+    padded, rows, cols = pad_for_encoder(jnp.asarray(images, jnp.float32))
     content = encode(vgg_params, padded, dtype=dtype)[ENCODER_LAYER]
-    small_masks = None if masks is None else mask_features(masks, rows, cols)
+    small_masks = None if masks is None else mask_features(jnp.asarray(masks), rows, cols)
     target = adain_target(content, stats, weights=weights, masks=small_masks, alpha=alpha)
-    out = Decoder(width=width, dtype=dtype).apply({"params": decoder_params}, target)
-    return crop_padding(out, rows, cols)
+    decoded = cast(jax.Array, Decoder(width=width, dtype=dtype).apply({"params": decoder_params},
+                                                                      target))
+    return crop_padding(decoded, rows, cols)
 
 
 # --- Tiles: full resolution in bounded memory ---------------------------------------------
@@ -202,12 +207,12 @@ def stylize_tiled(encode_tile: Callable, target_of: Callable, decode_tile: Calla
     """
     f = ENCODER_DOWNSAMPLING
     height, width_px = images.shape[1:3]
-    padded, rows, cols = pad_for_encoder(jnp.asarray(images, jnp.float32))
-    padded = np.asarray(padded)
+    padded_device, rows, cols = pad_for_encoder(jnp.asarray(images, jnp.float32))
+    padded = np.asarray(padded_device)
     n, rows_px, cols_px = padded.shape[:3]
     (row_length, row_tiles), (col_length, col_tiles) = (
         tile_windows(rows_px // f, tile // f), tile_windows(cols_px // f, tile // f))
-    content = None
+    content: Optional[np.ndarray] = None
     for row_window, row_core, row_count in row_tiles:
         for col_window, col_core, col_count in col_tiles:
             window = padded[:, row_window * f:(row_window + row_length) * f,
@@ -241,13 +246,32 @@ class BatchedPass:
     model_params, `_jitted(vgg, model, images, stats, weights, masks, alpha)`, `runs_tiled`
     and `_tiled(per_image, stats)`."""
 
-    def __call__(self, images, stats, weights=None, masks=None,
-                 alpha: float = 1.0) -> jax.Array:
+    mesh: Optional[Mesh]
+    whole: Optional[NamedSharding]  # replicated over the mesh
+    split: Optional[NamedSharding]  # the batch split over the mesh
+    vgg_params: Any
+    model_params: Any
+    _jitted: Callable[..., jax.Array]
+
+    def runs_tiled(self, height: int, width: int) -> bool:
+        """Whether a photo of this size runs in tiles (a subclass says)."""
+        raise NotImplementedError
+
+    def _tiled(self, per_image: dict, stats: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> Any:
+        """The statistics of K paintings (a list of (H,W,3), each at its own size) that a
+        call takes (a subclass says)."""
+        raise NotImplementedError
+
+    def __call__(self, images: ArrayLike, stats: Any, weights: Optional[ArrayLike] = None,
+                 masks: Optional[ArrayLike] = None, alpha: ArrayLike = 1.0) -> jax.Array:
         n = np.shape(images)[0]
-        per_image = {"images": images, "weights": weights, "masks": masks,
-                     "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
-        per_image = {k: None if v is None else np.asarray(v, np.float32)
-                     for k, v in per_image.items()}
+        given = {"images": images, "weights": weights, "masks": masks,
+                 "alpha": np.broadcast_to(np.asarray(alpha, np.float32), (n,))}
+        per_image: dict[str, Any] = {k: None if v is None else np.asarray(v, np.float32)
+                                     for k, v in given.items()}
         if self.mesh is not None:  # fill the batch up to a multiple of the devices
             from jaxstyle.mesh import padded_size
 
@@ -264,7 +288,7 @@ class BatchedPass:
                            put(per_image["alpha"]))
         return out[:n]
 
-    def _put(self, x):
+    def _put(self, x: Any) -> Any:
         """An array with its batch split over the mesh's devices (as it is without a mesh)."""
         return x if x is None or self.mesh is None else jax.device_put(x, self.split)
 
@@ -291,8 +315,9 @@ class ArbitraryStylizer(BatchedPass):
     ((1, 32, 32, 3), 1)
     """
 
-    def __init__(self, vgg_params, decoder_params, width: float, dtype=jnp.float32, mesh=None,
-                 tile: Optional[int] = DEFAULT_TILE):
+    def __init__(self, vgg_params: Optional[ParamTree], decoder_params: dict, width: float,
+                 dtype: DTypeLike = jnp.float32, mesh: Optional[Mesh] = None,
+                 tile: Optional[int] = DEFAULT_TILE) -> None:
         from jaxstyle.mesh import batch_sharding, replicated
 
         # A model with its own (distilled) encoder runs that, and needs no VGG19 (None).
@@ -337,12 +362,13 @@ class ArbitraryStylizer(BatchedPass):
         """Whether a photo of this size runs in tiles (see the class docstring)."""
         return self.tile is not None and height * width > (2 * self.tile) ** 2
 
-    def style_stats(self, style_images) -> StyleStats:
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> StyleStats:
         """StyleStats of K style images (a list of (H,W,3), each at its own size): (K, 512)."""
         return stack_stats([style_statistics(self.vgg_params, image) for image in style_images])
 
     def _tiled(self, per_image: dict, stats: StyleStats) -> np.ndarray:
         """The tiled pass; with a mesh each tile's batch is split over its devices."""
+        assert self.tile is not None  # runs_tiled: no tiles without a tile size
         put = self._put
         weights, alpha = put(per_image["weights"]), put(per_image["alpha"])
         return stylize_tiled(
@@ -352,7 +378,7 @@ class ArbitraryStylizer(BatchedPass):
             per_image["images"], per_image["masks"], self.tile)
 
 
-def all_devices_mesh():
+def all_devices_mesh() -> Optional[Mesh]:
     """A data mesh over every device when there are several, else None (no sharding)."""
     from jaxstyle.mesh import data_mesh
 

@@ -34,11 +34,12 @@ by 3e-4..3e-2 (BENCHMARKS.md, "Export").
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxstyle.arbitrary.adain import blend_weights
 
@@ -184,15 +185,17 @@ def combine_moments(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndar
     on the host (Chan et al.'s pairwise update: no large-mean cancellation)."""
     weights = [np.asarray(w, np.float64) for w, _, _ in parts]
     means = [np.asarray(m, np.float64) for _, m, _ in parts]
-    total = sum(weights)
+    # Arrays, not sum's start (0): there is at least one part.
+    total = cast(np.ndarray, sum(weights))
     mean = sum(w[..., None] * m for w, m in zip(weights, means)) / np.maximum(
         total, 1e-8)[..., None]
-    scatter = sum(np.asarray(s, np.float64) + w[..., None, None] * np.einsum(
-        "...i,...j->...ij", m - mean, m - mean) for w, m, (_, _, s) in zip(weights, means, parts))
+    scatter = cast(np.ndarray, sum(np.asarray(s, np.float64) + w[..., None, None] * np.einsum(
+        "...i,...j->...ij", m - mean, m - mean) for w, m, (_, _, s) in zip(weights, means, parts)))
     return total, mean, scatter
 
 
-def content_stats_from_moments(weight, mean, scatter, ridge: float = RIDGE,
+def content_stats_from_moments(weight: ArrayLike, mean: ArrayLike, scatter: ArrayLike,
+                               ridge: float = RIDGE,
                                whitening: str = "eigh") -> ContentStats:
     """ContentStats from `region_moments` (or `combine_moments`) of a photo's features."""
     weight = jnp.asarray(weight, jnp.float32)

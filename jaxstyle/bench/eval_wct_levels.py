@@ -16,6 +16,7 @@ to stderr as it is measured).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ EXAMPLES = ["jaxstyle bench eval-wct-levels wct --photos coffee.jpg astronaut.jp
             "--default-levels 4,1"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("models", nargs="+", metavar="MODEL",
@@ -60,7 +61,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.weights.fetch import resolve_params
 
     if args.default_levels and not args.merge_into:

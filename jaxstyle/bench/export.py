@@ -13,8 +13,10 @@ onnxruntime runs with its defaults (as many threads as cores) for both files. Ne
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -27,7 +29,7 @@ BASE = "onnxruntime, jaxstyle export paintings"
 WARMUP = 2  # untimed calls of each arm: compiles, allocations
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512, help="square photo size, px")
     p.add_argument("--rounds", type=int, default=15,
                    help="timed rounds, each running every arm once in turn")
@@ -48,7 +50,7 @@ def onnxruntime():
     return ort
 
 
-def session(path: Path):
+def session(path: Path) -> Any:
     ort = onnxruntime()
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -69,7 +71,8 @@ def engine2_arms(photo):
     with tempfile.TemporaryDirectory() as folder:
         ours = session(write_onnx(spec, Path(folder) / "paintings.onnx"))
     stylizer = make_stylizer(params, header)
-    exported = jax.export.deserialize(stablehlo_bytes(spec))
+    # jax annotates the blob as bytearray; it reads bytes too (tests/test_export.py: a file's).
+    exported = jax.export.deserialize(stablehlo_bytes(spec))  # type: ignore[arg-type]
     # The file cannot carry compiler options; its caller can (jaxstyle's own CPU conv choice).
     tuned = jax.jit(exported.call).lower(photo, weights).compile(cpu_conv_compiler_options())
     return {
@@ -83,7 +86,7 @@ def engine2_arms(photo):
     }
 
 
-def peer_arm(path: Path, photo) -> dict:
+def peer_arm(path: Path, photo: Any) -> dict:
     """The ready-made package's 26-style network in onnxruntime (NCHW, style 0)."""
     import numpy as np
 
@@ -94,7 +97,7 @@ def peer_arm(path: Path, photo) -> dict:
         None, {"image": nchw, "style_weights": style})}
 
 
-def wct_arms(photo) -> dict:
+def wct_arms(photo: Any) -> dict:
     """The shipped WCT chain, The Starry Night baked in at 512 px, both ways."""
     import numpy as np
 
@@ -120,7 +123,7 @@ def wct_arms(photo) -> dict:
             "jaxstyle apply wct (XLA, eigh)": lambda: np.asarray(stylizer(photo, stats))}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import machine_line, markdown_table, time_alternating
     from jaxstyle.images import load_image, resize

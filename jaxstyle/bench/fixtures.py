@@ -3,12 +3,15 @@ shared images of a checkout, and the seed loss at full size (so runs of any kind
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.demo import demo_content, demo_style
 from jaxstyle.errors import ConfigError
@@ -41,7 +44,7 @@ def image_path(name: str | os.PathLike) -> Path:
     return shared
 
 
-def vgg_params(weights: str | None = None):
+def vgg_params(weights: str | None = None) -> dict:
     """The prepared VGG19 params on the default device (fetched and cached once)."""
     from jaxstyle.weights.fetch import resolve_params
 
@@ -49,14 +52,15 @@ def vgg_params(weights: str | None = None):
                                                         log=lambda message: None)))
 
 
-def demo_inputs(size: int, content_path: str | None = None, style_path: str | None = None):
+def demo_inputs(size: int, content_path: str | None = None,
+                style_path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Content (longer side `size`) and style images; the packaged demo pair by default."""
     content = load_image(content_path, max_dim=size) if content_path else demo_content(size)
     style = load_image(style_path, max_dim=size) if style_path else demo_style(size)
     return content, style
 
 
-def add_pair_arguments(parser) -> None:
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
     """--content and --style (see `demo_inputs`)."""
     for option, default in (("--content", "photo"), ("--style", "style")):
         parser.add_argument(option, metavar="IMAGE",
@@ -64,7 +68,8 @@ def add_pair_arguments(parser) -> None:
                                  f"default: the packaged demo {default}")
 
 
-def full_size_loss(params, content, style, image, cfg: StyleConfig) -> float:
+def full_size_loss(params: ParamTree, content: Any, style: Any, image: Any,
+                   cfg: StyleConfig) -> float:
     """The seed loss of `image` against full-size targets (so runs of any kind compare)."""
     plain = cfg.replace(scales=1, scale_steps=None, carry_optimizer=False)
     targets = make_targets(params, content, style, plain)

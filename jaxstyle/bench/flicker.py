@@ -22,23 +22,26 @@ Sharpness: mean gradient magnitude of the frames, relative to the first model's.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import jax
 import numpy as np
 from PIL import Image
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import image_path, vgg_params
 from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import StyleConfig
 from jaxstyle.flicker import as_float, make_motion_clip, per_frame_warping_errors, temporal_smooth
 from jaxstyle.images import load_image
-from jaxstyle.objective import make_targets, per_image_loss
+from jaxstyle.objective import Targets, make_targets, per_image_loss
 from jaxstyle.video import read_frames, to_uint8, write_video
 
 EXAMPLES = ["jaxstyle bench flicker plain=/tmp/ft/plain.jxs s1e9=/tmp/ft/s1e9.jxs "
@@ -85,7 +88,7 @@ def make_clips(photos: list[str], size: tuple[int, int], frames: int) -> list[Cl
     return clips
 
 
-def network_outputs(stylizer, style_weights: np.ndarray, frames: np.ndarray) -> np.ndarray:
+def network_outputs(stylizer: Any, style_weights: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """uint8 outputs in batches of NETWORK_BATCH, the last padded as `jaxstyle video` pads it."""
     outputs = []
     for begin in range(0, len(frames), NETWORK_BATCH):
@@ -153,11 +156,12 @@ def loss_config(header: dict) -> StyleConfig:
 class StyleScorer:
     """Style part of the seed loss of output frames, against their source frames' targets."""
 
-    def __init__(self, vgg_params, style_image: np.ndarray, cfg: StyleConfig):
+    def __init__(self, vgg_params: ParamTree, style_image: np.ndarray, cfg: StyleConfig):
         self.vgg_params, self.style_image, self.cfg = vgg_params, style_image, cfg
         self._loss = jax.jit(lambda params, targets, images:
                              per_image_loss(params, targets, images, cfg)[1]["style"])
-        self._targets = {}  # every method of a clip is scored against the same source frames
+        # Every method of a clip is scored against the same source frames.
+        self._targets: dict[bytes, Targets] = {}
 
     def __call__(self, sources: np.ndarray, outputs: np.ndarray) -> float:
         key = sources.tobytes()
@@ -218,7 +222,7 @@ def target_summary(label: str, ratios: list[tuple[float, float]]) -> str:
             f"{'met' if met else 'not met'}")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("models", nargs="+", metavar="LABEL=PATH",
@@ -244,7 +248,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def check_arguments(args) -> None:
+def check_arguments(args: argparse.Namespace) -> None:
     from jaxstyle.errors import ConfigError
 
     if min(args.size) < 1 or args.frames < 2 or args.opt_frames < 2:
@@ -254,7 +258,7 @@ def check_arguments(args) -> None:
         raise ConfigError("--smooth, --opt-steps and --opt-frame-steps must be >= 0")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.feedforward.apply import make_stylizer, resolve_model, style_weights_for
     from jaxstyle.feedforward.modelfile import load_model
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench import timing
 from jaxstyle.bench.timing import machine_info
 from jaxstyle.config import StyleConfig
@@ -55,7 +58,7 @@ class JaxRunner:
 
     name = "jaxstyle"
 
-    def __init__(self, params, content, style, cfg: StyleConfig):
+    def __init__(self, params: ParamTree, content: Any, style: Any, cfg: StyleConfig):
         import jax
 
         from jaxstyle.gatys import init_state, make_step
@@ -73,7 +76,8 @@ class JaxRunner:
         self.first_loss = float(metrics["loss"].mean())
         self.compile_s = time.perf_counter() - started
 
-    def step(self) -> float:
+    def step(self) -> Any:
+        """One step, waited for; returns its loss (a device array)."""
         import jax
 
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)
@@ -85,7 +89,7 @@ class BatchedJaxRunner:
     """The vmapped many-image step on a batch of `batch` copies of the job, sharded over every
     device when there are several; one synchronised step at a time."""
 
-    def __init__(self, params, content, style, cfg: StyleConfig, batch: int):
+    def __init__(self, params: ParamTree, content: Any, style: Any, cfg: StyleConfig, batch: int):
         import jax
 
         from jaxstyle.gatys.batch import BatchRunner, job_state, job_targets, make_jobs
@@ -112,7 +116,8 @@ class BatchedJaxRunner:
         self.first_loss = float(np.mean(metrics["loss"]))
         self.compile_s = time.perf_counter() - started
 
-    def step(self) -> float:
+    def step(self) -> Any:
+        """One step, waited for; returns its loss (a device array)."""
         import jax
 
         self.state, metrics = self.step_fn(self.params, self.targets, self.state)
@@ -120,13 +125,14 @@ class BatchedJaxRunner:
         return metrics["loss"]
 
 
-def bench_batches(params, size: int, cfg: StyleConfig, batches, steps: int, warmup: int,
+def bench_batches(params: ParamTree, size: int, cfg: StyleConfig, batches: Any, steps: int,
+                  warmup: int,
                   block: int) -> list[dict]:
     """Rows per batch size: ms/step, images/s, and images/s over batch 1's (efficiency)."""
     content, style = bench_images(size)
     runners = [BatchedJaxRunner(params, content, style, cfg, b) for b in batches]
     times = time_runners(runners, steps, warmup, block)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         median = times[runner.name].median
         rows.append({"size": size, "impl": runner.name, "batch": runner.batch,
@@ -157,7 +163,7 @@ def format_batch_table(rows: list[dict]) -> str:
 class PeerRunner:
     """A peer framework's step behind the same interface."""
 
-    def __init__(self, peer: str, params, content, style, cfg: StyleConfig):
+    def __init__(self, peer: str, params: dict, content: Any, style: Any, cfg: StyleConfig):
         from jaxstyle.bench import peers
 
         started = time.perf_counter()
@@ -171,34 +177,37 @@ class PeerRunner:
         return self.impl.step()
 
 
-def time_runners(runners, steps: int, warmup: int, block: int) -> dict[str, timing.Timing]:
+def time_runners(runners: Any, steps: int, warmup: int, block: int) -> dict[str, timing.Timing]:
     """Each runner's Timing of its steps, the runners taking turns in blocks of `block`."""
     return timing.time_alternating({r.name: r.step for r in runners}, steps, warmup, block)
 
 
-def bench_size(params, size: int, cfg: StyleConfig, peer_names, steps: int, warmup: int,
-               block: int, log=print) -> list[dict]:
+def bench_size(params: dict, size: int, cfg: StyleConfig, peer_names: Any, steps: int,
+               warmup: int,
+               block: int, log: Callable[..., object] = print) -> list[dict]:
     """Results rows for one image size: jaxstyle first, then each peer with its ratio."""
     content, style = bench_images(size)
-    runners = [JaxRunner(params, content, style, cfg)]
+    runners: list[Union[JaxRunner, PeerRunner]] = [JaxRunner(params, content, style, cfg)]
     skipped = []
     for peer in peer_names:
         from jaxstyle.bench.peers import PeerUnavailable
 
         try:
-            runner = PeerRunner(peer, params, content, style, cfg)
+            candidate = PeerRunner(peer, params, content, style, cfg)
         except (PeerUnavailable, ConfigError) as exc:  # not installed, or e.g. no bf16 there
             log(f"peer {peer} skipped: {exc}")
             skipped.append({"size": size, "impl": peer, "skipped": str(exc)})
             continue
-        agreement = abs(runner.first_loss - runners[0].first_loss) / abs(runners[0].first_loss)
+        agreement = (abs(candidate.first_loss - runners[0].first_loss)
+                     / abs(runners[0].first_loss))
         if agreement > LOSS_AGREEMENT:
-            raise ConfigError(f"peer {runner.name} computes another loss at {size}px: "
-                              f"{runner.first_loss:.6g} vs jaxstyle {runners[0].first_loss:.6g}")
-        runners.append(runner)
+            raise ConfigError(f"peer {candidate.name} computes another loss at {size}px: "
+                              f"{candidate.first_loss:.6g} vs jaxstyle "
+                              f"{runners[0].first_loss:.6g}")
+        runners.append(candidate)
     times = time_runners(runners, steps, warmup, block)
     flops = flops_per_step(size, size)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         timed = times[runner.name]
         median = timed.median
@@ -232,8 +241,9 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_bench(params, sizes, cfg: StyleConfig, peers=(), steps=20, warmup=3, block=5,
-              log=print, batches=None) -> dict:
+def run_bench(params: dict, sizes: Any, cfg: StyleConfig, peers: Sequence[str] = (),
+              steps: int = 20, warmup: int = 3, block: int = 5,
+              log: Callable[..., object] = print, batches: Optional[Sequence[int]] = None) -> dict:
     """Benchmark every size; returns {'machine': {...}, 'results': [...]}.
 
     With `batches`, times the vmapped many-image step at each batch size instead (peers are

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.errors import ConfigError
 
 EXAMPLES = ["jaxstyle bench memory --sizes 512 1024 2048",
             "jaxstyle bench memory --sizes 512 1024 2048 --run-up-to 2048"]
@@ -21,7 +22,7 @@ EXAMPLES = ["jaxstyle bench memory --sizes 512 1024 2048",
 GIB = 2**30
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024],
@@ -55,6 +56,8 @@ def measure(size: int, remat: bool, run_step: bool, weights: str | None) -> dict
     state = init_state(content, cfg)
     compiled = make_step(cfg).lower(p, targets, state).compile()
     m = compiled.memory_analysis()
+    if m is None:
+        raise ConfigError(f"{jax.default_backend()} reports no memory analysis")
     out = {"temp": m.temp_size_in_bytes, "args": m.argument_size_in_bytes,
            "outputs": m.output_size_in_bytes}
     if run_step:
@@ -68,7 +71,7 @@ def measure(size: int, remat: bool, run_step: bool, weights: str | None) -> dict
     return out
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.child:
         size, remat, run_step = args.child
         print(json.dumps(measure(size, bool(remat), bool(run_step), args.weights)))

@@ -4,6 +4,7 @@ eager and ONNX Runtime running the same network."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from jaxstyle.bench.model_bench import (
@@ -22,7 +23,7 @@ EXAMPLES = ["jaxstyle bench model --model paintings --sizes 256 512 1024 --batch
             "--xla-conv default no-ynn --peer onnx"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="a .jxs file or built-in name; default: random params (--width, --styles)")
     p.add_argument("--width", type=float, default=1.0, help="width of random params")
@@ -42,7 +43,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     check_timing_arguments(args)
     if args.model:
         from jaxstyle.feedforward.apply import resolve_model

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.harness import peak_memory_bytes, time_runners
 from jaxstyle.bench.timing import machine_info
 from jaxstyle.errors import ConfigError
@@ -61,7 +64,8 @@ def xla_compiler_options(conv_path: str) -> dict:
 class JaxNetRunner:
     """jaxstyle's jitted TransformerNet forward pass in one precision, params as an argument."""
 
-    def __init__(self, params, images, style_weights, num_styles: int, width: float,
+    def __init__(self, params: ParamTree, images: Any, style_weights: Any, num_styles: int,
+                 width: float,
                  precision: str, conv_path: str = "default"):
         import jax
         import jax.numpy as jnp
@@ -90,7 +94,8 @@ class JaxNetRunner:
 class TorchNetRunner:
     """The same net in PyTorch eager (fp32, under inference_mode); NCHW input made once."""
 
-    def __init__(self, params, images, style_weights, num_styles: int, width: float):
+    def __init__(self, params: dict, images: Any, style_weights: Any, num_styles: int,
+                 width: float):
         from jaxstyle.bench.peers import torch_net
 
         self.name = self.impl = "torch"
@@ -113,7 +118,8 @@ class TorchNetRunner:
 class OnnxNetRunner:
     """The torch net exported to ONNX (static shapes) and run by ONNX Runtime's CPU provider."""
 
-    def __init__(self, params, images, style_weights, num_styles: int, width: float):
+    def __init__(self, params: dict, images: Any, style_weights: Any, num_styles: int,
+                 width: float):
         from jaxstyle.bench.peers import torch_net
 
         self.name = self.impl = "onnx"
@@ -135,18 +141,22 @@ class OnnxNetRunner:
         self.session.run(None, self.feed)
 
 
-_PEER_RUNNERS = {"torch": TorchNetRunner, "onnx": OnnxNetRunner}
+_PEER_RUNNERS: dict[str, type[TorchNetRunner | OnnxNetRunner]] = {
+    "torch": TorchNetRunner, "onnx": OnnxNetRunner}
 
 
-def bench_case(params, num_styles: int, width: float, size: int, batch: int,
-               precisions=PRECISIONS, peers=(), steps: int = 10, warmup: int = 2,
-               block: int = 3, log=print, conv_paths=("default",)) -> list[dict]:
+def bench_case(params: dict, num_styles: int, width: float, size: int, batch: int,
+               precisions: Sequence[str] = PRECISIONS, peers: Sequence[str] = (),
+               steps: int = 10, warmup: int = 2, block: int = 3,
+               log: Callable[..., object] = print,
+               conv_paths: Sequence[str] = ("default",)) -> list[dict]:
     """Result rows for one (size, batch): jaxstyle per precision and conv path, then peers."""
     from jaxstyle.bench.peers import PeerUnavailable
 
     images, style_weights = bench_inputs(batch, size, num_styles)
-    runners = [JaxNetRunner(params, images, style_weights, num_styles, width, precision, path)
-               for precision in precisions for path in conv_paths]
+    runners: list[JaxNetRunner | TorchNetRunner | OnnxNetRunner] = [
+        JaxNetRunner(params, images, style_weights, num_styles, width, precision, path)
+        for precision in precisions for path in conv_paths]
     num_jax = len(runners)
     reference = runners[0].output if runners[0].precision == "fp32" else None
     skipped = []
@@ -154,20 +164,20 @@ def bench_case(params, num_styles: int, width: float, size: int, batch: int,
         if peer not in _PEER_RUNNERS:
             raise ConfigError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
         try:
-            runner = _PEER_RUNNERS[peer](params, images, style_weights, num_styles, width)
+            peer_runner = _PEER_RUNNERS[peer](params, images, style_weights, num_styles, width)
         except PeerUnavailable as exc:
             log(f"peer {peer} skipped: {exc}")
             skipped.append({"size": size, "batch": batch, "impl": peer, "skipped": str(exc)})
             continue
         if reference is not None:
-            difference = float(np.abs(runner.output - reference).max())
+            difference = float(np.abs(peer_runner.output - reference).max())
             if difference > PEER_AGREEMENT:
                 raise ConfigError(f"peer {peer} computes another output at {size}px: max "
                                   f"difference {difference:.3g} from jaxstyle fp32")
-        runners.append(runner)
+        runners.append(peer_runner)
     times = time_runners(runners, steps, warmup, block)
     flops = flops_per_call(width, size, size, batch)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for runner in runners:
         timed = times[runner.name]
         median = timed.median
@@ -213,9 +223,11 @@ def format_model_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_model_bench(params, num_styles: int, width: float, sizes, batches=(1,),
-                    precisions=PRECISIONS, peers=(), steps: int = 10, warmup: int = 2,
-                    block: int = 3, log=print, conv_paths=("default",)) -> dict:
+def run_model_bench(params: dict, num_styles: int, width: float, sizes: Any,
+                    batches: Sequence[int] = (1,), precisions: Sequence[str] = PRECISIONS,
+                    peers: Sequence[str] = (), steps: int = 10, warmup: int = 2,
+                    block: int = 3, log: Callable[..., object] = print,
+                    conv_paths: Sequence[str] = ("default",)) -> dict:
     """Benchmark every (size, batch); returns {'machine': ..., 'config': ..., 'results': [...]}."""
     precisions, conv_paths = tuple(precisions), tuple(conv_paths)
     if not precisions or any(p not in PRECISIONS for p in precisions):

@@ -11,7 +11,10 @@ The `net` line adds the layers up as the net uses them (the residual conv 10 tim
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 
@@ -23,7 +26,7 @@ EXAMPLES = ["jaxstyle bench model-convs --width 0.5 --size 256 --steps 7",
 FORMS = ["xla", "xla no-ynn", "s2d no-ynn", "torch"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="image side, px (multiple of 4)")
     p.add_argument("--width", type=float, default=1.0, help="network width")
     p.add_argument("--batch", type=int, default=1, help="images per call")
@@ -59,7 +62,13 @@ def conv_forms(kernel_size: int, stride: int) -> dict:
     return forms
 
 
-def torch_form(x: np.ndarray, kernel: np.ndarray, stride: int):
+def _blocking(f: Callable, x: np.ndarray, kernel: np.ndarray) -> Callable[[], object]:
+    """A call of f(x, kernel) that waits for its result."""
+    return lambda: f(x, kernel).block_until_ready()
+
+
+def torch_form(x: np.ndarray, kernel: np.ndarray,
+               stride: int) -> Optional[Callable[[], object]]:
     """A call of torch's F.conv2d on the same NCHW data, or None without torch."""
     try:
         import torch
@@ -75,7 +84,7 @@ def torch_form(x: np.ndarray, kernel: np.ndarray, stride: int):
     return call
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.errors import ConfigError
 
     if args.size < 4 or args.size % 4 or args.batch < 1 or args.steps < 1:
@@ -97,8 +106,8 @@ def run(args) -> int:
         reference = np.asarray(forms["xla"](x, kernel))
         difference = max(float(np.abs(np.asarray(f(x, kernel)) - reference).max())
                          for f in forms.values())
-        calls = {form: (lambda f=f, x=x, kernel=kernel: f(x, kernel).block_until_ready())
-                 for form, f in forms.items()}
+        calls: dict[str, Callable[[], object]] = {
+            form: _blocking(f, x, kernel) for form, f in forms.items()}
         torch_call = torch_form(x, kernel, stride)
         if torch_call is not None:
             calls["torch"] = torch_call
@@ -110,7 +119,7 @@ def run(args) -> int:
         for form in FORMS:
             # A form without a layer-specific variant runs as the plain no-YNN conv.
             fallback = "xla no-ynn" if form == "s2d no-ynn" else None
-            value = best.get(form, best.get(fallback))
+            value = best.get(form, None if fallback is None else best.get(fallback))
             if value is not None:
                 totals[form] = totals.get(form, 0.0) + uses * value
         mflop = 2 * k * k * cin * cout * side * side * args.batch / 1e6

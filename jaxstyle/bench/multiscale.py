@@ -8,6 +8,7 @@ side to --out.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -20,7 +21,7 @@ EXAMPLES = ["jaxstyle bench multiscale --size 512 --steps 200 --coarse-steps 300
             "--fine-steps 130 --content coffee.jpg --out multiscale.png"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--size", type=int, default=512, help="longer side of the content, px")
@@ -35,7 +36,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from jaxstyle import StyleConfig, save_image, stylize

@@ -8,10 +8,14 @@ the seed loss reached at 10%, 25%, 50% and 100% of that time, and the steps take
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import Any
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import add_pair_arguments
 from jaxstyle.bench.timing import machine_line, markdown_table
+from jaxstyle.config import StyleConfig
 
 EXAMPLES = ["jaxstyle bench optimizers --sizes 128 256 --seconds 60",
             "jaxstyle bench optimizers --sizes 128 256 --seconds 60 --content chelsea.jpg"]
@@ -20,7 +24,7 @@ OPTIMIZERS = ("adam", "adam-optax", "lbfgs")
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256],
@@ -31,7 +35,8 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def curve(p, content, style, cfg, seconds: float):
+def curve(p: ParamTree, content: Any, style: Any, cfg: StyleConfig,
+          seconds: float) -> list[tuple[float, int, float]]:
     """(elapsed s, step, loss) after each step until `seconds` of optimisation have passed.
 
     One clock over the whole run (each step synchronised by reading its loss), not
@@ -55,7 +60,7 @@ def curve(p, content, style, cfg, seconds: float):
     return points
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle import StyleConfig
     from jaxstyle.bench.fixtures import demo_inputs, image_path, vgg_params
 

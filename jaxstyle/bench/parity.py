@@ -26,12 +26,14 @@ step 1, at most 2e-3 over 100 steps at 256 px, a mean pixel difference of 4/255 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import MATMUL_PRECISIONS, StyleConfig
 from jaxstyle.errors import ConfigError
 
@@ -44,7 +46,7 @@ DEFAULT_TOLERANCE = 1e-5
 DEFAULT_TRAJECTORY_TOLERANCE = 1e-2
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     which = p.add_mutually_exclusive_group(required=True)
@@ -65,7 +67,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def weights_digest(params) -> str:
+def weights_digest(params: ParamTree) -> str:
     """A short digest of the VGG19 weights, so a trajectory is never compared under others."""
     digest = hashlib.sha256()
     for name in sorted(params):
@@ -74,7 +76,7 @@ def weights_digest(params) -> str:
     return digest.hexdigest()[:16]
 
 
-def record_tf(params, size: int, steps: int) -> dict:
+def record_tf(params: dict, size: int, steps: int) -> dict:
     """TensorFlow's step `steps` times from the demo photo: its losses and final image."""
     from jaxstyle.bench.harness import bench_images
     from jaxstyle.bench.peers import build
@@ -89,7 +91,8 @@ def record_tf(params, size: int, steps: int) -> dict:
                      "weights": weights_digest(params)}}
 
 
-def run_jaxstyle(params, size: int, steps: int, precision: str) -> tuple[np.ndarray, np.ndarray]:
+def run_jaxstyle(params: ParamTree, size: int, steps: int, precision: str) -> tuple[np.ndarray,
+                 np.ndarray]:
     """jaxstyle's compiled step over the same inputs: (losses, final image (1, H, W, 3))."""
     import jax
 
@@ -154,7 +157,7 @@ def load_trajectory(path: str) -> dict:
     return recorded
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import jax
 
     from jaxstyle.bench.timing import machine_line, markdown_table

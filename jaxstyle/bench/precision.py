@@ -8,6 +8,7 @@ the images; the wall time is each whole run's (compiling included).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -16,7 +17,7 @@ from jaxstyle.bench.timing import machine_line, markdown_table
 EXAMPLES = ["jaxstyle bench precision --size 256 --steps 200"]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--size", type=int, default=256,
@@ -25,7 +26,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from jaxstyle import StyleConfig, stylize

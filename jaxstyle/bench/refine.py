@@ -26,14 +26,17 @@ writes; `--held-out` names that folder).
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import image_path, shared_images, vgg_params
 from jaxstyle.bench.scoring import eval_config, load_pair, seed_loss, warm_call
 from jaxstyle.bench.step import write_json
@@ -66,7 +69,7 @@ OPTIMIZER_LABELS = {"adam": "Adam", "lbfgs": "L-BFGS"}
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--size", type=int, default=256, help="longer side of the photos, px")
@@ -90,8 +93,9 @@ def parse_arm(text: str) -> dict:
     parts = text.split("/")
     try:
         start, optimizer, steps = parts[:3]
-        arm = {"arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
-               "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
+        arm: dict[str, Any] = {
+            "arm": text, "start": start, "optimizer": optimizer, "steps": int(steps),
+            "learning_rate": float(parts[3]) if len(parts) > 3 else 0.02}
     except ValueError:
         raise ConfigError(f"arm {text!r}: write START/OPTIMISER/STEPS[/LEARNING_RATE], e.g. "
                           "paintings/adam/50") from None
@@ -101,7 +105,8 @@ def parse_arm(text: str) -> dict:
     return arm
 
 
-def run_arm(params, content, style, style_file, arm: dict, size: int, painters: dict) -> dict:
+def run_arm(params: ParamTree, content: Any, style: Any, style_file: Any, arm: dict, size: int,
+            painters: dict) -> dict:
     """One optimisation: its scored checkpoints, warm step and one-pass times, compile time."""
     cfg = eval_config(size).replace(optimizer=arm["optimizer"],
                                     learning_rate=arm["learning_rate"])
@@ -153,17 +158,17 @@ def vector_flags() -> list[str]:
     return [flag for flag in VECTOR_FLAGS if flag in flags]
 
 
-def measure(args, photos: list[str]) -> dict:
+def measure(args: argparse.Namespace, photos: list[str]) -> dict:
     params = vgg_params(args.weights)
     arms = [parse_arm(a) for a in args.arms]
     machine = {**machine_info(), "vector_flags": vector_flags()}
-    results = {"size": args.size, "machine": machine, "pairs": []}
+    results: dict[str, Any] = {"size": args.size, "machine": machine, "pairs": []}
     print(machine_line(machine) + "  " + " ".join(machine["vector_flags"]), flush=True)
     painters: dict = {}
     for k, photo in enumerate(photos):
         painting = PAINTINGS[k % len(PAINTINGS)]
         content, style = load_pair(photo, painting, eval_config(args.size))
-        pair = {"photo": Path(photo).name, "painting": painting, "arms": []}
+        pair: dict[str, Any] = {"photo": Path(photo).name, "painting": painting, "arms": []}
         for arm in arms:
             row = run_arm(params, content, style, image_path(painting), arm, args.size,
                           painters)
@@ -211,7 +216,7 @@ def curves(results: dict) -> dict:
     return out
 
 
-def _machine_text(machine) -> str:
+def _machine_text(machine: Any) -> str:
     """A run's machine: the line `timing.machine_line` writes (older runs kept a string)."""
     if isinstance(machine, str):
         return machine
@@ -302,7 +307,7 @@ def _found(photo: str) -> bool:
         return False
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.table:
         for path in args.table:
             print(table(read_results(path)), end="\n\n")

@@ -9,12 +9,13 @@ size the seed would use (`style_size`), with the seed's VGG19, layers and weight
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.fixtures import image_path
 from jaxstyle.bench.timing import time_calls
 from jaxstyle.config import StyleConfig
@@ -39,12 +40,13 @@ def load_pair(photo: str, style: str, cfg: StyleConfig) -> tuple[np.ndarray, np.
     return content, resize(style_image, style_size(style_image.shape[:2], content.shape[:2], cfg))
 
 
-def seed_loss(params, content, style, image, cfg: StyleConfig) -> float:
+def seed_loss(params: ParamTree, content: Any, style: Any, image: Any, cfg: StyleConfig) -> float:
     targets = make_targets(params, content, style, cfg)
     return float(loss_fn(params, targets, np.asarray(image)[None], cfg)[0])
 
 
-def block4_gram_term(params, content, style, image, cfg: StyleConfig) -> float:
+def block4_gram_term(params: ParamTree, content: Any, style: Any, image: Any,
+                     cfg: StyleConfig) -> float:
     """The seed loss's block4_conv1 Gram term alone: its share of the style term (which
     averages the style layers), with no content or TV term."""
     block4 = cfg.replace(style_layers=("block4_conv1",), content_weight=0.0, tv_weight=0.0,
@@ -52,7 +54,8 @@ def block4_gram_term(params, content, style, image, cfg: StyleConfig) -> float:
     return seed_loss(params, content, style, image, block4) / len(cfg.style_layers)
 
 
-def score(params, content, style, image, cfg: StyleConfig) -> dict[str, float]:
+def score(params: ParamTree, content: Any, style: Any, image: Any, cfg: StyleConfig) -> dict[str,
+          float]:
     """{loss, block4 Gram term, layout, grid} of one output (H, W, 3) for its photo and
     style image."""
     image = np.asarray(image, np.float32)
@@ -67,7 +70,7 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def warm_call(fn: Callable[..., T], *args, **kwargs) -> tuple[T, float]:
+def warm_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     """fn(*args, **kwargs) and the seconds of one warm call: one untimed call first (the
     compile), then one timed (`timing.time_calls`, repeats 1, warm-up 1). fn must block."""
     results: list = []
@@ -75,7 +78,7 @@ def warm_call(fn: Callable[..., T], *args, **kwargs) -> tuple[T, float]:
     return results[-1], timing.median
 
 
-def gatys_reference(params, content, style, cfg: StyleConfig,
+def gatys_reference(params: ParamTree, content: Any, style: Any, cfg: StyleConfig,
                     cache: Path | None = DEFAULT_CACHE) -> np.ndarray:
     """Gatys after cfg.steps steps of the seed's Adam from the photo; cached by inputs."""
     from jaxstyle.gatys import stylize
@@ -87,12 +90,12 @@ def gatys_reference(params, content, style, cfg: StyleConfig,
         return np.load(path)
     image, _ = stylize(params, content, style, cfg)
     if path is not None:
-        cache.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # the cache folder
         np.save(path, image)
     return image
 
 
-def picture(rows: list[tuple[np.ndarray, ...]], path: str) -> None:
+def picture(rows: Sequence[tuple[np.ndarray, ...]], path: str) -> None:
     """Rows of images side by side at one height, white gaps between (a README picture)."""
     height = rows[0][0].shape[0]
     lines = []

@@ -24,6 +24,7 @@ nothing is tuned on (The Great Wave, Udnie). Tune presets on other pairs.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import statistics
@@ -32,12 +33,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from jaxstyle._types import ParamTree
 from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import PRESETS, StyleConfig
 from jaxstyle.errors import ConfigError
+from jaxstyle.weights import Params
 
 EXAMPLES = ["jaxstyle bench seed-time --sizes 256 512 --plot seed-time.png",
             "jaxstyle bench seed-time --pairs coffee.jpg:starry_night.jpg --sizes 256 "
@@ -49,7 +53,7 @@ DEFAULT_CACHE = Path(tempfile.gettempdir()) / "jaxstyle-seed-time-cache"
 LAYOUT_SLACK = 0.05  # the preset may keep the photo's layout this much less than the seed
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--pairs", nargs="+", default=HELD_OUT_PAIRS, metavar="PHOTO:PAINTING",
@@ -81,7 +85,7 @@ def parse_pair(text: str) -> tuple[str, str]:
     return photo, painting
 
 
-def seed_reference(params, content: np.ndarray, style: np.ndarray, size: int,
+def seed_reference(params: ParamTree, content: np.ndarray, style: np.ndarray, size: int,
                    cache: Path | None, steps: int = SEED_STEPS) -> dict:
     """The seed's run (jaxstyle, seed defaults, 1000 steps): its final image and seed loss,
     the loss of each step's starting image, and its median step time here."""
@@ -121,7 +125,8 @@ def seed_reference(params, content: np.ndarray, style: np.ndarray, size: int,
     return result
 
 
-def tf_step_seconds(params, content: np.ndarray, style: np.ndarray, steps: int) -> float | None:
+def tf_step_seconds(params: Params, content: np.ndarray, style: np.ndarray,
+                    steps: int) -> float | None:
     """Median seconds of TensorFlow's seed step on these inputs; None without TensorFlow."""
     from jaxstyle.bench.peers import PeerUnavailable, build
 
@@ -166,7 +171,7 @@ def timed_process(photo: Path, painting: Path, size: int, preset: str, options: 
     return {"seconds": seconds, "output": output, "stopped": stopped}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path, vgg_params
     from jaxstyle.bench.scoring import load_pair, seed_loss
     from jaxstyle.images import load_image
@@ -227,7 +232,7 @@ def run(args) -> int:
     return 1 if misses else 0
 
 
-def plot(curves, path: str) -> None:
+def plot(curves: list[tuple[dict[str, Any], np.ndarray]], path: str) -> None:
     """Loss against seconds per pair: the seed's run priced at TF's step (or jaxstyle's,
     without TF), its end point marked, and the preset's end point."""
     import matplotlib

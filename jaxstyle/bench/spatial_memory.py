@@ -18,6 +18,7 @@ import sys
 
 from jaxstyle.bench.timing import machine_line, markdown_table
 from jaxstyle.config import PRECISIONS
+from jaxstyle.errors import ConfigError
 
 EXAMPLES = ["jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 1024 2048 4096",
             "jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 2048 4096 7680"]
@@ -27,7 +28,7 @@ EXAMPLES = ["jaxstyle bench spatial-memory --devices 1 2 4 8 --sides 1024 2048 4
 BUDGETS = ((24, 8, "8 x 24 GB"), (141, 1, "one 141 GB H200"))
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8],
                    help="device counts (CPU devices, one process each), rows x 1")
     p.add_argument("--sides", type=int, nargs="+", default=[1024, 2048, 4096],
@@ -64,6 +65,8 @@ def measure(devices: int, sides: list[int], precision: str) -> list[dict]:
         shardings = spatial_shardings(mesh, targets, state)
         compiled = make_step(cfg, shardings=shardings).lower(params, targets, state).compile()
         memory = compiled.memory_analysis()
+        if memory is None:
+            raise ConfigError(f"{jax.default_backend()} reports no memory analysis")
         per_device = (memory.argument_size_in_bytes + memory.output_size_in_bytes
                       + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
         rows.append({"devices": devices, "width": width, "height": height,
@@ -72,7 +75,7 @@ def measure(devices: int, sides: list[int], precision: str) -> list[dict]:
     return rows
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.child:
         from jaxstyle.bench.timing import machine_info
 

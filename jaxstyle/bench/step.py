@@ -3,7 +3,10 @@ square images; `--batch` times the vmapped many-image step instead."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from typing import Any
 
 from jaxstyle.bench.harness import format_batch_table, format_table, run_bench
 from jaxstyle.bench.timing import machine_line
@@ -16,7 +19,7 @@ EXAMPLES = ["jaxstyle bench step --sizes 128 256",
             "jaxstyle bench step --batch 1 4 8 --sizes 256"]
 
 
-def add_timing_arguments(p, steps: int, warmup: int, block: int) -> None:
+def add_timing_arguments(p: argparse.ArgumentParser, steps: int, warmup: int, block: int) -> None:
     """--steps, --warmup, --block: the shared timing options (`timing.time_alternating`)."""
     p.add_argument("--steps", type=int, default=steps, help="timed calls per implementation")
     p.add_argument("--warmup", type=int, default=warmup, help="untimed calls after compiling")
@@ -24,12 +27,12 @@ def add_timing_arguments(p, steps: int, warmup: int, block: int) -> None:
                    help="calls per turn when implementations take turns")
 
 
-def check_timing_arguments(args) -> None:
+def check_timing_arguments(args: argparse.Namespace) -> None:
     if args.steps < 1 or args.warmup < 0 or args.block < 1:
         raise ConfigError("--steps and --block must be >= 1 and --warmup >= 0")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512],
@@ -52,7 +55,7 @@ def add_arguments(p) -> None:
     add_weights_option(p)
 
 
-def write_json(path, report) -> None:
+def write_json(path: str | os.PathLike, report: Any) -> None:
     import json
 
     from jaxstyle.files import atomic_write
@@ -62,7 +65,7 @@ def write_json(path, report) -> None:
             f.write(json.dumps(report, indent=2, default=str).encode())
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.cli.common import enable_compile_cache, load_params
 
     check_timing_arguments(args)

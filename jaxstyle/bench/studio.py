@@ -21,12 +21,14 @@ Needs the serve extra (pip install -e ".[serve]").
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 from jaxstyle.errors import ConfigError, JaxstyleError
 
@@ -43,7 +45,7 @@ class StudioBenchError(JaxstyleError):
     """A request to the live server failed, or a job did not stream what it should."""
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512,
                    help="longer side of the photo, px (engine 2 and the refines)")
     p.add_argument("--repeats", type=int, default=7,
@@ -64,7 +66,7 @@ def post_job(base: str, body: dict) -> dict:
     return post(base, "/api/jobs", json.dumps(body).encode(), "application/json")
 
 
-def events(base: str, job_id: str):
+def events(base: str, job_id: str) -> Iterator[dict]:
     with urllib.request.urlopen(f"{base}/api/jobs/{job_id}/events") as stream:
         for line in stream:
             if line.startswith(b"data: "):
@@ -157,7 +159,7 @@ def start_server():
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.bench.fixtures import image_path
     from jaxstyle.bench.timing import Timing, machine_line, markdown_table, time_calls
     from jaxstyle.images import load_image

@@ -15,10 +15,12 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import NamedTuple, TypeVar
 
 from jaxstyle.cputune import cpu_flag_set, cpu_model  # noqa: F401  (also this module's)
+
+K = TypeVar("K", bound=Hashable)  # how the caller names its callables
 
 
 class Timing(NamedTuple):
@@ -56,15 +58,15 @@ def time_calls(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> T
     return time_alternating({"": fn}, repeats, warmup)[""]
 
 
-def time_alternating(calls: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                     block: int = 1) -> dict[str, Timing]:
+def time_alternating(calls: Mapping[K, Callable[[], object]], repeats: int, warmup: int = 1,
+                     block: int = 1) -> dict[K, Timing]:
     """Each named callable's Timing over `repeats` calls, the callables taking turns in blocks
     of `block` calls after `warmup` untimed calls each."""
     _check_counts(repeats, warmup, block)
     for fn in calls.values():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
+    samples: dict[K, list[float]] = {name: [] for name in calls}
     while any(len(s) < repeats for s in samples.values()):
         for name, fn in calls.items():
             for _ in range(min(block, repeats - len(samples[name]))):

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from jaxstyle.bench.timing import Timing, machine_line, markdown_table
 
@@ -39,7 +40,7 @@ FLAG_SETS = {
 WARMUP = 2  # untimed steps after the first (compiling) one
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from jaxstyle.cli.common import add_weights_option
 
     p.add_argument("--size", type=int, default=256, help="square image size, px")
@@ -70,7 +71,7 @@ def measure(size: int, steps: int, weights: str | None) -> dict:
     cfg = StyleConfig()
     targets = make_targets(params, content, style, cfg)
     step = make_step(cfg)
-    carried = {"state": init_state(content, cfg)}
+    carried: dict[str, Any] = {"state": init_state(content, cfg)}
 
     def one_step():
         carried["state"], carried["metrics"] = step(params, targets, carried["state"])
@@ -84,7 +85,7 @@ def measure(size: int, steps: int, weights: str | None) -> dict:
             "loss": float(carried["metrics"]["loss"]), "machine": machine_info()}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from jaxstyle.errors import ConfigError
 
     if args.steps < 1 or args.rounds < 1:

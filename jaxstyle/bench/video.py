@@ -13,9 +13,12 @@ the wall time; "network idle" is how long the network waited for FFmpeg.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -27,7 +30,7 @@ FRAME_RATE = 24
 TIMINGS = ("wall_seconds", "stylize_seconds", "decode_seconds", "encode_seconds", "wait_seconds")
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="paintings", help="a .jxs file or built-in name")
     p.add_argument("--style", help="style name or index inside the model; default: the "
                                    "model's own")
@@ -65,7 +68,7 @@ def make_test_clip(path: Path, photo: Path, width: int, height: int, frames: int
     return write_video(path, clip, fps=FRAME_RATE)
 
 
-def median_timings(results) -> dict[str, float]:
+def median_timings(results: Any) -> dict[str, float]:
     """The median of each timing over the repeats (`Timing` of each VideoResult field)."""
     from jaxstyle.bench.timing import Timing
 
@@ -89,7 +92,7 @@ def results_table(results: dict, compile_seconds: dict) -> str:
                            "compile s"], rows)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from jaxstyle.bench.fixtures import image_path
@@ -102,17 +105,17 @@ def run(args) -> int:
     sizes = list(dict.fromkeys(parse_size(size) for size in args.sizes))
     photo = image_path(args.photo)
     stylize_frames = model_frame_stylizer(args.model, args.style)
-    results = {size: [] for size in sizes}
-    compile_seconds = {}
+    results: dict[tuple[int, int], list[Any]] = {size: [] for size in sizes}
+    compile_seconds: dict[tuple[int, int], float] = {}
     print(machine_line())
     with tempfile.TemporaryDirectory() as folder:
-        sources = {}
+        sources: dict[tuple[int, int], Path] = {}
         for width, height in sizes:
             sources[width, height] = make_test_clip(Path(folder) / f"in_{width}x{height}.mp4",
                                                     photo, width, height, args.frames)
             throwaway = np.zeros((args.batch, height, width, 3), np.uint8)
-            compile_seconds[width, height] = time_calls(lambda t=throwaway: stylize_frames(t),
-                                                        repeats=1, warmup=0).median
+            compile_seconds[width, height] = time_calls(
+                functools.partial(stylize_frames, throwaway), repeats=1, warmup=0).median
 
         def one_run(size, source):
             def call():

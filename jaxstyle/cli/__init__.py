@@ -9,6 +9,8 @@ signal).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Optional
 
 from jaxstyle.cli import (
     apply,
@@ -54,7 +56,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(bench.legacy_argv(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:

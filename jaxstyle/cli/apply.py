@@ -8,8 +8,9 @@ import argparse
 import io
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from jaxstyle.cli.common import (
     EXIT_ERROR,
@@ -49,7 +50,7 @@ def tile_size(text: str) -> int:
     return value
 
 
-def levels_option(text: str):
+def levels_option(text: str) -> int | tuple[int, ...]:
     """--levels: N (relu{N}_1 .. relu1_1) or a comma-separated list of levels 1-5."""
     parts = [part.strip() for part in text.split(",")]
     if not all(part.isdigit() and 1 <= int(part) <= 5 for part in parts):
@@ -58,7 +59,8 @@ def levels_option(text: str):
     return int(parts[0]) if len(parts) == 1 else tuple(int(part) for part in parts)
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "apply", "stylise photos with a trained model in one pass",
                     EXAMPLES)
     p.add_argument("model", metavar="MODEL",
@@ -147,23 +149,23 @@ def plan_jobs(inputs: list[str], output: Optional[str]) -> list[Job]:
         return [Job(Path(inputs[0]), out)]
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} is a file; several outputs need a folder")
-    jobs = []
+    pairs: list[tuple[Path, Path]] = []  # (source, target) files
     for text in inputs:
         source = Path(text)
         if source.is_dir():
-            jobs.extend(Job(path, out / path.relative_to(source).with_suffix(".png"))
-                        for path in _folder_images(source))
+            pairs.extend((path, out / path.relative_to(source).with_suffix(".png"))
+                         for path in _folder_images(source))
         else:
-            jobs.append(Job(source, out / (source.stem + ".png")))
+            pairs.append((source, out / (source.stem + ".png")))
     targets: dict[Path, Path] = {}
-    for job in jobs:
-        if job.target in targets:
-            raise UsageError(f"{targets[job.target]} and {job.source} would both be written "
-                             f"to {job.target}")
-        if same_file(job.target, job.source):
-            raise UsageError(f"output {job.target} is also an input")
-        targets[job.target] = job.source
-    return jobs
+    for source, target in pairs:
+        if target in targets:
+            raise UsageError(f"{targets[target]} and {source} would both be written "
+                             f"to {target}")
+        if same_file(target, source):
+            raise UsageError(f"output {target} is also an input")
+        targets[target] = source
+    return [Job(source, target) for source, target in pairs]
 
 
 def _expected_shape(path: Path, max_dim: Optional[int]) -> Optional[tuple[int, int]]:
@@ -192,7 +194,7 @@ def _read_stdin_image(max_dim, max_pixels):
         return load_image(file.name, max_dim, max_pixels, what="stdin image")
 
 
-def _write(target, image) -> None:
+def _write(target: Path | str, image: Any) -> None:
     import numpy as np
     from PIL import Image
 
@@ -208,7 +210,7 @@ def _write(target, image) -> None:
         save_image(target, image)
 
 
-def _check_any_options(args) -> None:
+def _check_any_options(args: argparse.Namespace) -> None:
     """UsageError for options of the other kind of model, before any work."""
     decoder = args.style_image is not None
     if not decoder:
@@ -227,7 +229,7 @@ def _check_any_options(args) -> None:
         raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
 
 
-def cmd_apply(args) -> int:
+def cmd_apply(args: argparse.Namespace) -> int:
     from jaxstyle.arbitrary.decoderfile import is_decoder_header
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.paramfile import read_header
@@ -242,7 +244,7 @@ def cmd_apply(args) -> int:
     return _apply_trained(args, path, builtin_style)
 
 
-def _apply_any(args, path: Path) -> int:
+def _apply_any(args: argparse.Namespace, path: Path) -> int:
     """Engine 3: any style image(s), one pass."""
     import numpy as np
 
@@ -319,7 +321,7 @@ def _apply_any(args, path: Path) -> int:
     return code
 
 
-def _apply_trained(args, path: Path, builtin_style) -> int:
+def _apply_trained(args: argparse.Namespace, path: Path, builtin_style: Optional[str]) -> int:
     """Engine 2: a network trained for its styles."""
     from jaxstyle.feedforward.apply import apply_model, make_stylizer, style_weights_for
     from jaxstyle.feedforward.modelfile import describe, load_model
@@ -344,7 +346,8 @@ def _apply_trained(args, path: Path, builtin_style) -> int:
     return _run_jobs(jobs, args, lambda images: apply_model(params, header, images, **options))
 
 
-def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
+def _run_jobs(jobs: list[Job], args: argparse.Namespace,
+              stylize_batch: Callable[[Any], Any]) -> int:
     """Load, stylise (batched by shape, `jaxstyle.cli.pipeline`) and write every job; a failed
     image is counted, not fatal. stylize_batch: (N, H, W, 3) floats in [0, 1] -> the same."""
     import time
@@ -365,7 +368,7 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         report.line(f"error: {error}")
         report.advance(1)
 
-    def load(job: Job):
+    def load(job: Job) -> Any:
         if job.source == STDIO:
             with clock.measure("decode"):
                 return _read_stdin_image(args.max_dim, args.max_pixels)
@@ -374,14 +377,14 @@ def _run_jobs(jobs: list[Job], args, stylize_batch) -> int:
         with clock.measure("resize"):
             return resize_to(pixels, size, job.source, what="input")
 
-    def write(job: Job, image) -> None:
+    def write(job: Job, image: Any) -> None:
         _write(job.target, image)
 
     try:
         if jobs[0].source == STDIO:
             batches = [[jobs[0]]]
         else:
-            shapes = [_expected_shape(job.source, args.max_dim) for job in jobs]
+            shapes = [_expected_shape(Path(job.source), args.max_dim) for job in jobs]
             batches = [[jobs[i] for i in batch] for batch in plan_batches(shapes, args.batch)]
         run_pipeline(batches, load, stylize_batch, write, on_done=lambda job: report.advance(1),
                      on_error=fail, errors=(JaxstyleError,), clock=clock)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 from jaxstyle.errors import ConfigError
 
@@ -24,7 +26,8 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "bench", "run a benchmark behind BENCHMARKS.md (jaxstyle bench "
                     "NAME; --help lists them)",
                     ["jaxstyle bench step --sizes 128 256",
@@ -47,7 +50,7 @@ def legacy_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def benchmark_parser(name: str):
+def benchmark_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     """The named benchmark's own parser and module."""
     from jaxstyle.bench import BENCHMARKS, benchmark_module
     from jaxstyle.cli.common import Formatter, Parser
@@ -64,6 +67,6 @@ def benchmark_parser(name: str):
     return parser, module
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     parser, module = benchmark_parser(args.name)
     return module.run(parser.parse_args(args.options))

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any, Optional
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
@@ -90,7 +91,7 @@ class _CommaWrapper(textwrap.TextWrapper):
                 for piece in re.split(r"(?<=,)(?=[^\s,])", chunk)]
 
 
-def format_default(value, several: bool = False) -> str:
+def format_default(value: Any, several: bool = False) -> str:
     """A default as a user types it on the command line: lists and tuples joined by commas,
     or by spaces where the option takes several arguments (`several`)."""
     if isinstance(value, (list, tuple)):
@@ -105,7 +106,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see --help)\n")
 
 
-def add_command(commands, name: str, help: str, examples: list[str]) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, name: str, help: str,
+                examples: list[str]) -> argparse.ArgumentParser:
     """A sub-command parser in the house style, with its examples as the epilog."""
     return commands.add_parser(name, help=help, formatter_class=Formatter,
                                epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
@@ -124,7 +126,7 @@ def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- StyleConfig options
 
-_OPTION_TYPES = {
+_OPTION_TYPES: dict[str, dict[str, Any]] = {
     "count": dict(type=positive_int), "int": dict(type=int), "float": dict(type=finite_float),
     "layers": dict(type=layer_list), "floats": dict(type=float_list),
     "floats+": dict(type=finite_float, nargs="+"), "ints+": dict(type=int, nargs="+"),
@@ -135,7 +137,7 @@ _OPTION_TYPES = {
 class _Given(argparse.Action):
     """Marks its field as given on the command line, so a --preset does not override it."""
 
-    def mark(self, namespace) -> None:
+    def mark(self, namespace: argparse.Namespace) -> None:
         given = set(getattr(namespace, "given_config", ()))
         namespace.given_config = given | {self.dest}
 
@@ -187,17 +189,17 @@ def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
         groups[meta["group"]].add_argument(flag, **options)
 
 
-def config_from_args(args, **overrides) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> StyleConfig:
     """The StyleConfig the parsed options describe (fields the parser lacks keep defaults):
     the --preset's fields, except those given on the command line."""
     from jaxstyle.config import PRESETS
 
-    values = {}
+    values: dict[str, Any] = {}
     for field in dataclasses.fields(StyleConfig):
         if hasattr(args, field.name):
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
-    given = getattr(args, "given_config", set())
+    given: set[str] = getattr(args, "given_config", set())
     values.update({name: value for name, value in
                    PRESETS[getattr(args, "preset", None) or "seed"].items()
                    if name not in given})
@@ -223,14 +225,14 @@ class Reporter:
             self.bar = tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True,
                             leave=False, file=sys.stderr)
 
-    def advance(self, count: int = 1, **postfix) -> None:
+    def advance(self, count: int = 1, **postfix: Any) -> None:
         if self.bar is None:
             return
         self.bar.update(count)
         if postfix:
             self.bar.set_postfix(postfix, refresh=False)
 
-    def step(self, step: int, metrics, every: int = 10) -> None:
+    def step(self, step: int, metrics: dict[str, Any], every: int = 10) -> None:
         if self.bar is None:
             return
         self.bar.update(1)
@@ -263,7 +265,7 @@ def format_losses(metrics: dict) -> str:
 # --------------------------------------------------------------------------- files and weights
 
 
-def load_params(weights_path, quiet: bool):
+def load_params(weights_path: Optional[str | os.PathLike], quiet: bool) -> dict:
     """VGG19 params from `--weights`, or fetched once and cached."""
     from jaxstyle.weights.fetch import resolve_params
 
@@ -287,7 +289,7 @@ def check_output(output: Path, inputs: list[Path]) -> None:
     check_writable(output)
 
 
-def enable_compile_cache(folder) -> None:
+def enable_compile_cache(folder: str | os.PathLike) -> None:
     """Turn on JAX's persistent compilation cache in `folder` for every compiled program."""
     import jax
 

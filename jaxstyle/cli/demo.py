@@ -15,18 +15,23 @@ fast, then refine").
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import Any
+
 from jaxstyle.cli.common import add_weights_option, log, positive_int
 from jaxstyle.config import PRESETS, StyleConfig
 
 # The fast preset (StyleConfig.preset): the seed's own 1000-step quality in 400 L-BFGS steps.
-CPU_SETTINGS = dict(PRESETS["fast"], max_dim=256)
-ACCELERATOR_SETTINGS = dict(PRESETS["fast"], max_dim=512)
-QUICK_SETTINGS = dict(max_dim=256, steps=30, optimizer="adam")
-QUICK_ACCELERATOR_SETTINGS = dict(max_dim=512, steps=100, optimizer="adam")
+CPU_SETTINGS: dict[str, Any] = dict(PRESETS["fast"], max_dim=256)
+ACCELERATOR_SETTINGS: dict[str, Any] = dict(PRESETS["fast"], max_dim=512)
+QUICK_SETTINGS: dict[str, Any] = dict(max_dim=256, steps=30, optimizer="adam")
+QUICK_ACCELERATOR_SETTINGS: dict[str, Any] = dict(max_dim=512, steps=100, optimizer="adam")
 QUICK_START = "paintings:starry_night"  # the shipped network's own Starry Night
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "demo", "stylize the packaged photo as The Starry Night (offline)",
                     ["jaxstyle demo", "jaxstyle demo -o demo.png --max-dim 512 --steps 300",
                      "jaxstyle demo --optimizer adam --steps 300",
@@ -49,7 +54,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_demo)
 
 
-def demo_config(on_accelerator: bool, quick: bool = False, **overrides) -> StyleConfig:
+def demo_config(on_accelerator: bool, quick: bool = False, **overrides: Any) -> StyleConfig:
     """The demo's settings for this machine, with any the user gave."""
     if quick:
         settings = dict(QUICK_ACCELERATOR_SETTINGS if on_accelerator else QUICK_SETTINGS)
@@ -59,7 +64,7 @@ def demo_config(on_accelerator: bool, quick: bool = False, **overrides) -> Style
     return StyleConfig(**settings)
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     import jax
 
     from jaxstyle.cli.stylize import run_stylize

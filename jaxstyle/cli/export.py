@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.cli.common import (
     UsageError,
@@ -24,7 +27,8 @@ RUN_STABLEHLO = """run it (jax, pip install flatbuffers):
   out = jax.export.deserialize(open("{path}", "rb").read()).call({args})"""
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "export", "write a trained model as ONNX or StableHLO, any photo "
                     "size", [
                         "jaxstyle export paintings -o paintings.onnx     # blend vector input",
@@ -61,7 +65,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def export_spec(args, fmt: str):
+def export_spec(args: argparse.Namespace, fmt: str) -> Any:
     """The ExportSpec the options ask for (every check before any tracing)."""
     from jaxstyle.arbitrary.decoderfile import (
         is_decoder_header,
@@ -90,9 +94,9 @@ def export_spec(args, fmt: str):
                              "eigendecomposition")
         params, header = load_decoder(path)
         vgg = load_params(args.weights, args.quiet) if needs_vgg(header) else None
-        style = None if args.style_image is None else load_image(
+        painting = None if args.style_image is None else load_image(
             args.style_image, args.style_size, args.max_pixels, what="style image")
-        return any_style_export(vgg, params, header, style_image=style, alpha=args.alpha,
+        return any_style_export(vgg, params, header, style_image=painting, alpha=args.alpha,
                                 strength=args.strength, whitening=whitening)
     if args.style_image is not None or args.alpha != 1.0 or args.whitening is not None:
         raise UsageError(f"{args.model} is a network trained for its styles: choose one with "
@@ -106,7 +110,7 @@ def export_spec(args, fmt: str):
                               strength=args.strength)
 
 
-def how_to_run(spec, fmt: str, output: Path) -> str:
+def how_to_run(spec: Any, fmt: str, output: Path) -> str:
     shapes = {"photos": "photo[None]", "style_weights": "weights", "style": "painting[None]"}
     names = [name for name, _ in spec.inputs]
     if fmt == "onnx":
@@ -115,7 +119,7 @@ def how_to_run(spec, fmt: str, output: Path) -> str:
     return RUN_STABLEHLO.format(path=output, args=", ".join(shapes[name] for name in names))
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     import time
 
     from jaxstyle.export import format_for, write_onnx, write_stablehlo

@@ -7,16 +7,23 @@ rows of each global batch and writes its own outputs; process 0 prints the summa
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 from jaxstyle.cli.common import EXIT_ERROR, Reporter, UsageError, log
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ImageError, JaxstyleError
 from jaxstyle.interrupts import by_signal, exit_code
+
+if TYPE_CHECKING:  # annotations only: the command imports it when it runs
+    from jax.sharding import Mesh
 
 
 @dataclasses.dataclass
@@ -36,7 +43,8 @@ def output_name(content: Path, style: Path, settings: tuple) -> str:
     return f"{content.stem}_{style.stem}{suffix}.png"
 
 
-def plan_file_jobs(contents, styles, sweep, out_dir: Path) -> list[FileJob]:
+def plan_file_jobs(contents: Sequence[Path], styles: Sequence[Path], sweep: Optional[tuple],
+                   out_dir: Path) -> list[FileJob]:
     settings = [()] if sweep is None else [((sweep[0], float(v)),) for v in sweep[1]]
     jobs = [FileJob(c, s, setting, out_dir / output_name(c, s, setting))
             for c in contents for s in styles for setting in settings]
@@ -48,7 +56,7 @@ def plan_file_jobs(contents, styles, sweep, out_dir: Path) -> list[FileJob]:
     return jobs
 
 
-def prepare_output_dir(out_dir: Path, inputs) -> None:
+def prepare_output_dir(out_dir: Path, inputs: Iterable[str | os.PathLike]) -> None:
     """Create the folder and prove it is writable before any work."""
     for path in inputs:
         if out_dir.resolve() == Path(path).resolve():
@@ -64,7 +72,8 @@ def prepare_output_dir(out_dir: Path, inputs) -> None:
 class ManyRun:
     """Plans, runs and reports a many-image stylization."""
 
-    def __init__(self, args, cfg: StyleConfig, sweep, painter=None):
+    def __init__(self, args: argparse.Namespace, cfg: StyleConfig, sweep: Optional[tuple],
+                 painter: Any = None) -> None:
         self.args, self.cfg, self.sweep = args, cfg, sweep
         self.painter = painter  # --init MODEL: jaxstyle.cli.onepass.OnePass
         self.failures: list[str] = []  # one line each, this process's
@@ -95,7 +104,7 @@ class ManyRun:
             usable.append(job)
         return usable
 
-    def load_job(self, job: FileJob):
+    def load_job(self, job: FileJob) -> Any:
         """The engine's Job for a file job; a file that fails to decode now becomes a grey
         stand-in of the planned shape (batches stay the same on every process) and a failure."""
         import numpy as np
@@ -122,7 +131,9 @@ class ManyRun:
             return Job(grey, (grey,), job.settings), False
 
 
-def run_many(args, cfg: StyleConfig, contents, styles, sweep, mesh, painter=None) -> int:
+def run_many(args: argparse.Namespace, cfg: StyleConfig, contents: list[Path],
+             styles: list[Path], sweep: Optional[tuple], mesh: Optional[Mesh],
+             painter: Optional[str] = None) -> int:
     """The many-image `stylize`; returns the exit code. painter: --init MODEL's name."""
     import jax
     import numpy as np

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxstyle.cli.common import UsageError
 
@@ -46,7 +47,7 @@ def names_a_model(reference: str) -> bool:
     return path.suffix.lower() in ("", MODEL_SUFFIX) or ":" in path.name
 
 
-def _resolve(reference: str):
+def _resolve(reference: str) -> tuple[Path, Optional[str]]:
     """(model file, style named with it or None) for MODEL, MODEL:STYLE or a style name."""
     from jaxstyle.errors import JaxstyleError
     from jaxstyle.feedforward.apply import resolve_model
@@ -62,7 +63,9 @@ def _resolve(reference: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _file_digest(path) -> Optional[str]:
+def _file_digest(path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except (OSError, TypeError):
@@ -76,7 +79,8 @@ def _held_styles(header: dict, style_files: Sequence, reference: str) -> list[in
     by_digest = {str(style.get("sha256")): i for i, style in enumerate(header.get("styles", []))}
     indices = []
     for path in style_files:
-        index = by_digest.get(_file_digest(None if path is None else str(path)))
+        digest = _file_digest(None if path is None else str(path))
+        index = None if digest is None else by_digest.get(digest)
         if index is None:
             names = ", ".join(name for name in style_names(header) if name) or "unnamed"
             raise UsageError(f"--init {reference}: the model was not trained on "
@@ -99,8 +103,9 @@ class OnePass:
     paint: Callable
     check_files: Callable = lambda files: None  # UsageError for style files it cannot paint
 
-    def __call__(self, photos, styles: Sequence, style_files: Sequence = (), blend=None,
-                 masks=None) -> np.ndarray:
+    def __call__(self, photos: ArrayLike, styles: Sequence, style_files: Sequence = (),
+                 blend: Optional[Sequence[float]] = None,
+                 masks: Optional[np.ndarray] = None) -> np.ndarray:
         photos = np.asarray(photos, np.float32)
         single = photos.ndim == 3
         out = self.paint(photos[None] if single else photos, list(styles), list(style_files),
@@ -132,7 +137,7 @@ def make_one_pass(reference: str, style_files: Sequence, init_style: Optional[st
     return painter
 
 
-def _any_style(reference: str, path: Path, vgg_params) -> OnePass:
+def _any_style(reference: str, path: Path, vgg_params: Callable[[], dict]) -> OnePass:
     from jaxstyle.arbitrary.apply import apply_any, make_any_stylizer, region_masks
     from jaxstyle.arbitrary.decoderfile import load_decoder, needs_vgg
     from jaxstyle.errors import JaxstyleError
@@ -171,7 +176,7 @@ def _feed_forward(reference: str, path: Path, header: dict, style: Optional[str]
         raise UsageError(f"--init {reference}: {exc}") from None
     one_hot = np.eye(int(header["num_styles"]), dtype=np.float32)
 
-    def indices_of(files) -> list[int]:
+    def indices_of(files: Sequence) -> list[int]:
         return [named] * len(files) if named is not None else \
             _held_styles(header, files, reference)
 
@@ -206,14 +211,17 @@ def as_optimiser_start(image: np.ndarray, preserve_color: Optional[str]) -> np.n
 def one_pass_start(painter, content, styles, style_files, masks, cfg):
     """`--init MODEL`'s start: the one-pass result at the run's first scale, as the optimiser
     sees it (histogram-matched styles, luminance), and the seconds it took."""
+    import jax.numpy as jnp
+
     from jaxstyle.gatys.pipeline import prepare_colors, scale_sizes
     from jaxstyle.images import resize
 
-    size = scale_sizes(*content.shape[:2], cfg)[0]
+    height, width = content.shape[:2]
+    size = scale_sizes(height, width, cfg)[0]
     photo = resize(content, size)
     if cfg.preserve_color == "histogram":  # the styles the optimiser sees, as arrays
-        styles = [np.asarray(s)[0] for s in prepare_colors(photo[None], [s[None] for s in
-                                                                         styles], cfg)[1]]
+        styles = [np.asarray(s)[0] for s in prepare_colors(
+            jnp.asarray(photo[None]), [jnp.asarray(s[None]) for s in styles], cfg)[1]]
     region = None if masks is None else np.stack(
         [resize(m[..., None], size)[..., 0] for m in masks])
     started = time.perf_counter()

@@ -105,18 +105,21 @@ def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndar
     clock = clock or StageClock()
     group_size: dict[tuple, int] = {}
 
-    def load_batch(items):
-        loaded = defaultdict(list)
+    def load_batch(items: Sequence[Any]) -> tuple[list[tuple[Any, Exception]],
+                                                   dict[tuple, list[tuple[Any, np.ndarray]]]]:
+        """(the items that failed to load, with their errors; the rest grouped by shape)."""
+        failed: list[tuple[Any, Exception]] = []
+        loaded: dict[tuple, list[tuple[Any, np.ndarray]]] = defaultdict(list)
         for item in items:
             try:
                 image = load(item)
             except errors as error:
-                loaded[None].append((item, error))
+                failed.append((item, error))
                 continue
             loaded[image.shape].append((item, image))
-        return loaded
+        return failed, loaded
 
-    def write_one(item, image):
+    def write_one(item: Any, image: np.ndarray) -> None:
         with clock.measure("encode"):
             write(item, image)
 
@@ -137,10 +140,11 @@ def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndar
         try:
             upcoming = reader.submit(load_batch, batches[0]) if batches else None
             for index in range(len(batches)):
-                loaded = upcoming.result()
+                assert upcoming is not None  # submitted for every batch before its turn
+                failed, loaded = upcoming.result()
                 if index + 1 < len(batches):
                     upcoming = reader.submit(load_batch, batches[index + 1])
-                for item, error in loaded.pop(None, []):
+                for item, error in failed:
                     on_error(item, error)
                 for shape, group in loaded.items():
                     first = shape not in group_size  # its call compiles the program

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import socket
 import sys
 import threading
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
@@ -24,7 +26,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     from jaxstyle.serve.uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
     p = add_command(commands, "serve", "the studio: a local web page to paint with all three "
@@ -81,7 +84,7 @@ def painting_files(folder: str | None) -> tuple[Path, ...]:
     return tuple(list_images(root))
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 

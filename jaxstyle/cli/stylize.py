@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 from jaxstyle.cli.common import (
     EXIT_ERROR,
@@ -25,6 +29,9 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.interrupts import exit_code
 
+if TYPE_CHECKING:  # annotations only: the command imports jax when it runs
+    from jax.sharding import Mesh
+
 EXAMPLES = [
     "jaxstyle stylize photo.jpg painting.jpg -o out.png",
     "jaxstyle stylize photo.jpg painting.jpg -o out.jpg --max-dim 256 --steps 300",
@@ -42,7 +49,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "stylize", "repaint CONTENT in the style of STYLE", EXAMPLES)
     p.add_argument("inputs", nargs="+", metavar="CONTENT STYLE",
                    help="a content image, then style image(s): several are blended "
@@ -114,7 +122,9 @@ def _load_masks(paths, content_shape, max_pixels):
                             content_shape[:2])[..., 0] for p in paths])
 
 
-def _load_inputs(content, styles, cfg: StyleConfig, max_pixels: int, init_path, mask_paths):
+def _load_inputs(content: Any, styles: Sequence[Any], cfg: StyleConfig, max_pixels: int,
+                 init_path: Optional[str | os.PathLike],
+                 mask_paths: Optional[Sequence[str | os.PathLike]]) -> tuple[Any, Any, Any, Any]:
     """Content, styles, masks and init image as arrays at their working sizes."""
     from jaxstyle.images import load_image, resize
 
@@ -133,8 +143,9 @@ def _load_inputs(content, styles, cfg: StyleConfig, max_pixels: int, init_path, 
 class _EpochRecorder:
     """The per-step callback: progress bar, --save-every images, epoch lines, checkpoints."""
 
-    def __init__(self, report: Reporter, content, cfg: StyleConfig, total: int, output: Path,
-                 save_every, save_dir, checkpoint):
+    def __init__(self, report: Reporter, content: Any, cfg: StyleConfig, total: int, output: Path,
+                 save_every: Optional[int], save_dir: Optional[str | os.PathLike],
+                 checkpoint: Optional[str | os.PathLike]) -> None:
         self.report, self.content, self.cfg, self.total = report, content, cfg, total
         self.output, self.save_every, self.checkpoint = output, save_every, checkpoint
         self.save_dir = Path(save_dir) if save_dir else output.with_name(output.stem + "_steps")
@@ -164,7 +175,7 @@ class _EpochRecorder:
                 save_state(self.checkpoint, current)
 
 
-def _save_stopped(stop, output: Path, checkpoint) -> int:
+def _save_stopped(stop: Any, output: Path, checkpoint: Optional[str | os.PathLike]) -> int:
     """Save what an interrupted or non-finite run has, say so, and give the exit code."""
     import numpy as np
 
@@ -182,10 +193,16 @@ def _save_stopped(stop, output: Path, checkpoint) -> int:
     return exit_code(stop.signum)
 
 
-def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=False,
-                init_path=None, max_pixels=None, save_every=None, save_dir=None,
-                checkpoint=None, resume=None, mask_paths=None, mesh=None, init_model=None,
-                init_style=None) -> int:
+def run_stylize(content: Any, styles: Sequence[Any], output: str | os.PathLike,
+                cfg: StyleConfig,
+                weights: Optional[str | os.PathLike] = None, quiet: bool = False,
+                init_path: Optional[str | os.PathLike] = None, max_pixels: Optional[int] = None,
+                save_every: Optional[int] = None, save_dir: Optional[str | os.PathLike] = None,
+                checkpoint: Optional[str | os.PathLike] = None,
+                resume: Optional[str | os.PathLike] = None,
+                mask_paths: Optional[Sequence[str | os.PathLike]] = None,
+                mesh: Optional[Mesh] = None, init_model: Optional[str] = None,
+                init_style: Optional[str] = None) -> int:
     """Load, optimise and save; the body of `jaxstyle stylize` and `jaxstyle demo`.
 
     `content` and `styles` are file paths, or arrays already at their working size (demo).
@@ -268,7 +285,7 @@ def run_stylize(content, styles, output, cfg: StyleConfig, weights=None, quiet=F
     return 0
 
 
-def _parse_mesh(text, devices: int) -> tuple[int, int]:
+def _parse_mesh(text: Optional[str], devices: int) -> tuple[int, int]:
     if not text:
         return devices, 1
     try:
@@ -292,7 +309,7 @@ def _parse_sweep(values):
     return field, numbers
 
 
-def cmd_stylize(args) -> int:
+def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     # Before anything touches a device: the runtime must know every process first.
@@ -327,7 +344,7 @@ def cmd_stylize(args) -> int:
                        mesh=mesh, init_model=init_model, init_style=args.init_style)
 
 
-def _cmd_many(args, cfg: StyleConfig, sweep) -> int:
+def _cmd_many(args: argparse.Namespace, cfg: StyleConfig, sweep: Optional[tuple]) -> int:
     import jax
 
     from jaxstyle.cli.many import run_many

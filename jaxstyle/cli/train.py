@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -44,7 +46,8 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     d = _defaults()
     loss = d.loss
     p = add_command(commands, "train", "train a fast feed-forward network for one or more "
@@ -122,7 +125,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_train)
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> Any:
     """The FeedForwardConfig the options describe; ConfigError names a bad one."""
     from jaxstyle.feedforward.config import FeedForwardConfig
 
@@ -157,7 +160,7 @@ def check_model_output(output: Path) -> None:
                          f"({exc.strerror or exc})") from None
 
 
-def initial_model(name_or_path: str, cfg) -> tuple[dict, str]:
+def initial_model(name_or_path: str, cfg: Any) -> tuple[dict, str]:
     """(params, description) of the --init model; it must have the run's architecture."""
     from jaxstyle.feedforward.apply import resolve_model
     from jaxstyle.feedforward.modelfile import load_model
@@ -176,9 +179,10 @@ def initial_model(name_or_path: str, cfg) -> tuple[dict, str]:
     return params, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
-def style_names_of(paths) -> list[str]:
+def style_names_of(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Each style's name: its file's stem, made unique with -2, -3, ..."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for path in paths:
         stem = Path(path).stem
         seen[stem] = seen.get(stem, 0) + 1
@@ -186,7 +190,7 @@ def style_names_of(paths) -> list[str]:
     return names
 
 
-def load_styles(paths, side: int):
+def load_styles(paths: Sequence[str | os.PathLike], side: int) -> list:
     from jaxstyle.feedforward.train import StyleImage
     from jaxstyle.images import load_image
 
@@ -209,7 +213,8 @@ def duration(text: str) -> float:
     return seconds
 
 
-def add_checkpoint_options(group, defaults, resume_help: str) -> None:
+def add_checkpoint_options(group: argparse._ArgumentGroup, defaults: Any,
+                           resume_help: str) -> None:
     """--checkpoint-dir, --checkpoint-every, --keep, --time-limit and --resume: every trainer's
     (defaults: its config, for checkpoint_every and keep)."""
     group.add_argument("--checkpoint-dir", metavar="DIR",
@@ -223,7 +228,7 @@ def add_checkpoint_options(group, defaults, resume_help: str) -> None:
     group.add_argument("--resume", action="store_true", help=resume_help)
 
 
-def check_resume(args, output: Path) -> None:
+def check_resume(args: argparse.Namespace, output: Path) -> None:
     """--resume without a checkpoint to resume is a usage error, before any work."""
     from jaxstyle.training import default_checkpoint_dir
 
@@ -231,7 +236,7 @@ def check_resume(args, output: Path) -> None:
         raise UsageError(f"--resume: no checkpoints at {default_checkpoint_dir(output)}")
 
 
-def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
+def run_with_progress(train: Callable, progress: TrainingProgress, output: Path, total_steps: int,
                       quiet: bool) -> int:
     """Run train(on_log=progress) -> result; Ctrl-C or SIGTERM (TrainingInterrupted) exits
     130 or 143 with its message as the last line; otherwise the saved-model line."""
@@ -251,14 +256,15 @@ def run_with_progress(train: Callable, progress, output: Path, total_steps: int,
     return 0
 
 
-def add_time_limit_option(group) -> None:
+def add_time_limit_option(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--time-limit", type=duration, metavar="DURATION",
                        help="stop after this much training time in this run (90s, 45m, 2h), "
                             "saving the model and a checkpoint as at the end; --resume "
                             "continues (for batch jobs with a wall-clock limit)")
 
 
-def report_saved(output: Path, result, total_steps: int, progress, quiet: bool) -> None:
+def report_saved(output: Path, result: Any, total_steps: int, progress: TrainingProgress,
+                 quiet: bool) -> None:
     """The run's last line: the model saved, and whether the time limit cut it short."""
     if result.steps < total_steps:
         log(f"time limit reached: saved {output} after {result.steps} of {total_steps} steps "
@@ -274,10 +280,13 @@ class TrainingProgress:
     """The bar, created at the first log records (after compiling, at the resumed step); it
     shows `fields` of the latest record (those absent or zero are left out) and images/s."""
 
-    def __init__(self, total: int, quiet: bool, fields=("loss", "content", "style", "tv",
-                                                        "stability")):
+    def __init__(self, total: int, quiet: bool,
+                 fields: tuple[str, ...] = ("loss", "content", "style", "tv", "stability"),
+                 ) -> None:
         self.total, self.quiet, self.fields = total, quiet, fields
-        self.report = self.last_step = self.last = None
+        self.report: Optional[Reporter] = None
+        self.last_step = 0  # set at the first records
+        self.last: Optional[dict] = None
 
     def __call__(self, records: list[dict]) -> None:
         if self.report is None:
@@ -304,7 +313,7 @@ class TrainingProgress:
             self.report.close()
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     initialize_distributed()  # only when the environment names a cluster

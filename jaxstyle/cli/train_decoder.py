@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jaxstyle.cli.common import (
     UsageError,
@@ -40,7 +42,8 @@ _LOSS_OPTIONS = ("style_weight", "gram_weight", "alpha", "pixel_weight", "percep
                  "layout_weight", "grid_weight")
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     from jaxstyle.arbitrary.config import DecoderConfig
 
     d = DecoderConfig()
@@ -139,7 +142,7 @@ def _level(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> Any:
     from jaxstyle.arbitrary.config import RECONSTRUCTION, DecoderConfig
 
     preset = RECONSTRUCTION if args.reconstruct else {}
@@ -155,7 +158,7 @@ def config_from_args(args):
                          **{**preset, **loss})
 
 
-def _preview_images(args, side: int):
+def _preview_images(args: argparse.Namespace, side: int) -> Any:
     from jaxstyle.demo import demo_content, demo_style
     from jaxstyle.images import load_image
 
@@ -210,7 +213,7 @@ def _initial_level_decoder(name_or_path: str, width: float, level: int) -> tuple
 
 
 def _initial_decoder(name_or_path: str, width: float, encoder: Optional[tuple[dict, float]],
-                     photos) -> tuple[tuple[dict, str], Optional[tuple[dict, float]]]:
+                     photos: Sequence) -> tuple[tuple[dict, str], Optional[tuple[dict, float]]]:
     """((params, description), the encoder it decodes or None for VGG19) of --init.
 
     It must have the run's width; with --encoder (`encoder`) it must be a decoder for VGG19,
@@ -265,7 +268,7 @@ def _check_wct_output(output: Path) -> None:
                          "level to a WCT file, or writes a new one")
 
 
-def cmd_train_decoder(args) -> int:
+def cmd_train_decoder(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     initialize_distributed()  # only when the environment names a cluster
@@ -328,7 +331,7 @@ def cmd_train_decoder(args) -> int:
         f"batch {cfg.batch}, "
         f"{cfg.steps} steps on {jax.device_count()} {jax.default_backend()} device(s); "
         "compiling...", quiet)
-    fields = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
+    fields: tuple[str, ...] = ("loss", "content", "style", "gram") if cfg.uses_style_images else (
         "loss", "content", "pixel", "perceptual")
     fields += tuple(term for term in ("layout", "grid", "distill")
                     if getattr(cfg, f"{term}_weight"))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.cli.common import (
@@ -31,7 +33,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     from jaxstyle.arbitrary.encoder import EncoderConfig
 
     d = EncoderConfig()
@@ -94,7 +97,7 @@ def load_any_encoder(name_or_path: str, option: str) -> tuple[dict, float, str]:
     return params, width, path.name + (f" (trained {steps} steps)" if steps else "")
 
 
-def cmd_train_encoder(args) -> int:
+def cmd_train_encoder(args: argparse.Namespace) -> int:
     from jaxstyle.mesh import initialize_distributed
 
     initialize_distributed()  # only when the environment names a cluster

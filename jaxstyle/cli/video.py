@@ -3,8 +3,12 @@ optimisation from the previous stylized frame (slow; the quality reference)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Optional
 
 from jaxstyle.cli.common import (
     Reporter,
@@ -19,6 +23,11 @@ from jaxstyle.cli.common import (
 )
 from jaxstyle.interrupts import Stopped, by_signal, exit_code
 
+if TYPE_CHECKING:  # annotations only: the command imports these when it runs
+    import numpy as np
+
+    from jaxstyle.config import StyleConfig
+
 EXAMPLES = [
     "jaxstyle video clip.mp4 -o out.mp4 --model starry_night",
     "jaxstyle video clip.mp4 -o out.mp4 --model my.jxs --style 2 --max-dim 720 --batch 8",
@@ -28,7 +37,8 @@ EXAMPLES = [
 ]
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "video", "stylize a video (audio, frame rate and rotation kept)",
                     EXAMPLES)
     p.add_argument("input", help="video file (anything FFmpeg reads)")
@@ -63,7 +73,8 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_video)
 
 
-def model_frame_stylizer(model: str, style):
+def model_frame_stylizer(model: str, style: Optional[str],
+                         ) -> Callable[[np.ndarray], np.ndarray]:
     """(N, H, W, 3) uint8 -> float frames with a trained feed-forward model."""
     import numpy as np
 
@@ -108,7 +119,7 @@ def decoder_frame_stylizer(path, args):
     return stylize_frames
 
 
-def _model_mode(args):
+def _model_mode(args: argparse.Namespace) -> tuple[str, Optional[Path]]:
     """'trained', 'decoder' or 'optimise', from --model and --style-image (UsageError if they
     do not fit together) and the decoder's path in 'decoder' mode."""
     if args.model is None:
@@ -135,7 +146,8 @@ def _model_mode(args):
     return "trained", path
 
 
-def optimisation_frame_stylizer(args, cfg):
+def optimisation_frame_stylizer(args: argparse.Namespace | SimpleNamespace, cfg: StyleConfig,
+                                ) -> Callable[[np.ndarray], np.ndarray]:
     """Frames one at a time by optimisation, each starting from the previous result."""
     import numpy as np
 
@@ -144,10 +156,10 @@ def optimisation_frame_stylizer(args, cfg):
 
     params = load_params(args.weights, args.quiet)
     style = load_image(args.style_image, cfg.max_dim, what="style image")
-    previous = [None]
+    previous: list[Optional[np.ndarray]] = [None]  # the last frame's output
 
-    def stylize_frames(frames):
-        outputs = []
+    def stylize_frames(frames: np.ndarray) -> np.ndarray:
+        outputs: list[np.ndarray] = []
         for frame in np.asarray(frames, np.float32) / 255.0:
             first = previous[0] is None
             run_cfg = cfg if first else cfg.replace(steps=args.frame_steps, scales=1,
@@ -158,13 +170,13 @@ def optimisation_frame_stylizer(args, cfg):
                 # As a KeyboardInterrupt, stylize_video keeps the frames done before this one.
                 raise Stopped(stop.signum) from None
             previous[0] = image
-            outputs.append(previous[0])
+            outputs.append(image)
         return np.stack(outputs)
 
     return stylize_frames
 
 
-def cmd_video(args) -> int:
+def cmd_video(args: argparse.Namespace) -> int:
     from jaxstyle.video import VideoInterrupted, probe_video, stylize_video
 
     mode, decoder_path = _model_mode(args)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 
 from jaxstyle.cli.common import UsageError, add_weights_option
 
 
-def add_parser(commands, add_command) -> None:
+def add_parser(commands: argparse._SubParsersAction,
+               add_command: Callable[..., argparse.ArgumentParser]) -> None:
     p = add_command(commands, "weights", "fetch or describe the VGG19 weights",
                     ["jaxstyle weights fetch", "jaxstyle weights info --weights my_vgg19.h5"])
     p.add_argument("action", choices=("fetch", "info"),
@@ -17,7 +20,7 @@ def add_parser(commands, add_command) -> None:
     p.set_defaults(handler=cmd_weights)
 
 
-def cmd_weights(args) -> int:
+def cmd_weights(args: argparse.Namespace) -> int:
     from jaxstyle.weights.fetch import fetch_weights, weights_info
 
     if args.action == "fetch":

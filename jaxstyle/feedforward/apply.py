@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.color import recombine_luminance
 from jaxstyle.config import normalised_blend
 from jaxstyle.errors import ConfigError
@@ -50,7 +51,7 @@ class Stylizer:
         # (BENCHMARKS.md, "Feed-forward speed"); the option changes nothing on GPU/TPU.
         self._jitted = jax.jit(run, compiler_options=cpu_conv_compiler_options())
 
-    def __call__(self, images, style_weights) -> jax.Array:
+    def __call__(self, images: ArrayLike, style_weights: ArrayLike) -> jax.Array:
         images = jnp.asarray(images, jnp.float32)
         style_weights = jnp.asarray(style_weights, jnp.float32)
         return self._jitted(self.params, images, style_weights)
@@ -92,7 +93,7 @@ def style_weights_for(header: dict, style: str | int | None = None,
     return normalised_blend(blend, num_styles, "styles of the model")
 
 
-def apply_model(params: dict, header: dict, images, style: str | int | None = None,
+def apply_model(params: dict, header: dict, images: ArrayLike, style: str | int | None = None,
                 blend: Optional[Sequence[float]] = None, strength: float = 1.0,
                 preserve_color: Optional[str] = None,
                 stylizer: Optional[Stylizer] = None) -> np.ndarray:
@@ -116,9 +117,9 @@ def apply_model(params: dict, header: dict, images, style: str | int | None = No
     if preserve_color not in (None, *PRESERVE_COLOR):
         raise ConfigError(f"preserve_color must be one of {PRESERVE_COLOR}, got "
                           f"{preserve_color!r}")
-    images = np.asarray(images, np.float32)
-    single = images.ndim == 3
-    batch = images[None] if single else images
+    photos = np.asarray(images, np.float32)
+    single = photos.ndim == 3
+    batch = photos[None] if single else photos
     weights = style_weights_for(header, style, blend)
     stylizer = stylizer or make_stylizer(params, header)
     out = stylizer(batch, np.repeat(weights[None], batch.shape[0], axis=0))
@@ -126,8 +127,8 @@ def apply_model(params: dict, header: dict, images, style: str | int | None = No
         out = recombine_luminance(out, batch)
     if strength != 1:
         out = strength * out + (1 - strength) * batch
-    out = np.clip(np.asarray(out, np.float32), 0.0, 1.0)
-    return out[0] if single else out
+    result = np.clip(np.asarray(out, np.float32), 0.0, 1.0)
+    return result[0] if single else result
 
 
 # --- Built-in models ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.feedforward.network import TransformerNet, init_params
@@ -102,7 +103,7 @@ class FeedForwardConfig:
         """Longer side of the style images, px."""
         return self.size if self.style_size is None else self.style_size
 
-    def replace(self, **changes) -> FeedForwardConfig:
+    def replace(self, **changes: Any) -> FeedForwardConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -139,7 +140,7 @@ def make_optimizer(cfg: FeedForwardConfig) -> optax.GradientTransformation:
     return optax.adam(cfg.learning_rate)
 
 
-def init_train_state(cfg: FeedForwardConfig, params=None) -> TrainState:
+def init_train_state(cfg: FeedForwardConfig, params: Optional[ParamTree] = None) -> TrainState:
     """Fresh network params (from `cfg.seed`) or `params` (continuing a trained model), a
     fresh Adam state, step 0 and the stability key.
 

@@ -66,7 +66,8 @@ def channel_counts(width: float) -> tuple[int, int, int]:
     >>> jaxstyle.feedforward.channel_counts(1.0), jaxstyle.feedforward.channel_counts(0.25)
     ((32, 64, 128), (8, 16, 32))
     """
-    return tuple(scaled_channels(base, width) for base in BASE_CHANNELS)
+    full, half, quarter = (scaled_channels(base, width) for base in BASE_CHANNELS)
+    return full, half, quarter
 
 
 def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array,
@@ -203,9 +204,9 @@ class TransformerNet(nn.Module):
         # paints a checkerboard (Odena et al. 2016).
         x = ConvNorm(c2, 3, name="decode0", **block)(upsample_nearest(x), weights)
         x = ConvNorm(c1, 3, name="decode1", **block)(upsample_nearest(x), weights)
-        zero = nn.initializers.zeros_init()
-        x = ReflectConv(3, 9, dtype=self.dtype, name="output",
-                        **({"kernel_init": zero} if self.identity_start else {}))(x)
+        init: dict[str, Any] = ({"kernel_init": nn.initializers.zeros_init()}
+                                if self.identity_start else {})
+        x = ReflectConv(3, 9, dtype=self.dtype, name="output", **init)(x)
         if self.identity_start:
             x = x.astype(jnp.float32) + photo_logit(reflect_pad(images.astype(jnp.float32),
                                                                 rows, cols))

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.errors import ConfigError
 from jaxstyle.fastconv import cpu_conv_compiler_options
 from jaxstyle.feedforward.config import (
@@ -35,7 +38,8 @@ def _grams_of(params, image, layers, pooling, dtype, remat):
     return {layer: gram_matrix(f)[0] for layer, f in features.items()}
 
 
-def style_grams(vgg_params, style_images: Sequence, cfg: FeedForwardConfig) -> dict[str, Array]:
+def style_grams(vgg_params: ParamTree, style_images: Sequence[ArrayLike],
+                cfg: FeedForwardConfig) -> dict[str, Array]:
     """Gram targets of each style image, once per run: S x (H, W, 3) -> {layer: (S, C, C)}.
 
     Each image keeps its own size (resize it to `cfg.style_side` first); Grams are divided by
@@ -104,7 +108,7 @@ def random_offsets(key: Array, count: int, max_shift: int) -> Array:
     return jnp.stack([index // side - max_shift, index % side - max_shift], axis=1)
 
 
-def stability_of_outputs(apply_fn: Callable, params, images: Array, outputs: Array,
+def stability_of_outputs(apply_fn: Callable, params: Any, images: Array, outputs: Array,
                          style_weights: Array, key: Array, max_shift: int = 2,
                          noise_std: float = 0.02) -> Array:
     """`stability_loss` given outputs = apply_fn(params, images, style_weights) already."""
@@ -120,8 +124,8 @@ def stability_of_outputs(apply_fn: Callable, params, images: Array, outputs: Arr
     return squared.sum(axis=(1, 2, 3)) / (valid.sum(axis=(1, 2, 3)) * images.shape[-1])
 
 
-def stability_loss(apply_fn: Callable, params, images: Array, style_weights: Array, key: Array,
-                   max_shift: int = 2, noise_std: float = 0.02) -> Array:
+def stability_loss(apply_fn: Callable, params: Any, images: Array, style_weights: Array,
+                   key: Array, max_shift: int = 2, noise_std: float = 0.02) -> Array:
     """How much the output moves more than the input: (N,H,W,3), (N,S) -> (N,).
 
     For each image a random shift T of up to `max_shift` px along each axis, never zero
@@ -181,7 +185,8 @@ def make_train_step_fn(cfg: FeedForwardConfig) -> Callable:
             totals = totals + extra["grid"]
         return totals.mean(), {**parts, **extra}
 
-    def step(vgg_params, grams, state: TrainState, batch):
+    def step(vgg_params: ParamTree, grams: dict[str, Array], state: TrainState,
+             batch: Array) -> tuple[TrainState, dict[str, Array]]:
         images = batch.astype(jnp.float32) / 255.0  # uint8 on the wire, float on the device
         style_ids = style_assignment(state.step, images.shape[0], cfg.num_styles)
         key, stability_key = jax.random.split(jax.random.wrap_key_data(state.key))
@@ -211,7 +216,7 @@ class TrainStep:
     host (numpy) arguments are placed by the call.
     """
 
-    def __init__(self, cfg: FeedForwardConfig, mesh=None):
+    def __init__(self, cfg: FeedForwardConfig, mesh: Optional[Mesh] = None) -> None:
         from jaxstyle.mesh import batch_sharding, replicated
 
         self.cfg = cfg
@@ -237,14 +242,16 @@ class TrainStep:
                                out_shardings=(whole, whole), donate_argnums=(2,),
                                compiler_options=cpu_conv_compiler_options())
 
-    def __call__(self, vgg_params, grams, state: TrainState, batch):
+    def __call__(self, vgg_params: ParamTree, grams: dict[str, Array], state: TrainState,
+                 batch: ArrayLike) -> tuple[TrainState, dict[str, Array]]:
         return self._jitted(vgg_params, grams, state, batch)
 
-    def lower(self, vgg_params, grams, state, batch):
+    def lower(self, vgg_params: ParamTree, grams: dict[str, Array], state: TrainState,
+              batch: ArrayLike) -> jax.stages.Lowered:
         return self._jitted.lower(vgg_params, grams, state, batch)
 
 
-def make_train_step(cfg: FeedForwardConfig, mesh=None) -> TrainStep:
+def make_train_step(cfg: FeedForwardConfig, mesh: Optional[Mesh] = None) -> TrainStep:
     """The compiled `step(vgg_params, grams, state, batch_uint8) -> (state, metrics)`.
 
     batch: (N, size, size, 3) uint8 photos, N = cfg.batch; grams from `style_grams`;
@@ -273,11 +280,11 @@ _STEP_FIELDS_IGNORED = ("steps", "seed", "checkpoint_every", "keep", "preview_ev
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_step(cfg: FeedForwardConfig, mesh) -> TrainStep:
+def _cached_step(cfg: FeedForwardConfig, mesh: Optional[Mesh]) -> TrainStep:
     return make_train_step(cfg, mesh)
 
 
-def cached_train_step(cfg: FeedForwardConfig, mesh=None) -> TrainStep:
+def cached_train_step(cfg: FeedForwardConfig, mesh: Optional[Mesh] = None) -> TrainStep:
     """`make_train_step`, shared by configs that differ only in host-loop settings."""
     defaults = FeedForwardConfig()
     key = cfg.replace(**{name: getattr(defaults, name) for name in _STEP_FIELDS_IGNORED})

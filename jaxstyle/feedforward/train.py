@@ -24,7 +24,9 @@ from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.errors import ConfigError
 from jaxstyle.feedforward.config import FeedForwardConfig, init_train_state, network
 from jaxstyle.feedforward.modelfile import save_model, style_record
@@ -108,7 +110,7 @@ def _preview_fn(cfg: FeedForwardConfig) -> Callable:
     return jax.jit(lambda params, images, weights: net.apply({"params": params}, images, weights))
 
 
-def render_preview(params, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndarray:
+def render_preview(params: ParamTree, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndarray:
     """The photo in each style, side by side: (H, W, 3) -> (H, S*W, 3) in [0, 1]."""
     images = np.repeat(np.asarray(photo, np.float32)[None], cfg.num_styles, axis=0)
     weights = np.eye(cfg.num_styles, dtype=np.float32)
@@ -116,11 +118,11 @@ def render_preview(params, photo: np.ndarray, cfg: FeedForwardConfig) -> np.ndar
     return np.concatenate(list(out), axis=1)
 
 
-def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.PathLike],
+def train(vgg_params: ParamTree, styles: Sequence[StyleImage], paths: Sequence[str | os.PathLike],
           output: str | os.PathLike, cfg: FeedForwardConfig, *,
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           preview: Optional[np.ndarray] = None, log_path: str | os.PathLike | None = None,
-          worker_count: Optional[int] = None, mesh=None,
+          worker_count: Optional[int] = None, mesh: Optional[Mesh] = None,
           on_log: Optional[Callable[[list[dict]], None]] = None,
           time_limit: Optional[float] = None,
           init: Optional[tuple[dict, str]] = None) -> TrainResult:
@@ -155,6 +157,7 @@ def train(vgg_params, styles: Sequence[StyleImage], paths: Sequence[str | os.Pat
         raise ConfigError(f"batch {cfg.batch} does not split over {processes} processes")
     train_step = cached_train_step(cfg, training_mesh() if mesh is None else auto_axes(mesh))
     whole, split = train_step.replicated, train_step.batch_sharding
+    assert split is not None  # the step has a mesh (training_mesh by default)
     vgg_params = jax.device_put(vgg_params, whole)
     grams = jax.device_put(style_grams(vgg_params, [s.image for s in styles], cfg), whole)
     state = jax.device_put(init_train_state(cfg, None if init is None else init[0]), whole)

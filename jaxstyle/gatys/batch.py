@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxstyle._types import ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.gatys.loop import run_steps, to_host
+from jaxstyle.gatys.loop import StepCallback, run_steps, to_host
 from jaxstyle.gatys.pipeline import (
     check_run,
     finish_image,
     host_image,
+    image_size,
     prepare_colors,
     resize_images,
     scale_sizes,
@@ -77,7 +80,7 @@ def make_jobs(contents: Sequence, styles: Sequence, sweep: Optional[tuple] = Non
     settings = [()] if sweep is None else [((sweep[0], float(v)),) for v in sweep[1]]
     if sweep is not None:
         check_sweep(sweep[0], sweep[1])
-    jobs = []
+    jobs: list[Job] = []
     for content in contents:
         for style in styles:
             group = tuple(style) if isinstance(style, (list, tuple)) else (style,)
@@ -87,23 +90,24 @@ def make_jobs(contents: Sequence, styles: Sequence, sweep: Optional[tuple] = Non
 
 def plan_batches(shapes: Sequence[tuple[int, int]], batch_size: Optional[int]) -> list[list[int]]:
     """Job indices grouped by image shape (first appearance order), in chunks of `batch_size`."""
-    buckets: dict[tuple[int, int], list[int]] = {}
+    buckets: dict[tuple[int, ...], list[int]] = {}
     for index, shape in enumerate(shapes):
         buckets.setdefault(tuple(shape), []).append(index)
     cap = batch_size or max((len(b) for b in buckets.values()), default=1)
     return [bucket[i:i + cap] for bucket in buckets.values() for i in range(0, len(bucket), cap)]
 
 
-def _job_inputs(job: Job, cfg: StyleConfig):
+def _job_inputs(job: Job, cfg: StyleConfig) -> tuple[jax.Array, list[jax.Array]]:
     content = as_image_batch(job.content, "content image")
     return prepare_colors(content, [as_image_batch(s, "style image") for s in job.styles], cfg)
 
 
-def job_targets(params, job: Job, cfg: StyleConfig, size, with_weights: bool) -> Targets:
+def job_targets(params: ParamTree, job: Job, cfg: StyleConfig, size: tuple[int, int],
+                with_weights: bool) -> Targets:
     """One job's targets at `size`: one content image, its (blended) style Grams, its weights."""
     content, styles = _job_inputs(job, cfg)
     content = resize_images(content, size)
-    styles = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles]
+    styles = [resize_images(s, style_size(image_size(s), size, cfg)) for s in styles]
     targets = make_targets(params, content, styles, cfg)
     if not with_weights:
         return targets
@@ -118,7 +122,7 @@ def _set_job_hyperparams(state: StyleState, job: Job) -> StyleState:
     return state._replace(opt_state=set_hyperparams(state.opt_state, **values))
 
 
-def job_state(job: Job, cfg: StyleConfig, size) -> StyleState:
+def job_state(job: Job, cfg: StyleConfig, size: tuple[int, int]) -> StyleState:
     """One job's initial state at `size` (its noise depends on cfg.seed only, not its batch)."""
     content, _ = _job_inputs(job, cfg)
     init = None if job.init is None else resize_images(as_image_batch(job.init, "init image"),
@@ -134,7 +138,8 @@ class BatchRunner:
     in all, a multiple of the device count); `jax.make_array_from_process_local_data` joins them.
     """
 
-    def __init__(self, params, cfg: StyleConfig, mesh=None, sweep_field: Optional[str] = None):
+    def __init__(self, params: ParamTree, cfg: StyleConfig, mesh: Optional[Mesh] = None,
+                 sweep_field: Optional[str] = None) -> None:
         self.cfg, self.mesh = cfg, mesh
         self.with_weights = sweep_field in LOSS_WEIGHTS
         params = prepare_params(params)
@@ -152,7 +157,7 @@ class BatchRunner:
         """Batches are filled up to a multiple of this (the mesh's device count)."""
         return 1 if self.mesh is None else self.mesh.devices.size
 
-    def _place(self, tree, global_size: int):
+    def _place(self, tree: Any, global_size: int) -> Any:
         if self.mesh is None:
             return tree
         sharding = batch_sharding(self.mesh)
@@ -160,8 +165,9 @@ class BatchRunner:
             return jax.device_put(tree, sharding)
         return global_batch(jax.device_get(tree), sharding, global_size)
 
-    def run(self, jobs: Sequence[Job], global_size: Optional[int] = None, callback=None,
-            history: Optional[list] = None):
+    def run(self, jobs: Sequence[Job], global_size: Optional[int] = None,
+            callback: Optional[StepCallback] = None,
+            history: Optional[list] = None) -> tuple[list[np.ndarray], list[bool]]:
         """Optimise `jobs` (this process's rows); returns (images (H, W, 3) each, finite flags)."""
         cfg = self.cfg
         global_size = global_size or len(jobs)
@@ -184,6 +190,7 @@ class BatchRunner:
             state, metrics = run_steps(self.step, self.params, targets, state, num_steps, cfg,
                                        history, callback, sync_every=cfg.steps_per_epoch,
                                        stop_on_nonfinite=False)
+        assert state is not None  # scale_sizes gives at least one scale
         images = to_host(output_image(state, cfg))  # this process's (b, 1, h, w, 3)
         finite = np.ones(len(jobs), bool) if metrics is None else \
             to_host(metrics["finite"]).reshape(-1)
@@ -205,8 +212,9 @@ def fill_batch(indices: list[int], multiple: int) -> list[int]:
     return indices + [indices[-1]] * (padded_size(len(indices), multiple) - len(indices))
 
 
-def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig = StyleConfig(),
-                 sweep: Optional[tuple] = None, batch_size: Optional[int] = None, mesh=None,
+def stylize_many(params: ParamTree, contents: Sequence, styles: Sequence,
+                 cfg: StyleConfig = StyleConfig(), sweep: Optional[tuple] = None,
+                 batch_size: Optional[int] = None, mesh: Optional[Mesh] = None,
                  callback: Optional[Callable] = None) -> list[np.ndarray]:
     """Stylize every content x style pair (x each sweep value); returns the images in order,
     each as `stylize` returns one: (H, W, 3) float32 NumPy in [0, 1].
@@ -235,7 +243,9 @@ def stylize_many(params, contents: Sequence, styles: Sequence, cfg: StyleConfig 
         images, _ = runner.run([jobs[i] for i in filled], callback=callback)
         for index, image in zip(indices, images):
             results[index] = image
-    return results
+    done = [image for image in results if image is not None]
+    assert len(done) == len(jobs)  # plan_batches puts every job in one batch
+    return done
 
 
 __all__ = ["BatchRunner", "Job", "SWEEPABLE", "check_sweep", "fill_batch", "job_state",

@@ -4,13 +4,16 @@ and synchronises only every `sync_every` steps, so steps run back to back on the
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from jaxstyle._types import AnyArray, ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write
@@ -19,11 +22,14 @@ from jaxstyle.interrupts import InterruptBetweenSteps, by_signal, signum_of
 from jaxstyle.mesh import local_rows
 from jaxstyle.objective import Targets
 
+# callback(step, metrics, state), after each step (`stylize`'s `callback`).
+StepCallback = Callable[[int, Metrics, StyleState], object]
 
-def to_host(tree):
+
+def to_host(tree: Any) -> Any:
     """Device arrays -> NumPy; an array spread over several processes gives this process's
     rows (its jobs), since only those can be read here."""
-    def fetch(x):
+    def fetch(x: Any) -> np.ndarray:
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return local_rows(x)
         return np.asarray(jax.device_get(x))
@@ -46,7 +52,7 @@ class NonFiniteLossError(JaxstyleError):
     1 (32, 32, 3) []
     """
 
-    def __init__(self, step: int, image, history):
+    def __init__(self, step: int, image: AnyArray, history: list[dict]) -> None:
         super().__init__(f"loss became non-finite at step {step}; stopped and kept the last "
                          "finite image (try smaller weights or learning rate)")
         self.step, self.image, self.history = step, image, history
@@ -70,15 +76,16 @@ class StylizeInterrupted(JaxstyleError):
     interrupted at step 1 (32, 32, 3) None
     """
 
-    def __init__(self, state, image, history, signum=None):
+    def __init__(self, state: StyleState, image: AnyArray, history: list[dict],
+                 signum: Optional[int] = None) -> None:
         super().__init__(f"interrupted{by_signal(signum)} at step "
                          f"{int(np.max(to_host(state.step)))}")
         self.state, self.image, self.history, self.signum = state, image, history, signum
 
 
-def metrics_to_host(metrics: Metrics) -> dict:
+def metrics_to_host(metrics: Metrics) -> dict[str, Any]:
     """One step's metrics as Python numbers: a float per metric for one image, else a list."""
-    host = {}
+    host: dict[str, Any] = {}
     for name, value in to_host(metrics).items():
         if name == "finite":
             continue
@@ -106,7 +113,7 @@ class History(list):
     stopped: Optional[str] = None
 
 
-def stop_reason(losses, cfg: StyleConfig) -> Optional[str]:
+def stop_reason(losses: Sequence[float], cfg: StyleConfig) -> Optional[str]:
     """Which of `cfg`'s stopping rules holds after steps with these losses, or None.
 
     Example:
@@ -136,9 +143,12 @@ def _all_finite_flags(pending: list[Metrics]) -> list[bool]:
     return [bool(np.all(f)) for f in to_host([m["finite"] for m in pending])]
 
 
-def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, num_steps: int,
-              cfg: StyleConfig, history: list, callback=None, sync_every: int = 100,
-              stop_on_nonfinite: bool = True, stop_rules: bool = False):
+def run_steps(step: CompiledStep, params: ParamTree, targets: Targets, state: StyleState,
+              num_steps: int, cfg: StyleConfig, history: list[dict],
+              callback: Optional[StepCallback] = None,
+              sync_every: int = 100,
+              stop_on_nonfinite: bool = True,
+              stop_rules: bool = False) -> tuple[StyleState, Optional[Metrics]]:
     """Run `num_steps` steps; every `sync_every` steps the host checks the loss stayed finite.
 
     With `stop_rules` (one image's run) and a stopping rule in `cfg`, the host reads the
@@ -196,7 +206,7 @@ def run_steps(step: CompiledStep, params, targets: Targets, state: StyleState, n
     return state, metrics
 
 
-def save_state(path, state: StyleState) -> None:
+def save_state(path: str | os.PathLike, state: StyleState) -> None:
     """Write a state to `path` (flax msgpack), atomically.
 
     Example:
@@ -208,7 +218,7 @@ def save_state(path, state: StyleState) -> None:
         f.write(serialization.to_bytes(jax.device_get(state)))
 
 
-def _read_checkpoint(path) -> bytes:
+def _read_checkpoint(path: str | os.PathLike) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -218,7 +228,7 @@ def _read_checkpoint(path) -> bytes:
         raise JaxstyleError(f"checkpoint {path}: unreadable ({exc})") from None
 
 
-def saved_image_size(path) -> tuple[int, int]:
+def saved_image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) of the image in a state saved by `save_state`: which scale of a
     coarse-to-fine run it was saved at."""
     try:
@@ -230,7 +240,7 @@ def saved_image_size(path) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
-def load_state(path, template: StyleState) -> StyleState:
+def load_state(path: str | os.PathLike, template: StyleState) -> StyleState:
     """Read a state saved by `save_state`; `template` (from `init_state`) fixes its structure.
 
     Example:

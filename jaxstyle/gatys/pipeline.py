@@ -8,22 +8,42 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional, Union, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from jaxstyle import color
+from jaxstyle._types import AnyArray, ArrayLike, ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.gatys.loop import History, NonFiniteLossError, StylizeInterrupted, run_steps
+from jaxstyle.gatys.loop import (
+    History,
+    NonFiniteLossError,
+    StepCallback,
+    StylizeInterrupted,
+    run_steps,
+)
 from jaxstyle.gatys.spatial import round_up_size, spatial_shardings
-from jaxstyle.gatys.state import StyleState, init_state, logit, make_step, output_image
+from jaxstyle.gatys.state import (
+    CompiledStep,
+    StyleState,
+    init_state,
+    logit,
+    make_step,
+    output_image,
+)
 from jaxstyle.mesh import replicated
 from jaxstyle.objective import as_image_batch, check_masks_allowed, make_targets
 from jaxstyle.optim import make_optimizer
 from jaxstyle.vgg import MIN_SIDE, prepare_params
+
+
+def image_size(images: AnyArray) -> tuple[int, int]:
+    """(H, W) of an (N, H, W, C) batch."""
+    return images.shape[1], images.shape[2]
 
 
 def resize_images(images: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -75,24 +95,25 @@ def style_size(style_hw: tuple[int, int], output_hw: tuple[int, int],
     return size
 
 
-def normalise_masks(masks, n_styles: int) -> jax.Array:
+def normalise_masks(masks: ArrayLike, n_styles: int) -> jax.Array:
     """Masks (S, H, W) in [0, 1] -> weights summing to 1 per pixel.
 
     One mask with two styles means black = first style, white = second, grey blends.
     Pixels no mask covers are shared equally.
     """
-    masks = jnp.asarray(masks, jnp.float32)
-    if masks.ndim == 2:
-        masks = masks[None]
-    if masks.shape[0] == 1 and n_styles == 2:
-        masks = jnp.concatenate([1 - masks, masks])
-    check_masks_allowed(StyleConfig(), masks.shape[0], n_styles)
-    masks = jnp.clip(masks, 0.0, 1.0)
-    total = masks.sum(axis=0, keepdims=True)
-    return jnp.where(total > 1e-6, masks / jnp.maximum(total, 1e-6), 1.0 / n_styles)
+    weights = jnp.asarray(masks, jnp.float32)
+    if weights.ndim == 2:
+        weights = weights[None]
+    if weights.shape[0] == 1 and n_styles == 2:
+        weights = jnp.concatenate([1 - weights, weights])
+    check_masks_allowed(StyleConfig(), weights.shape[0], n_styles)
+    weights = jnp.clip(weights, 0.0, 1.0)
+    total = weights.sum(axis=0, keepdims=True)
+    return jnp.where(total > 1e-6, weights / jnp.maximum(total, 1e-6), 1.0 / n_styles)
 
 
-def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None:
+def check_run(content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], cfg: StyleConfig,
+              n_masks: int = 0) -> None:
     """Cheap checks of a run's shapes and settings, so bad combinations fail before any work."""
     check_masks_allowed(cfg, n_masks, len(style_hws))
     for size in scale_sizes(*content_hw, cfg):
@@ -100,7 +121,8 @@ def check_run(content_hw, style_hws, cfg: StyleConfig, n_masks: int = 0) -> None
             style_size(hw, size, cfg)
 
 
-def run_sizes(content_hw, cfg: StyleConfig, mesh=None) -> list[tuple[int, int]]:
+def run_sizes(content_hw: tuple[int, int], cfg: StyleConfig,
+              mesh: Optional[Mesh] = None) -> list[tuple[int, int]]:
     """The image size of each scale as the run optimises it (rounded up to split evenly over
     a spatial mesh's devices)."""
     sizes = scale_sizes(*content_hw, cfg)
@@ -112,7 +134,8 @@ def scale_steps(cfg: StyleConfig) -> tuple[int, ...]:
     return tuple(cfg.scale_steps or (cfg.total_steps,) * cfg.scales)
 
 
-def resume_point(saved_size: tuple[int, int], saved_step: int, sizes, steps) -> int:
+def resume_point(saved_size: tuple[int, int], saved_step: int, sizes: Sequence[tuple[int, int]],
+                 steps: Sequence[int]) -> int:
     """The scale a saved state continues at, from its image's size (the step cannot tell: a
     state saved at the end of scale k is at scale k's size, not yet moved to k + 1's).
 
@@ -134,13 +157,15 @@ def resume_point(saved_size: tuple[int, int], saved_step: int, sizes, steps) -> 
     return k
 
 
-def resume_template(saved_size: tuple[int, int], content, cfg: StyleConfig) -> StyleState:
+def resume_template(saved_size: tuple[int, int], content: ArrayLike,
+                    cfg: StyleConfig) -> StyleState:
     """A state of the run's structure at the saved size, for `loop.load_state` to fill."""
-    content = as_image_batch(content, "content image")
-    return init_state(resize_images(content, saved_size), cfg)
+    batch = as_image_batch(content, "content image")
+    return init_state(resize_images(batch, saved_size), cfg)
 
 
-def prepare_colors(content: jax.Array, styles: list, cfg: StyleConfig):
+def prepare_colors(content: jax.Array, styles: list[jax.Array],
+                   cfg: StyleConfig) -> tuple[jax.Array, list[jax.Array]]:
     """Content and styles as the optimisation sees them under `cfg.preserve_color`."""
     if cfg.preserve_color == "histogram":
         return content, [color.match_color_histogram(s, content) for s in styles]
@@ -159,7 +184,7 @@ def upsample_state(state: StyleState, size: tuple[int, int], cfg: StyleConfig) -
     image = jnp.clip(resize_images(state.image, size), 0.0, 1.0)
     latent = logit(image) if cfg.optimizer == "lbfgs" else None
     if cfg.carry_optimizer and cfg.optimizer != "lbfgs":
-        def resize_leaf(leaf):
+        def resize_leaf(leaf: Any) -> Any:
             if getattr(leaf, "shape", None) == old_shape:
                 return jax.image.resize(leaf, image.shape, "linear")  # keeps moments >= 0
             return leaf
@@ -171,21 +196,21 @@ def upsample_state(state: StyleState, size: tuple[int, int], cfg: StyleConfig) -
     return jax.tree.map(lambda x: jnp.array(x, copy=True), new)
 
 
-def finish_image(image: jax.Array, content, cfg: StyleConfig) -> jax.Array:
+def finish_image(image: jax.Array, content: ArrayLike, cfg: StyleConfig) -> jax.Array:
     """An optimised image as the user sees it: at the content's size, colours restored."""
-    content = as_image_batch(content, "content image")
-    image = jnp.clip(resize_images(image, content.shape[1:3]), 0.0, 1.0)
+    photo = as_image_batch(content, "content image")
+    finished = jnp.clip(resize_images(image, image_size(photo)), 0.0, 1.0)
     if cfg.preserve_color == "luminance":
-        image = color.recombine_luminance(image, content)
-    return image
+        finished = color.recombine_luminance(finished, photo)
+    return finished
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_step(cfg: StyleConfig):
+def _cached_step(cfg: StyleConfig) -> CompiledStep:
     return make_step(cfg)
 
 
-def _step_for(cfg: StyleConfig):
+def _step_for(cfg: StyleConfig) -> CompiledStep:
     """`make_step(cfg)`, kept across calls: a video's frames (or a notebook's reruns) with one
     config compile once per image shape instead of once per call (measured 5-6 s per frame
     at 256x144 before). A config holding unhashable values (a list) gets a fresh step. The
@@ -199,8 +224,11 @@ def _step_for(cfg: StyleConfig):
         return make_step(cfg)
 
 
-def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=None,
-            init_image=None, masks=None, state: Optional[StyleState] = None, mesh=None):
+def stylize(params: ParamTree, content: ArrayLike, style: Union[ArrayLike, Sequence[ArrayLike]],
+            cfg: StyleConfig = StyleConfig(), callback: Optional[StepCallback] = None,
+            init_image: Optional[ArrayLike] = None, masks: Optional[AnyArray] = None,
+            state: Optional[StyleState] = None,
+            mesh: Optional[Mesh] = None) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Repaint `content` in the style of `style` (one image or a list); returns (image, history).
 
     content, style: (H, W, 3) or (1, H, W, 3) float in [0, 1] (or uint8). The image comes
@@ -228,47 +256,52 @@ def stylize(params, content, style, cfg: StyleConfig = StyleConfig(), callback=N
     ((32, 32, 3), 2, ['content', 'loss', 'style', 'tv'])
     """
     content = fit_max_dim(as_image_batch(content, "content image"), cfg.max_dim)
-    styles: Sequence = style if isinstance(style, (list, tuple)) else [style]
-    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+    given: Sequence = style if isinstance(style, (list, tuple)) else [style]
+    styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(given)]
     params = jax.device_put(prepare_params(params))  # once per run, not once per step
     n_masks = 0 if masks is None else (1 if np.ndim(masks) == 2 else len(masks))
-    check_run(content.shape[1:3], [s.shape[1:3] for s in styles], cfg, n_masks)
+    check_run(image_size(content), [image_size(s) for s in styles], cfg, n_masks)
+    weights = None
     if masks is not None:
-        masks = normalise_masks(masks, len(styles))
-        if masks.shape[1:] != content.shape[1:3]:
-            masks = resize_images(masks[..., None], content.shape[1:3])[..., 0]
+        weights = normalise_masks(masks, len(styles))
+        if weights.shape[1:] != content.shape[1:3]:
+            weights = resize_images(weights[..., None], image_size(content))[..., 0]
     content_in, styles_in = prepare_colors(content, styles, cfg)
-    sizes, steps = run_sizes(content.shape[1:3], cfg, mesh), scale_steps(cfg)
+    sizes, steps = run_sizes(image_size(content), cfg, mesh), scale_steps(cfg)
     if mesh is not None:
         params = jax.device_put(params, replicated(mesh))
     step = None if mesh is not None else _step_for(cfg)  # one compile per scale (shape)
     history = History()
 
     try:
-        state = _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step,
+        state = _run_scales(params, content_in, styles_in, weights, cfg, sizes, steps, step,
                             history, callback, init_image, state, mesh)
     except (NonFiniteLossError, StylizeInterrupted) as stop:
         # What the caller saves then looks like a finished run (full size, colours restored).
-        stop.image = host_image(finish_image(stop.image, content, cfg))
+        # run_steps raised it with the device image; the caller gets the host's.
+        stop.image = host_image(finish_image(cast(jax.Array, stop.image), content, cfg))
         raise
     return host_image(finish_image(output_image(state, cfg), content, cfg)), history
 
 
-def host_image(image: jax.Array) -> np.ndarray:
+def host_image(image: ArrayLike) -> np.ndarray:
     """A finished (1, H, W, 3) image as the library hands images out: (H, W, 3) float32
     NumPy. The output leaves the device once, here, as every caller reads or saves it."""
     return np.asarray(jax.device_get(image), np.float32)[0]
 
 
-def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, history,
-                callback, init_image, state, mesh=None):
-    first = 0 if state is None else resume_point(state.image.shape[1:3], int(state.step),
+def _run_scales(params: ParamTree, content_in: jax.Array, styles_in: list[jax.Array],
+                masks: Optional[jax.Array], cfg: StyleConfig, sizes: Sequence[tuple[int, int]],
+                steps: Sequence[int], step: Optional[CompiledStep], history: list[dict],
+                callback: Optional[StepCallback], init_image: Optional[ArrayLike],
+                state: Optional[StyleState], mesh: Optional[Mesh] = None) -> StyleState:
+    first = 0 if state is None else resume_point(image_size(state.image), int(state.step),
                                                   sizes, steps)
     for k, (size, num_steps) in enumerate(zip(sizes, steps)):
         if k < first:  # done before the checkpoint
             continue
         content_k = resize_images(content_in, size)
-        styles_k = [resize_images(s, style_size(s.shape[1:3], size, cfg)) for s in styles_in]
+        styles_k = [resize_images(s, style_size(image_size(s), size, cfg)) for s in styles_in]
         masks_k = None if masks is None else resize_images(masks[..., None], size)[..., 0]
         targets = make_targets(params, content_k, styles_k, cfg, masks=masks_k)
         if k == first:
@@ -279,14 +312,17 @@ def _run_scales(params, content_in, styles_in, masks, cfg, sizes, steps, step, h
             else:  # what is left of this scale's steps
                 num_steps = max(int(sum(steps[:k + 1])) - int(state.step), 0)
         else:
+            assert state is not None  # made at the first scale run
             state = upsample_state(state, size, cfg)
         if mesh is not None:  # each scale is its own sharded program
             shardings = spatial_shardings(mesh, targets, state)
             targets, state = jax.device_put((targets, state), shardings[1:])
             step = make_step(cfg, shardings=shardings)
+        assert step is not None  # given without a mesh, made per scale with one
         # Stopping rules end the last scale only: a coarse scale's loss is not the output's.
         state, _ = run_steps(step, params, targets, state, num_steps, cfg, history, callback,
                              sync_every=cfg.steps_per_epoch, stop_rules=k == len(sizes) - 1)
+    assert state is not None  # resume_point gives a scale of this run: at least one ran
     return state
 
 

@@ -11,11 +11,13 @@ The output is resized back to the content's size.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxstyle.gatys.state import StyleState
 from jaxstyle.mesh import COLS, ROWS, replicated
 from jaxstyle.objective import Targets
 
@@ -29,8 +31,8 @@ def spatial_multiple(mesh: Mesh) -> tuple[int, int]:
 
 def round_up_size(size: tuple[int, int], mesh: Mesh) -> tuple[int, int]:
     """`size` rounded up to the mesh's multiples (at most 16 x shards - 1 px more per axis)."""
-    multiple = spatial_multiple(mesh)
-    return tuple(math.ceil(s / m) * m for s, m in zip(size, multiple))
+    (height, width), (rows, cols) = size, spatial_multiple(mesh)
+    return math.ceil(height / rows) * rows, math.ceil(width / cols) * cols
 
 
 def _spatial_spec(mesh: Mesh, ndim: int, channels_last: bool) -> NamedSharding:
@@ -39,21 +41,23 @@ def _spatial_spec(mesh: Mesh, ndim: int, channels_last: bool) -> NamedSharding:
     return NamedSharding(mesh, P(*([None] * (ndim - len(spatial))), *spatial))
 
 
-def spatial_shardings(mesh: Mesh, targets: Targets, state):
+def spatial_shardings(mesh: Mesh, targets: Targets,
+                      state: StyleState) -> tuple[NamedSharding, Targets, StyleState]:
     """(params, targets, state) shardings: images, features and masks split spatially;
     Grams, weights and scalars replicated."""
     rep = replicated(mesh)
 
-    def image_like(leaf):
+    def image_like(leaf: Any) -> NamedSharding:
         rank = len(getattr(leaf, "shape", ()))  # arrays or abstract ShapeDtypeStructs
         return _spatial_spec(mesh, rank, True) if rank >= 4 else rep
 
-    target_shardings = Targets(
-        content={k: _spatial_spec(mesh, len(v.shape), True) for k, v in targets.content.items()},
-        style={k: rep for k in targets.style},
-        masks=None if targets.masks is None else
+    # Targets' pytree structure with a sharding for each leaf (`_make` takes any leaves).
+    target_shardings = Targets._make((
+        {k: _spatial_spec(mesh, len(v.shape), True) for k, v in targets.content.items()},
+        {k: rep for k in targets.style},
+        None if targets.masks is None else
         {k: _spatial_spec(mesh, len(v.shape), False) for k, v in targets.masks.items()},
-        weights=None if targets.weights is None else {k: rep for k in targets.weights})
+        None if targets.weights is None else {k: rep for k in targets.weights}))
     return rep, target_shardings, jax.tree.map(image_like, state)
 
 

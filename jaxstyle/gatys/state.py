@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.config import StyleConfig
 from jaxstyle.cputune import step_compiler_options
 from jaxstyle.objective import Targets, as_image_batch, per_image_loss, precision_scope
@@ -25,6 +26,8 @@ from jaxstyle.vgg import prepare_params
 
 Array = jax.Array
 Metrics = dict[str, Array]
+# (params, targets, state) shardings: for each, one sharding or a pytree of them (its leaves').
+StepShardings = tuple[Any, Any, Any]
 
 
 class StyleState(NamedTuple):
@@ -57,7 +60,7 @@ def logit(image: Array) -> Array:
     return jnp.log(clipped) - jnp.log1p(-clipped)
 
 
-def initial_image(content: Array, cfg: StyleConfig, key=None) -> Array:
+def initial_image(content: Array, cfg: StyleConfig, key: Optional[Array] = None) -> Array:
     """The starting image for `cfg.init`: the content, or uniform noise (N, H, W, 3).
 
     Image i of the batch draws its noise from `fold_in(key, i)` (key defaults to
@@ -71,7 +74,8 @@ def initial_image(content: Array, cfg: StyleConfig, key=None) -> Array:
                       for i in range(content.shape[0])])
 
 
-def init_state(content, cfg: StyleConfig, init_image=None, key=None,
+def init_state(content: ArrayLike, cfg: StyleConfig, init_image: Optional[ArrayLike] = None,
+               key: Optional[Array] = None,
                optimizer: Optional[optax.GradientTransformation] = None) -> StyleState:
     """Initial state of an (N, H, W, 3) batch: `init_image`, the content, or noise from `key`.
 
@@ -132,11 +136,12 @@ def output_image(state: StyleState, cfg: StyleConfig) -> Array:
     return jnp.clip(state.average / correction, 0.0, 1.0)
 
 
-def _all_finite(tree) -> Array:
+def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _reuse_value_and_grad(value_fn: Callable, variable: Array, opt_state):
+def _reuse_value_and_grad(value_fn: Callable[[Array], Array], variable: Array,
+                          opt_state: Any) -> tuple[Array, Array]:
     """value_fn's value and gradient at `variable`, taken from `opt_state` where a line
     search stored them (optax's L-BFGS), else computed. A first step, a reset state or a
     non-finite stored value computes them."""
@@ -168,13 +173,14 @@ def make_step_fn(cfg: StyleConfig,
     custom = optimizer is not None
     tx = make_optimizer(cfg) if optimizer is None else optax.with_extra_args_support(optimizer)
 
-    def loss_of_image(image, params, targets):
+    def loss_of_image(image: Array, params: ParamTree,
+                      targets: Targets) -> tuple[Array, tuple[Array, dict[str, Array]]]:
         # The sum, not the mean: every image of a batch gets exactly its own gradient (Adam's
         # epsilon is not scale-free, so a 1/N factor would change the optimisation).
         totals, parts = per_image_loss(params, targets, image, cfg)
         return totals.sum(), (totals, parts)
 
-    def step(params, targets, state: StyleState):
+    def step(params: ParamTree, targets: Targets, state: StyleState) -> tuple[StyleState, Metrics]:
         if cfg.optimizer == "lbfgs":
             def loss_of_latent(latent):
                 return loss_of_image(jax.nn.sigmoid(latent), params, targets)
@@ -186,12 +192,13 @@ def make_step_fn(cfg: StyleConfig,
             # this step's starting point: reusing them makes an accepted step cost one
             # evaluation instead of two (measured: 303 evaluations for 300 steps at 256 px).
             # That evaluation returns no parts, so L-BFGS reports the loss alone.
+            assert state.latent is not None  # init_state makes one for L-BFGS
             loss, grad = _reuse_value_and_grad(latent_value, state.latent, state.opt_state)
             updates, opt_state = tx.update(grad, state.opt_state, state.latent, value=loss,
                                            grad=grad, value_fn=latent_value)
             latent = optax.apply_updates(state.latent, updates)
             image = jax.nn.sigmoid(latent)
-            totals, parts = loss / state.image.shape[0], {}
+            totals, parts = loss / state.image.shape[0], dict[str, Array]()
         else:
             (loss, (totals, parts)), grad = jax.value_and_grad(loss_of_image, has_aux=True)(
                 state.image, params, targets)
@@ -205,6 +212,9 @@ def make_step_fn(cfg: StyleConfig,
             latent = None
         new = StyleState(image, opt_state, state.step + 1, state.average, latent)
         if cfg.ema is not None:
+            if state.average is None:
+                raise ValueError("cfg.ema is set but the state keeps no average: make the state "
+                                 "with init_state(..., cfg) for this config")
             new = new._replace(average=cfg.ema * state.average + (1 - cfg.ema) * image)
         # A non-finite loss or update keeps the last finite state; the host sees `finite`
         # and stops, so no work is lost and nothing is synchronised per step.
@@ -239,8 +249,9 @@ class CompiledStep:
     (3, 1)
     """
 
-    def __init__(self, cfg: StyleConfig, batched: bool = False, shardings=None,
-                 donate: bool = True, optimizer: Optional[optax.GradientTransformation] = None):
+    def __init__(self, cfg: StyleConfig, batched: bool = False,
+                 shardings: Optional[StepShardings] = None, donate: bool = True,
+                 optimizer: Optional[optax.GradientTransformation] = None) -> None:
         self.cfg = cfg
         self.trace_count = 0
         self._prepare = shardings is None  # sharded callers place prepared params themselves
@@ -249,7 +260,8 @@ class CompiledStep:
         if batched:
             step_fn = jax.vmap(step_fn, in_axes=(None, 0, 0))
 
-        def counted(params, targets, state):
+        def counted(params: ParamTree, targets: Targets,
+                    state: StyleState) -> tuple[StyleState, Metrics]:
             self.trace_count += 1  # runs only while tracing
             return step_fn(params, targets, state)
 
@@ -268,13 +280,15 @@ class CompiledStep:
                                    out_shardings=(state_sharding, metrics_sharding),
                                    donate_argnums=donated, compiler_options=options)
 
-    def __call__(self, params, targets: Targets, state: StyleState):
+    def __call__(self, params: ParamTree, targets: Targets,
+                 state: StyleState) -> tuple[StyleState, Metrics]:
         if self._prepare:  # backward kernels made once per kernel array, checked if given
             params = prepare_params(params)
         with precision_scope(self.cfg):  # part of jit's cache key, so traced under it
             return self._jitted(params, targets, state)
 
-    def lower(self, params, targets, state, platforms: Optional[Sequence[str]] = None):
+    def lower(self, params: ParamTree, targets: Targets, state: StyleState,
+              platforms: Optional[Sequence[str]] = None) -> jax.stages.Lowered:
         """The step's `jax.stages.Lowered` for these arguments (params as `prepare_params`
         gives them), for this process's backend or for `platforms` ('cuda', 'tpu', ...),
         which need no such device: `.as_text()` is the StableHLO, `.compile()` runs here."""
@@ -283,7 +297,7 @@ class CompiledStep:
             return traced.lower(lowering_platforms=None if platforms is None
                                 else tuple(platforms))
 
-    def export(self, params, targets: Targets, state: StyleState,
+    def export(self, params: ParamTree, targets: Targets, state: StyleState,
                platforms: Sequence[str] = ("cpu",)) -> jax.export.Exported:
         """The step as a `jax.export.Exported` for `platforms` ('cpu', 'cuda', 'tpu', ...),
         lowered for the shapes of these arguments. It serialises (`.serialize()`) with the
@@ -319,10 +333,10 @@ def _register_namedtuple(cls: type) -> None:
         _REGISTERED.add(cls)
 
 
-def register_namedtuples(tree) -> None:
+def register_namedtuples(tree: Any) -> None:
     """Register every NamedTuple class in `tree` (ours and optax's states) for
     `jax.export` serialisation, once each, under its module-qualified name."""
-    def visit(node) -> None:
+    def visit(node: Any) -> None:
         if isinstance(node, tuple) and hasattr(node, "_fields"):
             _register_namedtuple(type(node))
         if isinstance(node, dict):
@@ -347,7 +361,8 @@ for _cls in (Targets, StyleState, ScaleByKerasAdamState, *vars(optax).values()):
 del _cls
 
 
-def make_step(cfg: StyleConfig, batched: bool = False, shardings=None, donate: bool = True,
+def make_step(cfg: StyleConfig, batched: bool = False, shardings: Optional[StepShardings] = None,
+              donate: bool = True,
               optimizer: Optional[optax.GradientTransformation] = None) -> CompiledStep:
     """The jit-compiled `step(params, targets, state) -> (state, metrics)`.
 

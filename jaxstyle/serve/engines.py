@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from jaxstyle._types import ArrayLike
 from jaxstyle.demo import DEMO_CONTENT, DEMO_STYLE
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.images import load_image, to_uint8
@@ -28,6 +29,7 @@ from jaxstyle.serve.jobs import Job, JobCancelled
 from jaxstyle.serve.settings import (
     AnySettings,
     ImageRef,
+    JobSettings,
     ModelSettings,
     OptimizeSettings,
     RefineStart,
@@ -46,17 +48,17 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def data_url(image: np.ndarray) -> str:
+def data_url(image: ArrayLike) -> str:
     """A small PNG preview as a data: URL, for an event."""
-    image = np.asarray(image, np.float32)
-    if image.ndim == 4:
-        image = image[0]
-    height, width = image.shape[:2]
+    pixels = np.asarray(image, np.float32)
+    if pixels.ndim == 4:
+        pixels = pixels[0]
+    height, width = pixels.shape[:2]
     scale = PREVIEW_SIDE / max(height, width)
     if scale < 1:
         from jaxstyle.images import resize
-        image = resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+        pixels = resize(pixels, (max(1, round(height * scale)), max(1, round(width * scale))))
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
 
 
 class Studio:
@@ -73,8 +75,9 @@ class Studio:
 
     def __init__(self, vgg_params: Optional[Callable[[], dict] | dict] = None,
                  paintings: tuple[Path, ...] = (), models_dir: Optional[Path] = None,
-                 decoder: str = "any", uploads: Optional[UploadStore] = None):
-        self._vgg_source, self._vgg = vgg_params, None
+                 decoder: str = "any", uploads: Optional[UploadStore] = None) -> None:
+        self._vgg_source = vgg_params
+        self._vgg: Optional[dict] = None
         self.paintings = (DEMO_STYLE, *paintings)
         self.models_dir = models_dir
         self.decoder_name = decoder
@@ -114,9 +117,9 @@ class Studio:
                 if source is None:
                     from jaxstyle.weights.fetch import resolve_params
                     source = resolve_params
-                self._vgg = source() if callable(source) else source
+                loaded = source() if callable(source) else source
                 from jaxstyle.vgg import prepare_params
-                self._vgg = prepare_params(self._vgg)
+                self._vgg = prepare_params(loaded)
             return self._vgg
 
     def model(self, name: str) -> tuple:
@@ -207,8 +210,10 @@ class Studio:
 
     def image(self, ref: ImageRef, max_dim: Optional[int]) -> np.ndarray:
         if ref.kind == "upload":
+            assert isinstance(ref.key, str)  # image_ref: an upload's key is its id
             path = self.uploads.path(ref.key)
         elif ref.kind == "painting":
+            assert isinstance(ref.key, int)  # image_ref: a painting's key is its index
             path = self.paintings[ref.key]
         else:
             path = DEMO_CONTENT
@@ -229,7 +234,7 @@ class Studio:
             return self.run_any(job, settings)
         raise ConfigError(f"unknown job settings {type(settings).__name__}")
 
-    def export_onnx(self, settings) -> bytes:
+    def export_onnx(self, settings: JobSettings) -> bytes:
         """An ONNX file of a one-pass job's model with that job's settings fixed in it (style
         blend, strength; or the painting and alpha), through `jaxstyle.export`, as
         `jaxstyle export` makes it. ConfigError for what a file cannot hold."""
@@ -326,7 +331,7 @@ class Studio:
         except StylizeInterrupted as stopped:
             if job.cancel.is_set():
                 raise JobCancelled from None
-            image = stopped.image  # Stop keeps the image as it is
+            image = np.asarray(stopped.image)  # Stop keeps the image as it is
         final = latest["state"]
         if final is not None and s.scales == 1:
             self._last_run = (s.resume_key(), int(np.max(np.asarray(final.step))), final)

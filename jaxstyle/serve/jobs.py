@@ -54,7 +54,7 @@ class Job:
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
 
-    def emit(self, kind: str, **fields) -> None:
+    def emit(self, kind: str, **fields: Any) -> None:
         """Append an event for the page (list.append is atomic under the GIL)."""
         self.events.append({"type": kind, "time": time.time(), **fields})
 
@@ -87,7 +87,7 @@ class JobQueue:
     >>> queue.close()
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._pending: collections.deque[Job] = collections.deque()
         self._jobs: dict[str, Job] = {}
         self._finished: collections.deque[str] = collections.deque()

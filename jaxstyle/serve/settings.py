@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from jaxstyle.config import StyleConfig
@@ -73,7 +73,7 @@ class OptimizeSettings:
                            preserve_color=self.preserve_color, scales=self.scales,
                            style_blend=blend)
 
-    def resume_key(self) -> tuple:
+    def resume_key(self) -> OptimizeSettings:
         """Everything but the step count: a run with the same key continues the last one."""
         return dataclasses.replace(self, steps=0, preview_every=0)
 
@@ -175,7 +175,7 @@ def _integer(payload: dict, name: str, default: int) -> int:
     return value
 
 
-def _choice(payload: dict, name: str, default, choices) -> Any:
+def _choice(payload: dict, name: str, default: Any, choices: Sequence[Any]) -> Any:
     value = payload.get(name, default)
     if value == "none":
         value = None
@@ -237,6 +237,7 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
         payload = {**payload, "start": None, "photo": {"demo": True},
                    "styles": [{"demo": True}]}  # replaced by the start's own below
         settings = parse_job(payload, painting_count, model_styles)
+        assert isinstance(settings, OptimizeSettings)  # the engine is "optimize"
         return dataclasses.replace(settings, photo=origin.photo, styles=origin.styles,
                                    blend=origin.blend, start=start,
                                    start_model=origin.model)

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,7 +57,7 @@ class UploadStore:
     """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.folder = Path(tempfile.mkdtemp(prefix="jaxstyle-serve-"))  # created 0700
         self._uploads: dict[str, Upload] = {}
@@ -98,7 +99,7 @@ class UploadStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def read_limited(stream, max_bytes: int) -> bytes:
+async def read_limited(stream: AsyncIterable[bytes], max_bytes: int) -> bytes:
     """A request body, refused as soon as it passes max_bytes (whatever its headers said)."""
     chunks, size = [], 0
     async for chunk in stream:

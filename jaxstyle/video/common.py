@@ -50,7 +50,7 @@ class VideoInterrupted(JaxstyleError):
     """
 
     def __init__(self, partial_path: Path | None, frames_done: int, total_frames: int,
-                 signum: int | None = None):
+                 signum: int | None = None) -> None:
         self.partial_path = partial_path
         self.frames_done = frames_done
         self.total_frames = total_frames
@@ -171,7 +171,7 @@ def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
         return rgb
     if cols - width in (0, 1) and rows - height in (0, 1):
         return rgb[:height, :width]  # only evenness changed: cropping keeps every pixel sharp
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

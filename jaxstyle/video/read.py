@@ -6,9 +6,12 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from av.container import InputContainer
+from av.video.frame import VideoFrame
 
 from jaxstyle.video.common import VideoError, VideoInfo
 
@@ -34,7 +37,9 @@ def _open_input(path: Path) -> av.container.InputContainer:
     return container
 
 
-def _video_stream(container, path: Path):
+# Streams are typed Any here: PyAV's stubs make every stream's time_base Optional, which a
+# stream FFmpeg decodes always has.
+def _video_stream(container: InputContainer, path: Path) -> Any:
     """The first real video stream (cover art in music files does not count)."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
@@ -44,12 +49,12 @@ def _video_stream(container, path: Path):
     raise VideoError(f"video {path}: no video stream")
 
 
-def _audio_stream(container):
+def _audio_stream(container: InputContainer) -> Any:
     """The first audio stream, or None."""
     return container.streams.audio[0] if container.streams.audio else None
 
 
-def _frame_rate(stream, path: Path) -> Fraction:
+def _frame_rate(stream: Any, path: Path) -> Fraction:
     """The stream's frame rate as an exact fraction (e.g. 30000/1001)."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
@@ -57,7 +62,7 @@ def _frame_rate(stream, path: Path) -> Fraction:
     raise VideoError(f"video {path}: frame rate unknown")
 
 
-def _duration_seconds(container, stream) -> float | None:
+def _duration_seconds(container: InputContainer, stream: Any) -> float | None:
     """The video stream's duration, else the container's, else None."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -66,7 +71,7 @@ def _duration_seconds(container, stream) -> float | None:
     return None
 
 
-def _first_frame(container, stream, path: Path):
+def _first_frame(container: InputContainer, stream: Any, path: Path) -> VideoFrame:
     """The first decoded frame; a video without one is refused."""
     try:
         for frame in container.decode(stream):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,7 +55,7 @@ class _Plan:
     end: Fraction | None
 
 
-def _frames_to_decode(plan: _Plan) -> Iterator[tuple[int, np.ndarray]]:
+def _frames_to_decode(plan: _Plan) -> Generator[tuple[int, np.ndarray], None, None]:
     """(source pts, RGB frame at the output size) for the frames inside [start, end)."""
     with av.open(str(plan.source), "r") as container:
         stream = _video_stream(container, plan.source)
@@ -192,7 +192,7 @@ def _stylize_loop(stylize_batch: StylizeBatch, decoder: _Worker, decoded: queue.
     previous = None  # last smoothed output, carried across batches
     finished = False
     while not finished:
-        batch = []
+        batch: list[tuple[int, np.ndarray]] = []
         began = time.perf_counter()
         while len(batch) < batch_size:
             item = _get_from(decoded, decoder)

@@ -7,11 +7,14 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from jaxstyle.video.common import POLL_SECONDS
 
+T = TypeVar("T")
 
-def _chain(first, rest: Iterator) -> Iterator:
+
+def _chain(first: T, rest: Iterator[T]) -> Iterator[T]:
     """first, then everything in rest."""
     yield first
     yield from rest
@@ -32,7 +35,7 @@ class _Finish:
 class _Worker(threading.Thread):
     """A daemon thread that keeps its exception and the seconds it spent working."""
 
-    def __init__(self, name: str, target: Callable, *args):
+    def __init__(self, name: str, target: Callable, *args: Any) -> None:
         super().__init__(name=name, daemon=True)
         self.work, self.args = target, args
         self.error: BaseException | None = None
@@ -52,7 +55,7 @@ class _Worker(threading.Thread):
         raise RuntimeError(f"thread {self.name} ended unexpectedly")
 
 
-def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
+def _put(items: queue.Queue, item: Any, stop: threading.Event) -> bool:
     """Put, waiting while the queue is full; False if asked to stop meanwhile."""
     while not stop.is_set():
         try:
@@ -63,7 +66,7 @@ def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def _get(items: queue.Queue, stop: threading.Event):
+def _get(items: queue.Queue, stop: threading.Event) -> Any:
     """Get, waiting while the queue is empty; None if asked to stop meanwhile."""
     while not stop.is_set():
         try:
@@ -73,7 +76,7 @@ def _get(items: queue.Queue, stop: threading.Event):
     return None
 
 
-def _get_from(items: queue.Queue, worker: _Worker):
+def _get_from(items: queue.Queue, worker: _Worker) -> Any:
     """Get an item the worker produces; raise the worker's error if it died."""
     while True:
         try:
@@ -83,7 +86,7 @@ def _get_from(items: queue.Queue, worker: _Worker):
                 worker.raise_error()
 
 
-def _put_to(items: queue.Queue, item, worker: _Worker) -> None:
+def _put_to(items: queue.Queue, item: Any, worker: _Worker) -> None:
     """Put an item the worker consumes; raise the worker's error if it died."""
     while True:
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.container import OutputContainer
 
 from jaxstyle.video.common import (
     CONTAINERS,
@@ -87,7 +88,7 @@ class _OutputSpec:
 class _AudioCopy:
     """Copies one audio stream's packets into the output, shifted onto the video's timeline."""
 
-    def __init__(self, output, spec: _OutputSpec):
+    def __init__(self, output: OutputContainer, spec: _OutputSpec) -> None:
         self.input = av.open(str(spec.audio_source), "r")
         self.source = _audio_stream(self.input)
         self.first, self.last = spec.audio_first, spec.audio_last
@@ -122,7 +123,7 @@ class _AudioCopy:
                     return
             yield packet
 
-    def mux_until(self, output, seconds: Fraction | None) -> None:
+    def mux_until(self, output: OutputContainer, seconds: Fraction | None) -> None:
         """Write the packets that start before output time `seconds` (None: all that are left)."""
         if self.packets is None:
             return
@@ -151,7 +152,7 @@ class _AudioCopy:
 class _Writer:
     """Encodes RGB frames into an output (file name or file object) and copies the audio."""
 
-    def __init__(self, target, spec: _OutputSpec):
+    def __init__(self, target: str | io.IOBase, spec: _OutputSpec) -> None:
         self.spec = spec
         self.container = av.open(target, "w", format=spec.format)
         self.audio = None
@@ -173,6 +174,7 @@ class _Writer:
         options = {"crf": str(spec.crf)} if spec.codec in CRF_CODECS else {}
         stream = self.container.add_stream(spec.codec, rate=spec.frame_rate, options=options,
                                            time_base=spec.time_base)
+        assert isinstance(stream, av.VideoStream)  # the codec was checked to encode video
         stream.width, stream.height = spec.width, spec.height
         stream.pix_fmt = _pixel_format(spec.codec)
         # Say which matrix the RGB->YUV conversion used, so players do not guess BT.709 for HD.

@@ -11,8 +11,9 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -73,11 +74,12 @@ def validate_params(params: Params, source: str = "params") -> Params:
 # --------------------------------------------------------------------------- Keras h5 layouts
 
 
-def _decode(names) -> list[str]:
+def _decode(names: Iterable[Any]) -> list[str]:
     return [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in names]
 
 
-def _kernel_and_bias(arrays: list[np.ndarray], source: str, layer: str):
+def _kernel_and_bias(arrays: list[np.ndarray], source: str,
+                     layer: str) -> dict[str, np.ndarray]:
     """Pick kernel (4-D) and bias (1-D) out of a layer's weights, whatever their order."""
     kernels = [a for a in arrays if a.ndim == 4]
     biases = [a for a in arrays if a.ndim == 1]
@@ -88,7 +90,7 @@ def _kernel_and_bias(arrays: list[np.ndarray], source: str, layer: str):
     return {"kernel": kernels[0], "bias": biases[0]}
 
 
-def _read_dataset(dataset, source: str, layer: str) -> np.ndarray:
+def _read_dataset(dataset: Any, source: str, layer: str) -> np.ndarray:
     try:
         return np.asarray(dataset[()])
     except (OSError, ValueError, KeyError) as exc:  # truncated files fail here, not at open
@@ -173,7 +175,7 @@ def _read_h5(file: h5py.File, source: str) -> Params:
                        "model_weights or layers group); is it a Keras VGG19 file?")
 
 
-def _open_h5(data, source: str) -> Params:
+def _open_h5(data: Any, source: str) -> Params:
     try:
         with h5py.File(data, "r") as file:
             return _read_h5(file, source)
@@ -227,7 +229,9 @@ def save_params(params: Params, path: str | os.PathLike) -> Path:
     flat = {f"{layer}/{key}": np.asarray(value) for layer, weights in params.items()
             for key, value in weights.items()}
     with atomic_write(path) as f:
-        np.savez(f, **flat)
+        # No key can be savez's own allow_pickle (they are "layer/key"); numpy's stub types
+        # **kwds as if one could.
+        np.savez(f, **flat)  # type: ignore[arg-type]
     return path
 
 

@@ -22,6 +22,7 @@ import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -77,13 +78,15 @@ class _TensorRef:
     stride: tuple[int, ...]
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None) -> _TensorRef:
+def _rebuild_tensor_v2(storage: _StorageRef, storage_offset: int, size: Sequence[int],
+                       stride: Sequence[int], requires_grad: bool = False,
+                       backward_hooks: Any = None, metadata: Any = None) -> _TensorRef:
     """Record the arguments of `torch._utils._rebuild_tensor_v2`; resolved after the storages."""
     return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride) -> _TensorRef:
+def _rebuild_tensor(storage: _StorageRef, storage_offset: int, size: Sequence[int],
+                    stride: Sequence[int]) -> _TensorRef:
     """Record the arguments of the older `torch._utils._rebuild_tensor`."""
     return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
 
@@ -105,7 +108,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.source = source
         self.storages: dict[str, _StorageRef] = {}
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -178,7 +181,7 @@ def _to_array(tensor: _TensorRef, storages: dict[str, np.ndarray], source: str) 
     return np.array(view, dtype=storage.dtype.newbyteorder("="))
 
 
-def _resolve(obj, storages: dict[str, np.ndarray], source: str):
+def _resolve(obj: Any, storages: dict[str, np.ndarray], source: str) -> Any:
     """Replace every tensor ref inside dicts, lists and tuples with its array."""
     if isinstance(obj, _TensorRef):
         return _to_array(obj, storages, source)
@@ -189,7 +192,7 @@ def _resolve(obj, storages: dict[str, np.ndarray], source: str):
     return obj
 
 
-def _load_plain(file: IO[bytes], source: str):
+def _load_plain(file: IO[bytes], source: str) -> Any:
     """Unpickle one header record; these hold plain data, so no global is needed."""
     return _RestrictedUnpickler(file, source).load()
 

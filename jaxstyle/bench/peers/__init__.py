@@ -17,7 +17,7 @@ x -= alpha_t m / (sqrt(v) + eps)) and a clip to [0, 1].
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def missing_framework(framework: str, exc: ImportError) -> PeerUnavailable:
 def check_images(content: np.ndarray, style: np.ndarray,
                  image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check (1, H, W, 3) images and return float32 copies; `image` defaults to the content."""
-    checked = []
+    checked: list[np.ndarray] = []
     for label, value in (("content", content), ("style", style), ("image", image)):
         if value is None:
             checked.append(checked[0].copy())
@@ -113,7 +113,7 @@ def needed_params(params: Params, cfg: StyleConfig) -> Params:
 
 
 def build(peer: str, params: Params, content: np.ndarray, style: np.ndarray,
-          cfg: StyleConfig, **options) -> PeerStep:
+          cfg: StyleConfig, **options: Any) -> PeerStep:
     """Build the named peer ('tf', 'torch' or 'torch-compile'); see the peer modules."""
     if peer == "tf":
         from jaxstyle.bench.peers import tf_peer

@@ -12,6 +12,7 @@ TensorFlow's start-up notes out of benchmark output; it affects TensorFlow alone
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class TFStep:
 
     name = "tf"
 
-    def __init__(self, tf, params: Params, content: np.ndarray, style: np.ndarray,
+    def __init__(self, tf: Any, params: Params, content: np.ndarray, style: np.ndarray,
                  image: np.ndarray, cfg: StyleConfig):
         self._tf = tf
         self._cfg = cfg

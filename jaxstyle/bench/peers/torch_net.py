@@ -18,6 +18,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from jaxstyle.errors import ConfigError
 ONNX_OPSET = 17  # InstanceNormalization, Resize and reflect Pad all exist; ORT 1.x runs it
 
 
-def _import_torch():
+def _import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
@@ -92,11 +93,13 @@ def _module_class():
 
     torch = _import_torch()
     F = torch.nn.functional
+    # A base class mypy accepts from a variable: torch is imported here, on first use.
+    module: Any = torch.nn.Module
 
-    class TorchTransformerNet(torch.nn.Module):
+    class TorchTransformerNet(module):
         """(N,3,H,W) in [0,1], (N,S) style weights -> (N,3,H,W) float32 in (0,1)."""
 
-        def __init__(self, weights: dict[str, np.ndarray], table, num_styles: int):
+        def __init__(self, weights: dict[str, np.ndarray], table: Any, num_styles: int):
             super().__init__()
             self.num_styles = num_styles
             self.table = table
@@ -107,17 +110,17 @@ def _module_class():
                 self._names[key] = attribute
                 self.register_buffer(attribute, torch.from_numpy(value.copy()))
 
-        def weight(self, key: str):
+        def weight(self, key: str) -> Any:
             return getattr(self, self._names[key])
 
-        def conv(self, x, name: str, stride: int):
+        def conv(self, x: Any, name: str, stride: int) -> Any:
             kernel = self.weight(f"{name}/kernel")
             pad = kernel.shape[-1] // 2
             x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
             bias = self.weight(f"{name}/bias") if name == "output" else None
             return F.conv2d(x, kernel, bias, stride=stride)
 
-        def norm(self, x, name: str, style_weights):
+        def norm(self, x: Any, name: str, style_weights: Any) -> Any:
             # F.instance_norm's variance is the biased one, as in jaxstyle's instance_norm.
             gamma = style_weights @ self.weight(f"{name}/scale")
             beta = style_weights @ self.weight(f"{name}/shift")
@@ -151,7 +154,8 @@ def _module_class():
     return TorchTransformerNet
 
 
-def build_torch_net(params: dict, num_styles: int, width: float, channels_last: bool = False):
+def build_torch_net(params: dict, num_styles: int, width: float,
+                    channels_last: bool = False) -> Any:
     """jaxstyle TransformerNet(num_styles, width) params -> an eval-mode float32 torch module.
 
     Call it as `module(images_nchw, style_weights)` under `torch.inference_mode()`.
@@ -168,7 +172,7 @@ def build_torch_net(params: dict, num_styles: int, width: float, channels_last: 
     return module
 
 
-def to_nchw(images: np.ndarray, channels_last: bool = False):
+def to_nchw(images: np.ndarray, channels_last: bool = False) -> Any:
     """(N,H,W,3) numpy -> (N,3,H,W) float32 torch tensor (channels_last strides if asked)."""
     torch = _import_torch()
     tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)
@@ -176,12 +180,12 @@ def to_nchw(images: np.ndarray, channels_last: bool = False):
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def to_nhwc(tensor) -> np.ndarray:
+def to_nhwc(tensor: Any) -> np.ndarray:
     """(N,3,H,W) torch tensor -> (N,H,W,3) numpy float32."""
     return tensor.detach().permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def export_onnx(torch_module, path: str | os.PathLike, height: int, width: int,
+def export_onnx(torch_module: Any, path: str | os.PathLike, height: int, width: int,
                 batch: int = 1, dynamic: bool = False) -> Path:
     """Write `torch_module` as an ONNX file with inputs `images` (N,3,H,W) and `style_weights`.
 
@@ -211,7 +215,7 @@ def export_onnx(torch_module, path: str | os.PathLike, height: int, width: int,
     return path
 
 
-def onnx_session(path: str | os.PathLike, threads: int | None = None):
+def onnx_session(path: str | os.PathLike, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session for the file, all graph optimisations on."""
     try:
         import onnxruntime as ort

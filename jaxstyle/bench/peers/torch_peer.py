@@ -15,6 +15,9 @@ torch call in the process, and it is not needed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from jaxstyle.bench.peers import (
@@ -39,7 +42,7 @@ def _import_torch():
     return torch, F
 
 
-def _to_nchw(torch, image: np.ndarray):
+def _to_nchw(torch: Any, image: np.ndarray) -> Any:
     """(1, H, W, 3) NHWC numpy -> (1, 3, H, W) torch tensor in channels_last memory."""
     return torch.from_numpy(image).permute(0, 3, 1, 2).contiguous(
         memory_format=torch.channels_last)
@@ -79,8 +82,9 @@ class TorchStep:
         self._v = torch.zeros_like(self._image)
         self._t = torch.zeros((), dtype=torch.float32)
 
-        self._loss_and_grad = self._loss_and_grad_fn
-        self._update = self._update_fn
+        # The eager functions, or their torch.compile'd forms (`_compile`).
+        self._loss_and_grad: Callable[..., Any] = self._loss_and_grad_fn
+        self._update: Callable[..., Any] = self._update_fn
         if compile:
             self._compile(compile_mode)
 

@@ -299,7 +299,10 @@ def test_plan_batches_groups_by_shape_then_cuts():
     assert fill_batch(images, 2).shape == (2, 2, 2, 3)
 
 
-def test_pipeline_fills_the_remainder_and_counts_failures_in_order(model):
+@pytest.mark.parametrize("overlap", [True, False])
+def test_pipeline_fills_the_remainder_and_counts_failures_in_order(model, overlap):
+    import threading
+
     from jaxstyle.cli.pipeline import StageClock, run_pipeline
     from jaxstyle.errors import JaxstyleError
 
@@ -308,7 +311,10 @@ def test_pipeline_fills_the_remainder_and_counts_failures_in_order(model):
     weights = style_weights_for(header, 0)
     seen_batches, written, failed, done = [], {}, [], []
 
+    threads = set()
+
     def load(item):
+        threads.add(threading.current_thread().name)
         if item == "unreadable":
             raise JaxstyleError("input unreadable: corrupt")
         return photo(item)
@@ -325,7 +331,9 @@ def test_pipeline_fills_the_remainder_and_counts_failures_in_order(model):
     clock = StageClock()
     run_pipeline([[0, 1], [2, "unreadable", 3]], load, stylize, write, on_done=done.append,
                  on_error=lambda item, error: failed.append((item, str(error))),
-                 errors=(JaxstyleError,), clock=clock)
+                 errors=(JaxstyleError,), clock=clock, overlap=overlap)
+    # Overlapped, images are read on a thread of their own; else in turn, on this one.
+    assert threads == ({"read_0"} if overlap else {threading.current_thread().name})
     # The second batch lost an image to a load error; it was filled back up to 2.
     assert seen_batches == [(2, 32, 40, 3), (2, 32, 40, 3)]
     assert stylizer.trace_count == 1  # the remainder reused the compiled program

@@ -6,8 +6,9 @@ For each held-out photo x painting pair and size:
   photo), the final image scored with the seed loss. Slow, so cached in `--cache` by inputs;
   its per-step losses are kept for the plot.
 - **the seed's time**: TensorFlow/Keras's step (the peers extra) timed `--tf-steps` times
-  after a warm-up, x 1000: what the tutorial's run costs on this machine. Without
-  TensorFlow the column is empty and no time ratio is claimed.
+  after a warm-up, half before and half after the preset's process, median x 1000: what the
+  tutorial's run costs on this machine. Without TensorFlow the column is empty and no time
+  ratio is claimed.
 - **the preset**: `jaxstyle stylize --preset fast` as a user runs it, one whole process
   timed from start to saved file (start-up, weights, compile, steps, save), the saved file
   scored with the seed loss, layout and grid, like the seed's image.
@@ -125,9 +126,8 @@ def seed_reference(params: ParamTree, content: np.ndarray, style: np.ndarray, si
     return result
 
 
-def tf_step_seconds(params: Params, content: np.ndarray, style: np.ndarray,
-                    steps: int) -> float | None:
-    """Median seconds of TensorFlow's seed step on these inputs; None without TensorFlow."""
+def tf_peer(params: Params, content: np.ndarray, style: np.ndarray, steps: int) -> Any:
+    """TensorFlow's seed step on these inputs, warmed up; None without TensorFlow."""
     from jaxstyle.bench.peers import PeerUnavailable, build
 
     if steps <= 0:
@@ -139,12 +139,17 @@ def tf_step_seconds(params: Params, content: np.ndarray, style: np.ndarray,
         return None
     for _ in range(2):
         peer.step()
+    return peer
+
+
+def time_peer(peer: Any, steps: int) -> list[float]:
+    """Seconds of each of `steps` TensorFlow steps."""
     times = []
     for _ in range(steps):
         started = time.perf_counter()
         peer.step()  # returns the loss as a float: the step has finished
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def timed_process(photo: Path, painting: Path, size: int, preset: str, options: str,
@@ -172,6 +177,7 @@ def timed_process(photo: Path, painting: Path, size: int, preset: str, options: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxstyle import cputune
     from jaxstyle.bench.fixtures import image_path, vgg_params
     from jaxstyle.bench.scoring import load_pair, seed_loss
     from jaxstyle.images import load_image
@@ -179,7 +185,10 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = [parse_pair(text) for text in args.pairs]
     params = vgg_params(args.weights)
-    print(machine_line())
+    # A first step on a new CPU measures its conv paths (once per machine): do it here, so
+    # no timed process pays for it.
+    conv = cputune.conv_path()
+    print(machine_line() + f"  conv path {conv}")
     print(f"# jaxstyle bench seed-time --preset {args.preset} {args.options or ''}".rstrip())
     rows, curves = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -189,9 +198,16 @@ def run(args: argparse.Namespace) -> int:
                 content, style = load_pair(photo, painting, cfg)
                 seed = seed_reference(params, content, style, size, args.cache,
                                       args.seed_steps)
-                tf_step = tf_step_seconds(params, content, style, args.tf_steps)
+                # TF's steps are timed half before and half after the preset's process, so a
+                # neighbour's load over the run weighs on both sides alike.
+                peer = tf_peer(params, content, style, args.tf_steps)
+                tf_times = [] if peer is None else time_peer(peer, (args.tf_steps + 1) // 2)
                 run_ = timed_process(image_path(photo), image_path(painting), size,
                                      args.preset, args.options, args.weights, Path(folder))
+                if peer is not None:
+                    tf_times += time_peer(peer, args.tf_steps // 2)
+                del peer
+                tf_step = statistics.median(tf_times) if tf_times else None
                 image = load_image(run_["output"])
                 loss = seed_loss(params, content, style, image, cfg)
                 seed_layout = layout_score(seed["image"], content)

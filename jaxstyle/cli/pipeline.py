@@ -14,6 +14,7 @@ image. `StageClock` records where every millisecond went (`jaxstyle apply --timi
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import defaultdict
@@ -83,11 +84,49 @@ def fill_batch(images: Sequence[np.ndarray], size: int) -> np.ndarray:
     return np.concatenate([stacked, np.repeat(stacked[-1:], size - len(images), axis=0)])
 
 
+# Below this many cores the reader and writer threads run inline: XLA already keeps every
+# core busy with the network, and a decode or PNG encode beside it slowed engine 2's
+# network from 90 to 174 ms per 512 px photo on a 2-core machine (issue 36), more than the
+# overlap saves. JAXSTYLE_PIPELINE_THREADS=1 or 0 forces either way.
+MIN_CORES_TO_OVERLAP = 4
+
+
+def overlap_stages() -> bool:
+    """Whether decode and encode run on threads beside the network on this machine."""
+    forced = os.environ.get("JAXSTYLE_PIPELINE_THREADS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return (os.cpu_count() or 1) >= MIN_CORES_TO_OVERLAP
+
+
+class _Inline:
+    """An executor that runs each task at once, in the caller's thread (a done Future)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:  # delivered by .result(), as a thread's would be
+            if not isinstance(error, Exception):
+                raise  # Ctrl-C and SIGTERM stop the run here, not inside a Future
+            future.set_exception(error)
+        return future
+
+
 def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndarray],
                  stylize: Callable[[np.ndarray], Any], write: Callable[[Any, np.ndarray], None],
                  on_done: Callable[[Any], None], on_error: Callable[[Any, Exception], None],
                  errors: tuple[type[Exception], ...],
-                 clock: Optional[StageClock] = None) -> None:
+                 clock: Optional[StageClock] = None, overlap: Optional[bool] = None) -> None:
     """Load, stylise and write every item of `batches`, reading one batch ahead and writing
     behind the network.
 
@@ -99,6 +138,8 @@ def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndar
     (`fill_batch`; plan full batches first, as `plan_batches` does), so a remainder costs no
     compilation, while a lone image is not padded to a batch it does not need. Written
     outputs are never lost: on an exception (Ctrl-C included) the queued writes finish first.
+    `overlap` (default: `overlap_stages()`, on machines of 4 or more cores) runs decode and
+    encode on threads beside the network; otherwise each runs in turn with it.
     """
     import jax
 
@@ -135,8 +176,10 @@ def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndar
             else:
                 on_done(item)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+    executor: Any = ThreadPoolExecutor if (overlap_stages() if overlap is None
+                                           else overlap) else _Inline
+    with executor(1, thread_name_prefix="read") as reader, \
+            executor(1, thread_name_prefix="write") as writer:
         try:
             upcoming = reader.submit(load_batch, batches[0]) if batches else None
             for index in range(len(batches)):
@@ -165,4 +208,5 @@ def run_pipeline(batches: Sequence[Sequence[Any]], load: Callable[[Any], np.ndar
             drain(block=True)  # every queued write finishes (or fails) before we leave
 
 
-__all__ = ["STAGES", "StageClock", "fill_batch", "plan_batches", "run_pipeline"]
+__all__ = ["MIN_CORES_TO_OVERLAP", "STAGES", "StageClock", "fill_batch", "overlap_stages",
+           "plan_batches", "run_pipeline"]

@@ -121,3 +121,12 @@ def check(what: str, error: float, tolerance: float) -> None:
     print(f"check {what}: {error:.3g} <= {tolerance:.3g} {'ok' if ok else 'FAILED'}")
     if not ok:
         sys.exit(1)
+
+
+def photo_and_painting(doc: str) -> tuple[argparse.Namespace, dict, jaxstyle.StyleConfig,
+                                          np.ndarray, np.ndarray]:
+    """What most examples start from: their arguments (the docstring's first line as the
+    description), the weights, the config, Chelsea the cat and The Starry Night."""
+    args = settle(arguments(doc.splitlines()[0]).parse_args())
+    return (args, vgg_params(args), config(args), image(args, "chelsea.jpg", seed=0),
+            image(args, "starry_night.jpg", seed=1))

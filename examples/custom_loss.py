@@ -17,13 +17,9 @@ import jax.numpy as jnp
 import optax
 
 import jaxstyle
-from _common import arguments, check, config, image, settle, vgg_params
+from _common import check, image, photo_and_painting
 
-args = settle(arguments(__doc__.splitlines()[0]).parse_args())
-params = vgg_params(args)
-cfg = config(args)
-photo = image(args, "chelsea.jpg", seed=0)
-painting = image(args, "starry_night.jpg", seed=1)
+args, params, cfg, photo, painting = photo_and_painting(__doc__)
 second = image(args, "woman_with_hat.jpg", seed=2)
 
 # The seed's targets, computed once, outside any jit.

@@ -16,13 +16,9 @@ import numpy as np
 import optax
 
 import jaxstyle
-from _common import arguments, check, config, image, settle, vgg_params
+from _common import check, photo_and_painting
 
-args = settle(arguments(__doc__.splitlines()[0]).parse_args())
-params = vgg_params(args)
-cfg = config(args)
-photo = image(args, "chelsea.jpg", seed=0)
-painting = image(args, "starry_night.jpg", seed=1)
+args, params, cfg, photo, painting = photo_and_painting(__doc__)
 targets = jaxstyle.make_targets(params, photo, painting, cfg)
 
 # A quarter of the run warming up from a tenth of the seed's rate, then a cosine down to a

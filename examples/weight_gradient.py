@@ -17,13 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxstyle
-from _common import arguments, check, config, image, settle, vgg_params
+from _common import check, photo_and_painting
 
-args = settle(arguments(__doc__.splitlines()[0]).parse_args())
-params = vgg_params(args)
-cfg = config(args)
-photo = image(args, "chelsea.jpg", seed=0)
-painting = image(args, "starry_night.jpg", seed=1)
+args, params, cfg, photo, painting = photo_and_painting(__doc__)
 targets = jaxstyle.make_targets(params, photo, painting, cfg)
 # An image halfway between the photo and the painting, so the content, style and TV terms
 # all have something to say. The targets stay fixed: this is the loss of this image as a

@@ -1,13 +1,15 @@
 """XLA CPU kernel choices for engine 1's step, measured on the machine and cached per CPU.
 
-XLA CPU sends convolutions to YNNPACK by default. Which of its paths is faster for VGG19's
-convolutions depends on the CPU: measured side by side, XLA's own (Eigen) convolutions were
-faster on one AVX-512 EPYC and YNNPACK on a Sapphire Rapids machine (BENCHMARKS.md, "Step
-speed per CPU"). So nothing is hard-coded: the first step compiled on a CPU whose signature
-(model, vector flags, core count, jax version) has no cached choice times each candidate on
-a small random-weight step, taking turns, and keeps the faster one in the user's cache
-(`cpu-tune.json` beside the weights). A choice is a `jax.jit` compiler option of the step
-alone: the process's XLA_FLAGS and every other program are untouched.
+XLA CPU sends convolutions to YNNPACK by default. Which of its paths is faster depends on the
+CPU and the layers: on an AVX2 EPYC XLA's own (Eigen) convolutions ran engine 2's thin layers
+1.3-1.7x faster, a Sapphire Rapids machine found YNNPACK fast for VGG19, and on an AVX-512
+EPYC the two were within 4% for the step (BENCHMARKS.md, "The step against TensorFlow, and
+the conv path per CPU"). So nothing is hard-coded: the first step compiled on a CPU whose
+signature (model, vector flags, core count, jax version) has no cached choice times each
+candidate on a small random-weight step of the seed's objective, taking turns, and keeps
+the faster one in the user's cache (`cpu-tune.json` beside the weights). A choice is a
+`jax.jit` compiler option of the step alone: the process's XLA_FLAGS and every other
+program are untouched.
 
 - `JAXSTYLE_XLA_CONV=default|no-ynn` overrides the cached choice (and skips measuring);
 - `jaxstyle bench step --tune` measures again and rewrites the cache;
@@ -97,8 +99,10 @@ def _write_cache(path: Path, data: dict) -> None:
 
 def measure_conv_paths(size: int = TUNE_SIZE, rounds: int = TUNE_ROUNDS,
                        steps_per_round: int = 2) -> dict[str, float]:
-    """Median ms of the seed's step at `size` px (random VGG19 weights) under each conv path,
-    taking turns so a noisy neighbour slows each alike.
+    """Median ms of one step of the seed's objective at `size` px (random VGG19 weights: a
+    loss-and-gradient through the network and a clipped gradient step, which is what the
+    step's time is) under each conv path, taking turns so a noisy neighbour slows each
+    alike. Built from the objective, not engine 1's step module, which imports this one.
 
     Example:
 
@@ -107,11 +111,11 @@ def measure_conv_paths(size: int = TUNE_SIZE, rounds: int = TUNE_ROUNDS,
     ['default', 'no-ynn']
     """
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from jaxstyle.config import StyleConfig
-    from jaxstyle.gatys.state import init_state, make_step_fn
-    from jaxstyle.objective import make_targets
+    from jaxstyle.objective import loss_fn, make_targets
     from jaxstyle.vgg import VGG19_CONV_LAYERS, prepare_params
 
     rng = np.random.default_rng(0)
@@ -122,19 +126,23 @@ def measure_conv_paths(size: int = TUNE_SIZE, rounds: int = TUNE_ROUNDS,
     photo, painting = rng.random((2, size, size, 3), np.float32)
     cfg = StyleConfig()
     targets = make_targets(params, photo, painting, cfg)
-    step_fn = make_step_fn(cfg)
+
+    def step_fn(params: Any, targets: Any, image: jax.Array) -> jax.Array:
+        grad = jax.grad(lambda x: loss_fn(params, targets, x, cfg)[0].sum())(image)
+        return jnp.clip(image - 1e-9 * grad, 0.0, 1.0)
+
     steps = {name: jax.jit(step_fn, compiler_options=options or None)
              for name, options in CONV_PATHS.items()}
-    states = {name: init_state(photo, cfg) for name in steps}
+    images = {name: jnp.asarray(photo[None]) for name in steps}
     for name, step in steps.items():  # compile and warm up, untimed
-        states[name] = jax.block_until_ready(step(params, targets, states[name])[0])
+        images[name] = jax.block_until_ready(step(params, targets, images[name]))
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
             started = time.perf_counter()
             for _ in range(steps_per_round):
-                states[name], _ = step(params, targets, states[name])
-            jax.block_until_ready(states[name])
+                images[name] = step(params, targets, images[name])
+            jax.block_until_ready(images[name])
             samples[name].append(1e3 * (time.perf_counter() - started) / steps_per_round)
     return {name: statistics.median(values) for name, values in samples.items()}
 

@@ -8,8 +8,9 @@ equal CPU time").
 `--quick` paints fast, then refines: the shipped `paintings` network's Starry Night in one pass
 (0.02 s), then 30 Adam steps from that picture, about 24 s in all from a cold start on two
 cores. Adam here, not L-BFGS: in the same wall-clock 30 Adam steps reached a lower loss than 10
-L-BFGS steps (4.5e7 against 5.7e7), because L-BFGS compiles more and costs 2-3 Adam steps per
-step. A one-pass start gets as far in 50 steps as 100 from the photo (BENCHMARKS.md, "Paint
+L-BFGS steps (4.5e7 against 5.7e7), because L-BFGS compiles more and then cost 2-3 Adam steps
+per step (measured before it reused its line search's evaluation; not re-measured since).
+A one-pass start gets as far in 50 steps as 100 from the photo (BENCHMARKS.md, "Paint
 fast, then refine").
 """
 

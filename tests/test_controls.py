@@ -100,12 +100,30 @@ def test_carrying_the_optimizer_changes_the_fine_scale(tiny_params, images):
     assert np.abs(np.asarray(reset) - np.asarray(carried)).max() > 1e-5
 
 
-def test_lbfgs_lowers_the_loss_and_stays_in_the_box(tiny_params, images):
+@pytest.mark.parametrize("box", ["sigmoid", "reflect"])
+def test_lbfgs_lowers_the_loss_and_stays_in_the_box(tiny_params, images, box):
     content, style, _ = images
-    cfg = FEW.replace(optimizer="lbfgs", steps=6)
+    cfg = FEW.replace(optimizer="lbfgs", steps=6, lbfgs_box=box)
     image, history = stylize(tiny_params, content, style, cfg)
     assert history[-1]["loss"] < history[0]["loss"]
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+
+
+def test_reflect_box_moves_the_pixels_a_sigmoid_holds_at_white(tiny_params, rng):
+    # A photo whose top half is clipped white: under the sigmoid those pixels start where its
+    # slope is 0.001 and stay put; folded back, they move about as freely as the rest.
+    from jaxstyle.gatys import image_of_latent, latent_of_image
+
+    content, style = rng.random((2, 48, 32, 3), np.float32)
+    content[:24] = 1.0
+    share = {}
+    for box in ("sigmoid", "reflect"):
+        cfg = FEW.replace(optimizer="lbfgs", steps=2, lbfgs_box=box, style_weight=1.0)
+        start = np.asarray(image_of_latent(latent_of_image(content, box), box))
+        image, _ = stylize(tiny_params, content, style, cfg)
+        moved = np.abs(np.asarray(image) - start)
+        share[box] = float(moved[:24].mean() / moved[24:].mean())
+    assert share["reflect"] > 0.3 and share["sigmoid"] < 0.05 * share["reflect"], share
 
 
 def test_lbfgs_step_reuses_the_line_searchs_evaluation(tiny_params, images):

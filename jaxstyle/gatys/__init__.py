@@ -14,12 +14,14 @@ from jaxstyle.gatys.pipeline import stylize
 from jaxstyle.gatys.state import (
     CompiledStep,
     StyleState,
+    image_of_latent,
     init_state,
+    latent_of_image,
     make_step,
     make_step_fn,
     output_image,
 )
 
 __all__ = ["CompiledStep", "History", "NonFiniteLossError", "StyleState", "StylizeInterrupted",
-           "init_state", "load_state", "make_step", "make_step_fn", "output_image", "run_steps",
-           "save_state", "stop_reason", "stylize"]
+           "image_of_latent", "init_state", "latent_of_image", "load_state", "make_step",
+           "make_step_fn", "output_image", "run_steps", "save_state", "stop_reason", "stylize"]

@@ -31,7 +31,7 @@ from jaxstyle.gatys.state import (
     CompiledStep,
     StyleState,
     init_state,
-    logit,
+    latent_of_image,
     make_step,
     output_image,
 )
@@ -182,7 +182,7 @@ def upsample_state(state: StyleState, size: tuple[int, int], cfg: StyleConfig) -
     """
     old_shape = state.image.shape
     image = jnp.clip(resize_images(state.image, size), 0.0, 1.0)
-    latent = logit(image) if cfg.optimizer == "lbfgs" else None
+    latent = latent_of_image(image, cfg.lbfgs_box) if cfg.optimizer == "lbfgs" else None
     if cfg.carry_optimizer and cfg.optimizer != "lbfgs":
         def resize_leaf(leaf: Any) -> Any:
             if getattr(leaf, "shape", None) == old_shape:

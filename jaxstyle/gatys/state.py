@@ -37,7 +37,8 @@ class StyleState(NamedTuple):
     opt_state: the optax state.
     step: number of steps taken (int32 scalar).
     average: running sum for the image EMA (`cfg.ema`), else None.
-    latent: the unconstrained variable for L-BFGS (image = sigmoid(latent)), else None.
+    latent: the unconstrained variable for L-BFGS (image = image_of_latent(latent,
+        cfg.lbfgs_box)), else None.
 
     Example:
 
@@ -58,6 +59,41 @@ class StyleState(NamedTuple):
 def logit(image: Array) -> Array:
     clipped = jnp.clip(image, 1e-3, 1 - 1e-3)  # keep the reparametrisation finite at 0 and 1
     return jnp.log(clipped) - jnp.log1p(-clipped)
+
+
+def latent_of_image(image: Array, box: str) -> Array:
+    """L-BFGS's unconstrained variable for an image in [0, 1] (`StyleConfig.lbfgs_box`).
+
+    Example:
+
+    >>> image = jnp.array([0.0, 0.25, 1.0])
+    >>> jaxstyle.gatys.latent_of_image(image, "reflect").tolist()  # the image itself
+    [0.0, 0.25, 1.0]
+    >>> back = jaxstyle.gatys.image_of_latent(jaxstyle.gatys.latent_of_image(image, "sigmoid"),
+    ...                                       "sigmoid")
+    >>> [round(float(v), 3) for v in back]  # the sigmoid's latent is clipped short of 0 and 1
+    [0.001, 0.25, 0.999]
+    """
+    return image if box == "reflect" else logit(image)
+
+
+def image_of_latent(latent: Array, box: str) -> Array:
+    """The image in [0, 1] an L-BFGS latent stands for.
+
+    "sigmoid": sigmoid(latent), whose slope at a pixel that starts at 0.001 or 0.999 is
+    0.001: on a photo with clipped whites or blacks (11% of the astronaut's values) those
+    pixels hardly move. "reflect": the latent folded back into [0, 1] at 0 and 1 (a triangle
+    wave, period 2), so every pixel moves at the gradient's own rate and the image still
+    never leaves the box; the kinks are where a pixel would have been clipped.
+
+    Example:
+
+    >>> jaxstyle.gatys.image_of_latent(jnp.array([-0.25, 0.5, 1.25, 2.5]), "reflect").tolist()
+    [0.25, 0.5, 0.75, 0.5]
+    """
+    if box == "reflect":
+        return 1.0 - jnp.abs(1.0 - jnp.mod(latent, 2.0))
+    return jax.nn.sigmoid(latent)
 
 
 def initial_image(content: Array, cfg: StyleConfig, key: Optional[Array] = None) -> Array:
@@ -107,7 +143,7 @@ def init_state(content: ArrayLike, cfg: StyleConfig, init_image: Optional[ArrayL
     else:
         image = initial_image(content, cfg, key)
     image = jnp.clip(image, 0.0, 1.0)
-    latent = logit(image) if cfg.optimizer == "lbfgs" else None
+    latent = latent_of_image(image, cfg.lbfgs_box) if cfg.optimizer == "lbfgs" else None
     variable = image if latent is None else latent
     opt_state = (make_optimizer(cfg) if optimizer is None else optimizer).init(variable)
     average = jnp.zeros_like(image) if cfg.ema is not None else None
@@ -156,9 +192,9 @@ def make_step_fn(cfg: StyleConfig,
     """The pure, uncompiled step(params, targets, state) -> (state, metrics).
 
     `optimizer`: any optax transformation (chains, schedules, clipping) in place of the
-    config's. It updates the image itself, clipped to [0, 1] after each step, or the sigmoid
-    latent when `cfg.optimizer == 'lbfgs'`. Transformations that take extra arguments
-    (`optax.lbfgs`' line search) get `value`, `grad` and `value_fn`.
+    config's. It updates the image itself, clipped to [0, 1] after each step, or the
+    latent (`image_of_latent`) when `cfg.optimizer == 'lbfgs'`. Transformations that take
+    extra arguments (`optax.lbfgs`' line search) get `value`, `grad` and `value_fn`.
 
     Example:
 
@@ -183,7 +219,7 @@ def make_step_fn(cfg: StyleConfig,
     def step(params: ParamTree, targets: Targets, state: StyleState) -> tuple[StyleState, Metrics]:
         if cfg.optimizer == "lbfgs":
             def loss_of_latent(latent):
-                return loss_of_image(jax.nn.sigmoid(latent), params, targets)
+                return loss_of_image(image_of_latent(latent, cfg.lbfgs_box), params, targets)
 
             def latent_value(latent):
                 return loss_of_latent(latent)[0]
@@ -197,7 +233,7 @@ def make_step_fn(cfg: StyleConfig,
             updates, opt_state = tx.update(grad, state.opt_state, state.latent, value=loss,
                                            grad=grad, value_fn=latent_value)
             latent = optax.apply_updates(state.latent, updates)
-            image = jax.nn.sigmoid(latent)
+            image = image_of_latent(latent, cfg.lbfgs_box)
             totals, parts = loss / state.image.shape[0], dict[str, Array]()
         else:
             (loss, (totals, parts)), grad = jax.value_and_grad(loss_of_image, has_aux=True)(
@@ -387,5 +423,6 @@ def make_step(cfg: StyleConfig, batched: bool = False, shardings: Optional[StepS
     return CompiledStep(cfg, batched, shardings, donate, optimizer)
 
 
-__all__ = ["CompiledStep", "StyleState", "init_state", "initial_image", "logit", "make_step",
+__all__ = ["CompiledStep", "StyleState", "image_of_latent", "init_state", "initial_image",
+           "latent_of_image", "logit", "make_step",
            "make_step_fn", "output_image"]

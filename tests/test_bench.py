@@ -125,7 +125,8 @@ def test_parity_check_passes_its_own_trajectory_and_fails_a_drifted_one(
 
 
 def test_seed_time_scores_a_whole_process_against_the_seeds_run(tmp_path, tiny_params,
-                                                                 tiny_weights_file):
+                                                                 tiny_weights_file,
+                                                                 monkeypatch):
     """`bench seed-time` at 32 px with tiny weights: the seed's run is cached and reused, the
     preset's process is timed and its saved file scored; the JSON's ratio is its loss over
     the seed's."""
@@ -134,8 +135,10 @@ def test_seed_time_scores_a_whole_process_against_the_seeds_run(tmp_path, tiny_p
     import numpy as np
     from PIL import Image
 
+    from jaxstyle.bench import seed_time
     from jaxstyle.cli import main
 
+    monkeypatch.setattr(seed_time, "SHEET_STEPS", (4,))  # the sheet's early image, short
     rng = np.random.default_rng(5)
     for name in ("photo.png", "art.png"):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / name)
@@ -143,10 +146,14 @@ def test_seed_time_scores_a_whole_process_against_the_seeds_run(tmp_path, tiny_p
     argv = ["bench", "seed-time", "--pairs", f"{tmp_path / 'photo.png'}:{tmp_path / 'art.png'}",
             "--sizes", "32", "--tf-steps", "0", "--seed-steps", "12", "--cache",
             str(tmp_path / "cache"), "--weights", str(tiny_weights_file), "--json", str(report),
-            "--options", "--steps 6"]
+            "--options", "--steps 6", "--sheet", str(tmp_path / "sheet.png")]
     code = main(argv)
+    # photo | painting | the seed at 4 and 12 steps | the preset: five 32 px images
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.width > 5 * sheet.height
     rows = json.loads(report.read_text())
     assert len(rows) == 1 and code in (0, 1)
+    assert list((tmp_path / "cache").glob("gatys-*.npy"))  # the early image, cached
     row = rows[0]
     assert row["loss_ratio"] == pytest.approx(row["loss"] / row["seed_loss"])
     assert row["seconds"] > 0 and row["tf_1000_s"] is None and row["time_ratio"] is None

@@ -52,6 +52,7 @@ HELD_OUT_PAIRS = ["astronaut.jpg:great_wave.jpg", "chelsea.jpg:udnie.jpg",
 SEED_STEPS = 1000
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "jaxstyle-seed-time-cache"
 LAYOUT_SLACK = 0.05  # the preset may keep the photo's layout this much less than the seed
+SHEET_STEPS = (20, 100)  # the seed's run is also shown this early (the brief's yardsticks)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                    help="the seed's 1000-step results are kept here between runs")
     p.add_argument("--plot", metavar="PNG", help="loss against seconds, per pair")
+    p.add_argument("--sheet", metavar="PNG",
+                   help="a picture per pair: photo | painting | the seed's run at "
+                        f"{', '.join(map(str, SHEET_STEPS))} and {SEED_STEPS} steps | the preset")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     add_weights_option(p)
 
@@ -190,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     conv = cputune.conv_path()
     print(machine_line() + f"  conv path {conv}")
     print(f"# jaxstyle bench seed-time --preset {args.preset} {args.options or ''}".rstrip())
-    rows, curves = [], []
+    rows, curves, sheet = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             for photo, painting in pairs:
@@ -232,6 +236,9 @@ def run(args: argparse.Namespace) -> int:
                                      else run_["seconds"] / row["tf_1000_s"])
                 rows.append(row)
                 curves.append((row, seed["losses"]))
+                if args.sheet:
+                    sheet.append(sheet_row(params, content, style, cfg, seed["image"], image,
+                                           args.cache))
                 print(json.dumps(row), file=sys.stderr, flush=True)
     print(markdown_table(
         ["pair", "size", "seed loss", "preset ÷ seed", "preset s", "TF 1000 steps s",
@@ -251,9 +258,26 @@ def run(args: argparse.Namespace) -> int:
             f.write(json.dumps(rows, indent=1).encode())
     if args.plot:
         plot(curves, args.plot)
+    if args.sheet:
+        from jaxstyle.bench.scoring import picture
+
+        picture(sheet, args.sheet)
     misses = [r for r in rows if r["loss_ratio"] > 1 or r["layout"] < r["seed_layout"]
               - LAYOUT_SLACK]
     return 1 if misses else 0
+
+
+def sheet_row(params: ParamTree, content: np.ndarray, style: np.ndarray, cfg: StyleConfig,
+              seed_image: np.ndarray, preset_image: np.ndarray,
+              cache: Path | None) -> tuple[np.ndarray, ...]:
+    """photo | painting | the seed's run after each of SHEET_STEPS | after its own steps |
+    the preset's output: one row of the picture. The early images are the seed's run cut
+    short (`gatys_reference`, cached), the same trajectory as its 1000 steps."""
+    from jaxstyle.bench.scoring import gatys_reference
+
+    early = [gatys_reference(params, content, style, cfg.replace(steps=steps), cache)
+             for steps in SHEET_STEPS if steps < cfg.total_steps]
+    return (content, style, *early, seed_image, preset_image)
 
 
 def plot(curves: list[tuple[dict[str, Any], np.ndarray]], path: str) -> None:

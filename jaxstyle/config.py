@@ -86,7 +86,8 @@ class StyleConfig:
     # Optimizer (the seed: Adam with Keras semantics, lr 0.02, beta1 0.99, eps 0.1).
     optimizer: str = _option("adam", OPTIM, "choice",
                              "adam: Keras/TF semantics (the seed); lbfgs: optax L-BFGS on a "
-                             "latent kept between black and white by --lbfgs-box", choices=OPTIMIZERS)
+                             "latent kept between black and white by --lbfgs-box",
+                             choices=OPTIMIZERS)
     learning_rate: float = _option(0.02, OPTIM, "float", "Adam's step size (lbfgs: unused, a "
                                    "line search picks it)")
     beta1: float = _option(0.99, OPTIM, "float", "Adam's first-moment decay")

@@ -174,12 +174,11 @@ def test_the_efdm_chain_runs_differs_from_wct_and_its_tiles_match_it(tiny_params
     against_wct = np.abs(first - np.asarray(wct(photo, wct.style_stats([painting]))))
     assert against_wct.mean() > 0.02
     # Tiles rank by the whole photo's quantiles merged from theirs; the untiled chain by a
-    # sort. They differ where values tie (ReLU's zeros): a sort spreads a run of ties over
-    # its ranks in raster order, the merged quantiles give the run its middle rank. Measured
-    # here: mean 0.021, 99th percentile ~0.15 (the real wct model, 240 px: 0.022, 0.13).
+    # sort, ties (ReLU's zeros) sharing their run's middle rank in both. What is left is the
+    # merged quantiles' interpolation: mean 0.0021, median 0.0007, 99th percentile 0.024
+    # here (ranking ties by position instead made the mean 0.021).
     difference = np.abs(np.asarray(tiled(photo, stats)) - first)
-    assert difference.mean() < 0.035 and difference.mean() < against_wct.mean() / 2
-    assert np.quantile(difference, 0.5) < 0.02
+    assert difference.mean() < 0.005 and np.quantile(difference, 0.5) < 0.002
     timings = whole.level_milliseconds(photo, stats)
     assert list(timings) == ["relu2_1", "relu1_1"] and min(timings.values()) > 0
     two = {name: stack_efdm_stats([value, value]) for name, value in stats.items()}
@@ -276,3 +275,12 @@ def test_studio_transform_setting_maps_to_the_flag():
         with pytest.raises(ConfigError, match="transform must be one of"):
             parse_job({**job, "transform": hostile}, 1, {})
 
+
+
+def test_tied_values_share_one_rank_wherever_they_are():
+    # Half a post-ReLU map is exactly 0: every zero gets the painting's value at the middle
+    # of the zeros' quantile span, not a spread of values ordered by position.
+    content = jnp.asarray(np.array([0, 0, 0, 0, 1, 2, 3, 3], np.float32).reshape(1, 2, 4, 1))
+    stats = quantile_stats(jnp.arange(8.0).reshape(1, 2, 4, 1), count=8)
+    out = np.asarray(efdm_target(content, stats)).ravel()
+    np.testing.assert_allclose(out, [1.5, 1.5, 1.5, 1.5, 4.0, 5.0, 6.5, 6.5], atol=1e-6)

@@ -228,16 +228,29 @@ def _ranked_target(x: jax.Array, quantiles: jax.Array, weights: jax.Array) -> ja
     """Exact EFDM by one sort: x (N, P, C), paintings' quantile functions (N, R, Q, C) and a
     weight per region and position (N, P, R) -> sum_r weight_r * F_r^-1(F_c,r(x)), (N, P, C).
 
-    Each region's CDF at a value is the cumulative weight of the positions sorted up to it,
-    less half its own, over the region's total: with one region of ones, (rank + 0.5) / P."""
+    Each region's CDF at a value is the middle of the cumulative weight its run of equal
+    values spans, over the region's total: with one region of ones and no ties,
+    (rank + 0.5) / P. Tied values (half of a post-ReLU map is exactly 0) share one rank, the
+    run's mean, as `_cdf_from_quantiles` gives them in tiles: ranking them by position instead
+    spread the painting's low values over the photo's zeros in raster order, a top-to-bottom
+    gradient of what should be one value (and a tiled run could not reproduce it)."""
     n, positions, c = x.shape
-    order = jnp.argsort(x, axis=1)  # per channel, positions by value (stable: ties by place)
+    order = jnp.argsort(x, axis=1)  # per channel, positions by value
+    ordered = jnp.take_along_axis(x, order, axis=1)
+    index = jnp.broadcast_to(jnp.arange(positions)[None, :, None], x.shape)
+    new_value = ordered[:, 1:] != ordered[:, :-1]
+    starts = jnp.concatenate([jnp.ones_like(new_value[:, :1]), new_value], axis=1)
+    ends = jnp.concatenate([new_value, jnp.ones_like(new_value[:, :1])], axis=1)
+    run_start = jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
+    run_end = jax.lax.cummin(jnp.where(ends, index, positions - 1), axis=1, reverse=True)
     styled_sorted = jnp.zeros_like(x)
     for r in range(quantiles.shape[1]):
         weight = jnp.take_along_axis(
             jnp.broadcast_to(weights[..., r:r + 1], x.shape), order, axis=1)
         cumulative = jnp.cumsum(weight, axis=1)
-        u = (cumulative - 0.5 * weight) / jnp.maximum(cumulative[:, -1:], 1e-8)
+        before_run = jnp.take_along_axis(cumulative - weight, run_start, axis=1)
+        through_run = jnp.take_along_axis(cumulative, run_end, axis=1)
+        u = 0.5 * (before_run + through_run) / jnp.maximum(cumulative[:, -1:], 1e-8)
         target = quantile_at(quantiles[:, r], u)
         styled_sorted = styled_sorted + weight * target
     # Back from sorted order to positions: order is a permutation along P in every channel.

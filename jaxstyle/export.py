@@ -123,8 +123,10 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 
 def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
-                     strength: float = 1.0, whitening: str = "eigh") -> ExportSpec:
-    """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`). With
+                     strength: float = 1.0, whitening: str = "eigh",
+                     transform: str = "wct") -> ExportSpec:
+    """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`, each level's
+    transform by `transform`: "wct", or "efdm", which exports to StableHLO only). With
     `style_image` (H, W, 3) its relu4_1 statistics are constants: `f(photos)`; without,
     `f(photos, style (1, Hs, Ws, 3))` takes the painting, at the size that sets its strokes.
     `vgg_params` is None for a model with its own encoder."""
@@ -142,7 +144,10 @@ def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict
 
     if is_wct_header(header):
         return _wct_export(vgg_params, params, header, style_image, alpha, strength,
-                           whitening)
+                           whitening, transform)
+    if transform != "wct":
+        raise ExportError("transform chooses a WCT model's feature transform; this model is "
+                          f"an AdaIN decoder ({header.get('architecture')})")
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     decoder, own_encoder = split_params(params)
     encoder = conv_params(own_encoder) if own_encoder is not None else vgg_params
@@ -179,13 +184,20 @@ def _write(path: Path, data: bytes) -> None:
 
 def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                 style_image: Optional[np.ndarray], alpha: float,
-                strength: float, whitening: str) -> ExportSpec:
+                strength: float, whitening: str, transform: str = "wct") -> ExportSpec:
     """A WCT chain at its default levels with one painting baked in (its colouring matrices
     are constants; as an input it would need a square root with no ridge, which Newton-Schulz
-    cannot bound). whitening "eigh" exports to StableHLO only; "newton-schulz" to both."""
+    cannot bound). whitening "eigh" exports to StableHLO only; "newton-schulz" to both.
+    transform "efdm" (the painting's quantiles baked in; a sort and a scatter per level)
+    exports to StableHLO only, and takes no whitening."""
     from jaxstyle.arbitrary.decoder import level_name
     from jaxstyle.arbitrary.decoderfile import wct_levels_of
-    from jaxstyle.arbitrary.multilevel import chain_levels, painting_statistics, stylize_wct
+    from jaxstyle.arbitrary.multilevel import (
+        TRANSFORMS,
+        chain_levels,
+        painting_statistics,
+        stylize_wct,
+    )
     from jaxstyle.arbitrary.wct import WHITENINGS
 
     if vgg_params is None:
@@ -194,19 +206,26 @@ def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
         raise ExportError("a WCT file needs its painting baked in: give --style-image")
     if whitening not in WHITENINGS:
         raise ExportError(f"whitening must be one of {', '.join(WHITENINGS)}")
+    if transform not in TRANSFORMS:
+        raise ExportError(f"transform must be one of {', '.join(TRANSFORMS)}")
+    if transform == "efdm" and whitening != "eigh":
+        raise ExportError(f"whitening {whitening!r} chooses WCT's whitening; transform "
+                          "'efdm' whitens nothing")
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     levels = chain_levels(wct_levels_of(header, "model"), header.get("default_levels"))
     decoders = {level_name(k): params[level_name(k)] for k in levels}
-    stats = painting_statistics(vgg_params, style_image, levels)
+    stats = painting_statistics(vgg_params, style_image, levels, transform)
 
     def paint(photos):
         out = stylize_wct(vgg_params, decoders, float(header["width"]), photos, stats, levels,
-                          alpha=alpha, transpose_landscape=False, whitening=whitening)
+                          alpha=alpha, transpose_landscape=False, whitening=whitening,
+                          transform=transform)
         return out if strength == 1 else strength * out + (1 - strength) * photos
 
     metadata = {**_base_metadata(header, "any-style WCT"), "alpha": alpha,
-                "strength": strength, "levels": list(levels), "style": "baked in at export",
-                "whitening": whitening}
+                "strength": strength, "levels": list(levels), "style": "baked in at export"}
+    # An efdm chain whitens nothing: its file says its transform, not a whitening.
+    metadata.update({"transform": "efdm"} if transform == "efdm" else {"whitening": whitening})
     return ExportSpec(paint, (("photos", PHOTO_DIMS),), metadata)
 
 
@@ -300,6 +319,9 @@ def onnx_model(spec: ExportSpec) -> Any:
     metadata in its metadata_props."""
     import logging
 
+    if spec.metadata.get("transform") == "efdm":
+        raise ExportError("transform 'efdm' exports to StableHLO only (its per-channel sort "
+                          "and scatter are not converted to ONNX here)")
     if spec.metadata.get("whitening") == "eigh":
         raise ExportError("a WCT whitening by eigendecomposition exports to StableHLO only "
                           "(ONNX has no such operator): use whitening \"newton-schulz\"")

@@ -141,3 +141,15 @@ def test_the_wct_chain_lowers_for_cuda_and_tpu_by_either_whitening(tiny_params, 
     found = portable_targets(texts, f"the WCT chain ({whitening})")
     assert {p: [t for t in targets if "syevd" in t or t == "Eigh"]
             for p, targets in found.items()} == solvers, found
+
+
+def test_the_wct_chain_lowers_for_cuda_and_tpu_with_efdm(tiny_params, rng):
+    from test_wct import _wct_params
+
+    stylizer = WCTStylizer(tiny_params, _wct_params((2, 1)), WIDTH, transform="efdm")
+    texts = lowered(stylizer._jitted, *_pass_args(stylizer, rng))
+    found = portable_targets(texts, "the WCT chain (efdm)")
+    # Each channel's sort and the scatter back to positions: no solver, no custom call.
+    assert all("stablehlo.sort" in text and "stablehlo.scatter" in text
+               for text in texts.values()), found
+    assert not any("syevd" in t or t == "Eigh" for targets in found.values() for t in targets)

@@ -20,6 +20,8 @@ from jax.sharding import Mesh
 from jaxstyle._types import ArrayLike, ParamTree
 from jaxstyle.arbitrary.adain import StyleStats
 from jaxstyle.arbitrary.decoderfile import is_wct_header, load_decoder
+from jaxstyle.arbitrary.efdm import EFDMStats
+from jaxstyle.arbitrary.multilevel import TRANSFORMS
 from jaxstyle.arbitrary.transfer import DEFAULT_TILE, ArbitraryStylizer, BatchedPass
 from jaxstyle.arbitrary.wct import WHITENINGS, WCTStats
 from jaxstyle.color import recombine_luminance
@@ -46,6 +48,32 @@ def check_whitening(whitening: Optional[str], header: dict) -> str:
     return whitening
 
 
+def check_transform(transform: Optional[str], header: dict) -> str:
+    """The feature transform a model runs: "wct" for None; ConfigError naming `transform` for
+    a value outside `TRANSFORMS`, or for "efdm" with an AdaIN model (only a WCT model's chain
+    has a transform to choose).
+
+    Example:
+
+    >>> _, header = jaxstyle.load_builtin_decoder()  # an AdaIN model
+    >>> jaxstyle.arbitrary.apply.check_transform(None, header)
+    'wct'
+    >>> jaxstyle.arbitrary.apply.check_transform("efdm", header)
+    Traceback (most recent call last):
+    ...
+    jaxstyle.errors.ConfigError: transform chooses a WCT model's feature transform; ...
+    """
+    if transform is None:
+        return "wct"
+    if not isinstance(transform, str) or transform not in TRANSFORMS:
+        raise ConfigError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
+                          f"{transform!r}")
+    if transform != "wct" and not is_wct_header(header):
+        raise ConfigError("transform chooses a WCT model's feature transform; this model is "
+                          f"an AdaIN decoder ({header.get('architecture')})")
+    return transform
+
+
 def load_builtin_decoder() -> tuple[dict, dict]:
     """The decoder shipped with the package (see docs/models.md).
 
@@ -61,13 +89,19 @@ def load_builtin_decoder() -> tuple[dict, dict]:
 def make_any_stylizer(vgg_params: Optional[ParamTree], params: dict, header: dict, *,
                       levels: Optional[int | Sequence[int]] = None, mesh: Optional[Mesh] = None,
                       tile: Optional[int] | str = "default",
-                      whitening: Optional[str] = None) -> BatchedPass:
+                      whitening: Optional[str] = None,
+                      transform: Optional[str] = None) -> BatchedPass:
     """The compiled one-pass stylizer a model file asks for: the WCT chain
     (`multilevel.WCTStylizer`, at `levels` or the header's `default_levels`, else every level
-    it holds, whitening by `whitening`: "eigh", the default, or "newton-schulz") or the AdaIN
-    decoder (`ArbitraryStylizer`). Both take the same calls. tile: px, None (never tile) or
-    "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
+    it holds, whitening by `whitening`: "eigh", the default, or "newton-schulz"; each level's
+    transform by `transform`: "wct", the default, or "efdm", which whitens nothing) or the
+    AdaIN decoder (`ArbitraryStylizer`). Both take the same calls. tile: px, None (never
+    tile) or "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
     whitening = check_whitening(whitening, header)
+    transform = check_transform(transform, header)
+    if transform == "efdm" and whitening != "eigh":
+        raise ConfigError(f"whitening {whitening!r} chooses WCT's whitening; transform "
+                          "'efdm' whitens nothing")
     if is_wct_header(header):
         from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
@@ -79,7 +113,7 @@ def make_any_stylizer(vgg_params: Optional[ParamTree], params: dict, header: dic
             levels = header.get("default_levels")
         try:
             return WCTStylizer(vgg_params, params, header["width"], levels=levels, mesh=mesh,
-                               tile=tile, whitening=whitening)
+                               tile=tile, whitening=whitening, transform=transform)
         except ValueError as exc:  # a tile the levels cannot split: said as a usage error
             raise ConfigError(str(exc)) from None
     if levels is not None:
@@ -116,8 +150,9 @@ def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dic
               blend: Optional[Sequence[float]] = None, masks: Optional[np.ndarray] = None,
               preserve_color: Optional[str] = None, strength: float = 1.0,
               stylizer: Optional[BatchedPass] = None,
-              stats: Optional[StyleStats | dict[str, WCTStats]] = None,
-              whitening: Optional[str] = None) -> np.ndarray:
+              stats: Optional[StyleStats | dict[str, WCTStats] | dict[str, EFDMStats]] = None,
+              whitening: Optional[str] = None,
+              transform: Optional[str] = None) -> np.ndarray:
     """Stylise (H,W,3) or (N,H,W,3) photos in [0, 1] with any style image(s); same shape out.
 
     style_images: K images (H_k, W_k, 3) in [0, 1], each at the size that sets its strokes.
@@ -127,7 +162,10 @@ def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dic
     preserve_color 'luminance': the photo's colours. strength: blend with the photo in pixels.
     whitening (WCT models): "eigh" (an eigendecomposition; the default, or the given
     stylizer's own) or "newton-schulz" (matrix products only, as the ONNX export whitens;
-    nearly the same picture). Pass a `stylizer` to reuse its compiled programs across calls,
+    nearly the same picture). transform (WCT models): each level's feature transform, "wct"
+    (whitening and colouring; the default, or the given stylizer's own) or "efdm" (exact
+    feature distribution matching: more of the photo's layout kept). Pass a `stylizer` to
+    reuse its compiled programs across calls,
     and the paintings' `stats` (`stylizer.style_stats(style_images)`) to skip their encoder
     pass on every call (a video's batches, a folder of photos).
 
@@ -151,6 +189,12 @@ def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dic
         if stylizer is not None and own != whitening:
             raise ConfigError(f"whitening {whitening!r}, but the stylizer given whitens by "
                               f"{own!r}: make it with the same whitening")
+    if transform is not None or stylizer is None:
+        transform = check_transform(transform, header)
+        own = getattr(stylizer, "transform", "wct")  # an AdaIN stylizer has no transform
+        if stylizer is not None and own != transform:
+            raise ConfigError(f"transform {transform!r}, but the stylizer given transforms by "
+                              f"{own!r}: make it with the same transform")
     count = len(style_images)
     if count == 0:
         raise ConfigError("give at least one style image")
@@ -162,7 +206,7 @@ def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dic
     batch = photos[None] if single else photos
     n = batch.shape[0]
     stylizer = stylizer or make_any_stylizer(vgg_params, decoder_params, header,
-                                             whitening=whitening)
+                                             whitening=whitening, transform=transform)
     if stats is None:
         stats = stylizer.style_stats(style_images)
     weights = region = None
@@ -182,5 +226,6 @@ def apply_any(vgg_params: Optional[ParamTree], decoder_params: dict, header: dic
     return result[0] if single else result
 
 
-__all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "check_whitening",
+__all__ = ["BUILTIN_DECODER", "PRESERVE_COLOR", "apply_any", "check_transform",
+           "check_whitening",
            "load_builtin_decoder", "make_any_stylizer", "region_masks"]

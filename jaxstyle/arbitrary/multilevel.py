@@ -17,6 +17,13 @@ studio take either.
 Photos over (2 x tile)^2 px run level by level in tiles: each level's statistics are
 gathered over the whole photo first (`wct.combine_moments`), then every tile is transformed
 with them and decoded, so the result equals the untiled one to float rounding.
+
+`transform` chooses each level's feature transform (`TRANSFORMS`): "wct", whitening and
+colouring (the default), or "efdm", exact feature distribution matching (`efdm.py`: each
+channel's values replaced, rank for rank, by the painting's), which keeps more of the photo's
+layout at about WCT's style loss with the same decoders. In tiles, efdm takes its ranks from
+the whole photo's quantiles merged from the tiles' (`efdm.merge_quantiles`): close to, not
+equal to, the untiled result (tests/test_efdm.py states the tolerance).
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxstyle._types import ParamTree
 from jaxstyle.arbitrary.decoder import LEVEL_LAYERS, Decoder, level_name, level_number
+from jaxstyle.arbitrary.efdm import (
+    EFDMStats,
+    content_quantiles,
+    efdm_target,
+    merge_quantiles,
+    quantile_stats,
+    stack_efdm_stats,
+)
 from jaxstyle.arbitrary.transfer import (
     BatchedPass,
     check_photos,
@@ -43,6 +58,7 @@ from jaxstyle.arbitrary.transfer import (
 from jaxstyle.arbitrary.wct import (
     RIDGE,
     WHITENINGS,
+    ContentStats,
     WCTStats,
     combine_moments,
     content_stats_from_moments,
@@ -63,6 +79,9 @@ TILE_HALO_PX = {1: 8, 2: 16, 3: 32, 4: 48, 5: 160}
 # tiles peaked at 3.7 GB on a 4000x3000 photo and 512 px tiles at 1.8 GB, also faster
 # (BENCHMARKS.md, "Any painting, painted for real").
 WCT_TILE = 512
+# Each level's feature transform: whitening and colouring, or exact distribution matching.
+TRANSFORMS = ("wct", "efdm")
+LevelStats = WCTStats | EFDMStats
 
 
 def chain_levels(available: Sequence[int], levels: Optional[int | Sequence[int]] = None
@@ -88,18 +107,55 @@ def downsampling(level: int) -> int:
     return 2 ** (level - 1)
 
 
+def check_transform_name(transform: str) -> str:
+    """`transform` itself if it is one of `TRANSFORMS`; ValueError naming the choices."""
+    if not isinstance(transform, str) or transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
+                         f"{transform!r}")
+    return transform
+
+
 def painting_statistics(vgg_params: ParamTree, style_image: ArrayLike,
-                        levels: Sequence[int]) -> dict[str, WCTStats]:
-    """One painting's (H,W,3) WCTStats at each level, from one encoder pass: {name: (1, ...)}."""
+                        levels: Sequence[int], transform: str = "wct"
+                        ) -> dict[str, LevelStats]:
+    """One painting's (H,W,3) statistics at each level, from one encoder pass: {name: (1, ...)};
+    `WCTStats` for transform "wct", `EFDMStats` for "efdm"."""
+    statistics = _STATISTICS[check_transform_name(transform)]
     image = jnp.asarray(style_image, jnp.float32)
     image = image[None] if image.ndim == 3 else image
     layers = tuple(LEVEL_LAYERS[k] for k in levels)
     features = _encode_once(vgg_params, image, layers)
-    return {level_name(k): _wct_stats(features[LEVEL_LAYERS[k]]) for k in levels}
+    return {level_name(k): statistics(features[LEVEL_LAYERS[k]]) for k in levels}
 
 
 _encode_once = jax.jit(encode_any_orientation, static_argnames=("layers", "dtype"))
-_wct_stats = jax.jit(wct_stats)
+_STATISTICS: dict[str, Callable] = {"wct": jax.jit(wct_stats),
+                                    "efdm": jax.jit(lambda f: quantile_stats(f))}
+
+
+def stack_level_stats(stats: Sequence[LevelStats]) -> LevelStats:
+    """Several paintings' statistics at one level (all WCTStats or all EFDMStats) as one."""
+    if all(isinstance(s, EFDMStats) for s in stats):
+        return stack_efdm_stats(cast(Sequence[EFDMStats], stats))
+    return stack_wct_stats(cast(list[WCTStats], list(stats)))
+
+
+def level_target(content: jax.Array, stats: LevelStats, transform: str, *,
+                 weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
+                 alpha: float | jax.Array = 1.0, ridge: float = RIDGE,
+                 whitening: str = "eigh", own: Optional[object] = None) -> jax.Array:
+    """One level's target features by `transform`: `wct.wct_target` or `efdm.efdm_target`
+    (own: a `ContentStats` for wct, whole-photo quantiles (N, Q, C) for efdm)."""
+    if transform == "efdm":
+        if not isinstance(stats, EFDMStats):
+            raise ValueError("transform 'efdm' needs EFDMStats (style_stats of an efdm "
+                             "stylizer)")
+        return efdm_target(content, stats, weights=weights, masks=masks, alpha=alpha,
+                           own=cast(Optional[jax.Array], own))
+    if not isinstance(stats, WCTStats):
+        raise ValueError("transform 'wct' needs WCTStats (style_stats of a wct stylizer)")
+    return wct_target(content, stats, weights=weights, masks=masks, alpha=alpha, ridge=ridge,
+                      own=cast(Optional[ContentStats], own), whitening=whitening)
 
 
 def masks_at(masks: jax.Array, factor: int) -> jax.Array:
@@ -117,25 +173,28 @@ def _decode(width: float, level: int, params: ParamTree, target: jax.Array,
 
 
 def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax.Array,
-                stats: dict[str, WCTStats], levels: Sequence[int], *,
+                stats: dict[str, LevelStats], levels: Sequence[int], *,
                 weights: Optional[jax.Array] = None, masks: Optional[jax.Array] = None,
                 alpha: float | jax.Array = 1.0, ridge: float = RIDGE,
                 dtype: DTypeLike = jnp.float32, transpose_landscape: bool = True,
-                whitening: str = "eigh") -> jax.Array:
+                whitening: str = "eigh", transform: str = "wct") -> jax.Array:
     """Photos (N,H,W,3) in [0,1] through the WCT chain: (N,H,W,3) in (0,1). Pure; jit it.
 
     decoders: {"relu4_1": params, ...}; stats: the paintings' `WCTStats` per level name (K
     rows); levels deepest first. weights (N,K) blend the paintings; masks (N,H,W,K) at
     photo size place them; alpha (scalar or (N,)) is applied at every level, as Li et al. do.
     whitening: "eigh" or "newton-schulz" (matrix products only: what ONNX export uses).
+    transform: "wct" (whitening and colouring) or "efdm" (exact distribution matching, stats
+    `EFDMStats`; whitening and ridge are then unused).
     """
     check_photos(images)
+    check_transform_name(transform)
     height, width_px = images.shape[1:3]
     if transpose_landscape and runs_transposed(height, width_px):
         out = stylize_wct(transpose_kernels(vgg_params), transpose_kernels(decoders), width,
                           images.swapaxes(1, 2), stats, levels, weights=weights,
                           masks=None if masks is None else masks.swapaxes(1, 2), alpha=alpha,
-                          ridge=ridge, dtype=dtype, whitening=whitening)
+                          ridge=ridge, dtype=dtype, whitening=whitening, transform=transform)
         return out.swapaxes(1, 2)
     multiple = downsampling(max(levels))
     rows, cols = padding_to_multiple(height, multiple), padding_to_multiple(width_px, multiple)
@@ -145,8 +204,8 @@ def stylize_wct(vgg_params: ParamTree, decoders: dict, width: float, images: jax
         layer = LEVEL_LAYERS[level]
         content = encode(vgg_params, x, (layer,), dtype=dtype)[layer]
         small = None if padded_masks is None else masks_at(padded_masks, downsampling(level))
-        target = wct_target(content, stats[level_name(level)], weights=weights, masks=small,
-                            alpha=alpha, ridge=ridge, whitening=whitening)
+        target = level_target(content, stats[level_name(level)], transform, weights=weights,
+                              masks=small, alpha=alpha, ridge=ridge, whitening=whitening)
         x = _decode(width, level, decoders[level_name(level)], target, dtype)
     return crop_padding(x, rows, cols)
 
@@ -161,7 +220,8 @@ def _windows(padded_size: int, factor: int, tile: int,
 def wct_level_tiled(encode_tile: Callable, moments_of: Callable, transform_decode: Callable,
                     image: np.ndarray,
                     masks: Optional[np.ndarray], level: int, tile: int,
-                    whitening: str = "eigh") -> np.ndarray:
+                    whitening: str = "eigh",
+                    combine: Optional[Callable[[list], object]] = None) -> np.ndarray:
     """One level of the chain in tiles, on the host (H and W multiples of the level's
     downsampling): pass 1 gathers the whole photo's moments from each tile's core, pass 2
     transforms every tile with the resulting whitening and decodes it.
@@ -170,6 +230,9 @@ def wct_level_tiled(encode_tile: Callable, moments_of: Callable, transform_decod
     `region_moments`; transform_decode(features, masks or None, ContentStats) -> pixels.
     Only one tile's activations are held at a time; the encoder runs twice per tile.
     whitening: how the whole photo's whitening is taken ("eigh" or "newton-schulz").
+    combine: the tiles' parts (moments_of's answers, in tile order) -> the `own` that
+    transform_decode takes; default the whitening of `wct.combine_moments`. For efdm,
+    moments_of gives (`efdm.content_quantiles`, positions) and combine `efdm.merge_quantiles`.
     """
     f = downsampling(level)
     n, height, width_px = image.shape[:3]
@@ -202,7 +265,8 @@ def wct_level_tiled(encode_tile: Callable, moments_of: Callable, transform_decod
         # Each position counts once in the whole photo's statistics.
         parts.append(moments_of(core_of(features, r_new, c_new, f),
                                 None if small is None else core_of(small, r_new, c_new, f)))
-    own = content_stats_from_moments(*combine_moments(parts), whitening=whitening)
+    own = content_stats_from_moments(*combine_moments(parts), whitening=whitening) \
+        if combine is None else combine(parts)
     out = np.empty((n, height, width_px, 3), np.float32)
     for r, c in tiles:
         small = window_of(masks, r, c)
@@ -221,13 +285,17 @@ class WCTStylizer(BatchedPass):
     devices (filled up to a multiple of their count) and the params replicated. Photos over
     (2 x tile)^2 px run in tiles (`wct_level_tiled`); tile=None never tiles. whitening: the
     photo's whitening at every level, "eigh" (an eigendecomposition) or "newton-schulz"
-    (matrix products only, as the ONNX export runs it; `wct.WHITENINGS`).
+    (matrix products only, as the ONNX export runs it; `wct.WHITENINGS`). transform: each
+    level's feature transform, "wct" or "efdm" (`TRANSFORMS`); efdm whitens nothing, so it
+    takes only the default whitening, and in tiles it takes no masks (ValueError: regions
+    would need each region's quantiles gathered over the tiles).
     """
 
     def __init__(self, vgg_params: Optional[ParamTree], model_params: dict, width: float,
                  levels: Optional[int | Sequence[int]] = None, dtype: DTypeLike = jnp.float32,
                  mesh: Optional[Mesh] = None, tile: Optional[int] = WCT_TILE,
-                 ridge: float = RIDGE, whitening: str = "eigh") -> None:
+                 ridge: float = RIDGE, whitening: str = "eigh",
+                 transform: str = "wct") -> None:
         from jaxstyle.mesh import batch_sharding, replicated
 
         if vgg_params is None:
@@ -235,6 +303,10 @@ class WCTStylizer(BatchedPass):
         if whitening not in WHITENINGS:
             raise ValueError(f"whitening must be one of {', '.join(WHITENINGS)}, got "
                              f"{whitening!r}")
+        self.transform = check_transform_name(transform)
+        if transform == "efdm" and whitening != "eigh":
+            raise ValueError(f"whitening {whitening!r} chooses WCT's whitening; transform "
+                             "'efdm' whitens nothing")
         self.whitening = whitening
         available = [level_number(name) for name in model_params]
         self.levels = chain_levels(available, levels)
@@ -256,29 +328,40 @@ class WCTStylizer(BatchedPass):
             self.trace_count += 1  # runs only while tracing
             return stylize_wct(vgg_params, decoders, self.width, images, stats, self.levels,
                                weights=weights, masks=masks, alpha=alpha, ridge=ridge,
-                               dtype=dtype, whitening=whitening)
+                               dtype=dtype, whitening=whitening, transform=transform)
 
         self._jitted = jax.jit(run, compiler_options=fast)
         self._encode = jax.jit(lambda vgg, x, layer: encode_any_orientation(
             vgg, x, (layer,), dtype=dtype)[layer], static_argnums=2, compiler_options=fast)
-        self._moments = jax.jit(region_moments)
+        # Pass 1 of the tiles: what each tile's core gives towards the whole photo's statistics.
+        self._moments = jax.jit(region_moments) if transform == "wct" else jax.jit(
+            lambda features, masks: content_quantiles(features))
         self._transform_decode = jax.jit(
             lambda params, content, stats, weights, masks, own, alpha, level: _decode(
-                self.width, level, params, wct_target(content, stats, weights=weights,
-                                                      masks=masks, alpha=alpha, own=own),
+                self.width, level, params, level_target(content, stats, transform,
+                                                        weights=weights, masks=masks,
+                                                        alpha=alpha, own=own),
                 dtype), static_argnums=7, compiler_options=fast)
+
+    def _part(self, features: jax.Array, masks: Optional[jax.Array]) -> object:
+        """A tile core's share of the whole photo's statistics: `region_moments` for wct, its
+        quantiles and position count for efdm."""
+        if self.transform == "efdm":
+            return self._moments(features, masks), features.shape[1] * features.shape[2]
+        return self._moments(features, masks)
 
     def runs_tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and height * width > (2 * self.tile) ** 2
 
-    def style_stats(self, style_images: Sequence[ArrayLike]) -> dict[str, WCTStats]:
-        """The paintings' (a list of (H,W,3), each at its own size) statistics per level."""
-        each = [painting_statistics(self.vgg_params, image, self.levels)
+    def style_stats(self, style_images: Sequence[ArrayLike]) -> dict[str, LevelStats]:
+        """The paintings' (a list of (H,W,3), each at its own size) statistics per level:
+        `WCTStats`, or `EFDMStats` for transform "efdm"."""
+        each = [painting_statistics(self.vgg_params, image, self.levels, self.transform)
                 for image in style_images]
-        return {name: stack_wct_stats([stats[name] for stats in each]) for name in each[0]}
+        return {name: stack_level_stats([stats[name] for stats in each]) for name in each[0]}
 
     def level_milliseconds(self, images: ArrayLike,
-                           stats: dict[str, WCTStats]) -> dict[str, float]:
+                           stats: dict[str, LevelStats]) -> dict[str, float]:
         """Warm ms of each level on these photos (N,H,W,3), one painting, alpha 1: each level
         compiled and run on its own (the chain runs as one program, so its levels cannot be
         timed inside it). For `jaxstyle apply --timings`."""
@@ -291,7 +374,8 @@ class WCTStylizer(BatchedPass):
         rows = padding_to_multiple(photos.shape[1], multiple)
         cols = padding_to_multiple(photos.shape[2], multiple)
         x = reflect_pad(jnp.asarray(photos), rows, cols)
-        stats = {name: WCTStats(value.mean[:1], value.colour[:1])
+        # The first painting only: every field's first row (WCTStats or EFDMStats alike).
+        stats = {name: type(value)(*(field[:1] for field in value))
                  for name, value in stats.items()}
         timings = {}
         for level in self.levels:
@@ -299,7 +383,7 @@ class WCTStylizer(BatchedPass):
             one = jax.jit(lambda vgg, decoder, x, stats, level=level: stylize_wct(
                 vgg, {level_name(level): decoder}, self.width, x, stats, (level,),
                 ridge=self.ridge, dtype=self.dtype, transpose_landscape=False,
-                whitening=self.whitening),
+                whitening=self.whitening, transform=self.transform),
                 compiler_options=cpu_conv_compiler_options())
             args = (self.vgg_params, self.decoders[name], x, {name: stats[name]})
             one(*args).block_until_ready()  # compile
@@ -308,11 +392,15 @@ class WCTStylizer(BatchedPass):
             timings[name] = 1e3 * (time.perf_counter() - started)
         return timings
 
-    def _tiled(self, per_image: dict, stats: dict[str, WCTStats]) -> np.ndarray:
+    def _tiled(self, per_image: dict, stats: dict[str, LevelStats]) -> np.ndarray:
         """The chain level by level in tiles; padding and cropping as `stylize_wct`."""
         assert self.tile is not None  # runs_tiled: no tiles without a tile size
         put = self._put
         images, masks = per_image["images"], per_image["masks"]
+        if self.transform == "efdm" and masks is not None:
+            raise ValueError(f"transform 'efdm' takes no masks on photos over "
+                             f"(2 x {self.tile})^2 px (they run in tiles): give no masks, "
+                             "or tile=None")
         height, width_px = images.shape[1:3]
         multiple = downsampling(self.levels[0])
         rows, cols = (padding_to_multiple(height, multiple),
@@ -321,17 +409,22 @@ class WCTStylizer(BatchedPass):
         padded_masks = None if masks is None else np.asarray(
             reflect_pad(jnp.asarray(masks), rows, cols))
         weights, alpha = put(per_image["weights"]), put(per_image["alpha"])
+        combine = None
+        if self.transform == "efdm":  # the whole photo's quantiles, each tile by its positions
+            def combine(parts):
+                return put(jnp.asarray(merge_quantiles(parts), jnp.float32))
         for level in self.levels:
             name, layer = level_name(level), LEVEL_LAYERS[level]
             x = wct_level_tiled(
                 lambda window, layer=layer: self._encode(self.vgg_params, put(window), layer),
-                lambda features, small: self._moments(features, small),
+                lambda features, small: self._part(features, small),
                 lambda features, small, own, name=name, level=level: self._transform_decode(
                     self.decoders[name], features, stats[name], weights, put(small), own,
                     alpha, level),
-                x, padded_masks, level, self.tile, self.whitening)
+                x, padded_masks, level, self.tile, self.whitening, combine)
         return x[:, rows[0]:rows[0] + height, cols[0]:cols[0] + width_px]
 
 
-__all__ = ["TILE_HALO_PX", "WCT_TILE", "WCTStylizer", "chain_levels", "downsampling", "masks_at",
-           "painting_statistics", "stylize_wct", "wct_level_tiled"]
+__all__ = ["TILE_HALO_PX", "TRANSFORMS", "WCT_TILE", "LevelStats", "WCTStylizer",
+           "chain_levels", "check_transform_name", "downsampling", "level_target", "masks_at",
+           "painting_statistics", "stack_level_stats", "stylize_wct", "wct_level_tiled"]

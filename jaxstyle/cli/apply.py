@@ -39,6 +39,7 @@ EXAMPLES = [
     "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --levels 3",
     "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --whitening "
     "newton-schulz",
+    "jaxstyle apply wct photo.jpg --style-image painting.jpg -o out.png --transform efdm",
 ]
 
 
@@ -106,6 +107,11 @@ def add_parser(commands: argparse._SubParsersAction,
                            help="WCT models: the photo's whitening, by eigendecomposition "
                                 "(eigh) or by Newton-Schulz iterations (matrix products only, "
                                 "as the ONNX export runs it; nearly the same picture)")
+    any_style.add_argument("--transform", choices=("wct", "efdm"), default="wct",
+                           help="WCT models: each level's feature transform, whitening and "
+                                "colouring (wct) or exact feature distribution matching "
+                                "(efdm: each channel takes the painting's values "
+                                "rank for rank, keeping more of the photo's layout)")
     any_style.add_argument("--tile", type=tile_size, metavar="PX",
                            help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
                                 "result in bounded memory; 0: never (default: 1024 for AdaIN "
@@ -216,7 +222,8 @@ def _check_any_options(args: argparse.Namespace) -> None:
     if not decoder:
         for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask),
                               ("--levels", args.levels is not None),
-                              ("--whitening", args.whitening != "eigh")):
+                              ("--whitening", args.whitening != "eigh"),
+                              ("--transform", args.transform != "wct")):
             if given:
                 raise UsageError(f"{option} works with an arbitrary-style decoder "
                                  "(jaxstyle apply any ... --style-image PAINTING)")
@@ -289,7 +296,7 @@ def _apply_any(args: argparse.Namespace, path: Path) -> int:
         stylizer = make_any_stylizer(vgg, params, header, levels=args.levels,
                                      mesh=all_devices_mesh(),
                                      tile="default" if args.tile is None else args.tile or None,
-                                     whitening=args.whitening)
+                                     whitening=args.whitening, transform=args.transform)
     except ConfigError as exc:
         raise UsageError(f"{args.model}: {exc}") from None
     stats = stylizer.style_stats(styles)  # once, not once per batch

@@ -59,6 +59,10 @@ def add_parser(commands: argparse._SubParsersAction,
                          help="wct's whitening: eigh (StableHLO only, as apply does) or "
                               "newton-schulz (matrix products; ONNX). Default: eigh for "
                               "StableHLO, newton-schulz for ONNX")
+    engine3.add_argument("--transform", choices=("wct", "efdm"), default="wct",
+                         help="wct's feature transform at each level: wct (whitening and "
+                              "colouring) or efdm (exact feature distribution matching; "
+                              "StableHLO only, takes no --whitening)")
     add_weights_option(p)
     add_max_pixels_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -88,6 +92,16 @@ def export_spec(args: argparse.Namespace, fmt: str) -> Any:
         if is_wct_header(header) and args.style_image is None:
             raise UsageError(f"{args.model} is a WCT model: it exports with its painting "
                              "baked in (--style-image)")
+        if args.transform != "wct" and not is_wct_header(header):
+            raise UsageError(f"--transform works with a WCT model; {args.model} is an AdaIN "
+                             "decoder")
+        if args.transform == "efdm":
+            if fmt == "onnx":
+                raise UsageError("--transform efdm exports to StableHLO only: its sort and "
+                                 "scatter are not converted to ONNX")
+            if args.whitening not in (None, "eigh"):
+                raise UsageError("--whitening chooses WCT's whitening; --transform efdm "
+                                 "whitens nothing")
         whitening = args.whitening or ("newton-schulz" if fmt == "onnx" else "eigh")
         if is_wct_header(header) and fmt == "onnx" and whitening == "eigh":
             raise UsageError("--whitening eigh exports to StableHLO only: ONNX has no "
@@ -97,11 +111,13 @@ def export_spec(args: argparse.Namespace, fmt: str) -> Any:
         painting = None if args.style_image is None else load_image(
             args.style_image, args.style_size, args.max_pixels, what="style image")
         return any_style_export(vgg, params, header, style_image=painting, alpha=args.alpha,
-                                strength=args.strength, whitening=whitening)
-    if args.style_image is not None or args.alpha != 1.0 or args.whitening is not None:
+                                strength=args.strength, whitening=whitening,
+                                transform=args.transform)
+    if (args.style_image is not None or args.alpha != 1.0 or args.whitening is not None
+            or args.transform != "wct"):
         raise UsageError(f"{args.model} is a network trained for its styles: choose one with "
-                         "--style or --style-blend (--style-image, --alpha and --whitening "
-                         "are for any, any-vgg, wct)")
+                         "--style or --style-blend (--style-image, --alpha, --whitening and "
+                         "--transform are for any, any-vgg, wct)")
     params, header = load_model(path)
     style = args.style if args.style is not None else builtin_style
     if style is not None and args.style_blend is not None:

@@ -146,22 +146,29 @@ class Studio:
 
     def check_any(self, settings: AnySettings) -> None:
         """ConfigError, before the job is queued, for a choice this studio's model cannot
-        take: a whitening other than eigh for an AdaIN decoder (only WCT whitens)."""
-        from jaxstyle.arbitrary.apply import check_whitening
+        take: a whitening other than eigh or a transform other than wct for an AdaIN decoder
+        (only WCT whitens and has a transform to choose), or both together."""
+        from jaxstyle.arbitrary.apply import check_transform, check_whitening
 
         if settings.whitening != "eigh":
             check_whitening(settings.whitening, self._decoder_file()[1])
+        if settings.transform != "wct":
+            check_transform(settings.transform, self._decoder_file()[1])
+            if settings.whitening != "eigh":
+                raise ConfigError(f"whitening {settings.whitening!r} chooses WCT's "
+                                  "whitening; transform 'efdm' whitens nothing")
 
-    def decoder(self, levels: Optional[int] = None, whitening: str = "eigh") -> tuple:
+    def decoder(self, levels: Optional[int] = None, whitening: str = "eigh",
+                transform: str = "wct") -> tuple:
         """(params, header, compiled stylizer) of the arbitrary-style model, loaded once; a
-        WCT model's stylizer once per choice of levels and whitening."""
+        WCT model's stylizer once per choice of levels, whitening and transform."""
         from jaxstyle.arbitrary.apply import make_any_stylizer
 
         params, header, stylizers = self._decoder_file()
-        key = (levels, whitening)
+        key = (levels, whitening, transform)
         if key not in stylizers:
             stylizers[key] = make_any_stylizer(self.vgg, params, header, levels=levels,
-                                               whitening=whitening)
+                                               whitening=whitening, transform=transform)
         return params, header, stylizers[key]
 
     def refine_start(self, job: Optional[Job]) -> RefineStart:
@@ -277,7 +284,7 @@ class Studio:
     def run_any(self, job: Job, s: AnySettings) -> bytes:
         from jaxstyle.arbitrary.apply import apply_any
 
-        params, header, stylizer = self.decoder(s.levels, s.whitening)
+        params, header, stylizer = self.decoder(s.levels, s.whitening, s.transform)
         photo = self.image(s.photo, s.max_dim)
         styles = [self.image(ref, s.style_size) for ref in s.styles]
         job.check()

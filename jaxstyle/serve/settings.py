@@ -22,6 +22,7 @@ ENGINES = ("optimize", "model", "any")
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE = (None, "luminance", "histogram")  # histogram: optimisation only
 WHITENINGS = ("eigh", "newton-schulz")  # WCT models' whitening (`arbitrary.wct.WHITENINGS`)
+TRANSFORMS = ("wct", "efdm")  # WCT models' level transform (`arbitrary.multilevel.TRANSFORMS`)
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 JOB_ID = re.compile(r"[0-9a-f]{24}")
 MAX_STYLES = 4
@@ -124,6 +125,7 @@ class AnySettings:
     style_size: int = 512
     levels: Optional[int] = None  # WCT models: relu{N}_1 .. relu1_1; None: the model's own
     whitening: str = "eigh"  # WCT models: "eigh" or "newton-schulz"
+    transform: str = "wct"  # WCT models: "wct" (whitening and colouring) or "efdm"
 
     def command(self) -> str:
         words = ["jaxstyle", "apply", "any", self.photo.label(), "--style-image",
@@ -134,6 +136,8 @@ class AnySettings:
             words += ["--levels", str(self.levels)]
         if self.whitening != "eigh":
             words += ["--whitening", self.whitening]
+        if self.transform != "wct":
+            words += ["--transform", self.transform]
         if len(self.styles) > 1:
             words += ["--style-blend", *(f"{w:g}" for w in self.blend)]
         if self.preserve_color:
@@ -269,8 +273,9 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
         max_dim=_integer(payload, "max_dim", 512), style_size=_integer(payload, "style_size", 512),
         levels=None if payload.get("levels") in (None, 0, "default") else _integer(
             payload, "levels", 0),
-        whitening=_choice(payload, "whitening", "eigh", WHITENINGS))
+        whitening=_choice(payload, "whitening", "eigh", WHITENINGS),
+        transform=_choice(payload, "transform", "wct", TRANSFORMS))
 
 
-__all__ = ["AnySettings", "ENGINES", "WHITENINGS", "ImageRef", "JobSettings", "ModelSettings",
-           "OptimizeSettings", "RefineStart", "image_ref", "parse_job"]
+__all__ = ["AnySettings", "ENGINES", "TRANSFORMS", "WHITENINGS", "ImageRef", "JobSettings",
+           "ModelSettings", "OptimizeSettings", "RefineStart", "image_ref", "parse_job"]

@@ -147,6 +147,7 @@ function payload(kind = engine()) {
     alpha: value("alpha"), preserve_color: $("any-preserve").checked ? "luminance" : "none",
     max_dim: value("any-max-dim"), style_size: value("style-size"), levels: value("levels"),
     whitening: $("whitening").value,
+    transform: $("transform").value,
   };
 }
 

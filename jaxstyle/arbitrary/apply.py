@@ -33,19 +33,25 @@ BUILTIN_DECODER = "any"  # jaxstyle/models/any.jxs: `jaxstyle apply any ...`
 PRESERVE_COLOR = ("luminance",)
 
 
+def _wct_choice(name: str, value: Optional[str], allowed: Sequence[str], header: dict,
+                what: str) -> str:
+    """A WCT model's option `name`: allowed[0] for None; ConfigError naming `name` for a
+    value outside `allowed`, or for any other than allowed[0] with an AdaIN model."""
+    if value is None:
+        return allowed[0]
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if value != allowed[0] and not is_wct_header(header):
+        raise ConfigError(f"{name} chooses a WCT model's {what}; this model is an AdaIN "
+                          f"decoder ({header.get('architecture')})")
+    return value
+
+
 def check_whitening(whitening: Optional[str], header: dict) -> str:
     """The whitening a model runs: "eigh" for None; ConfigError naming `whitening` for a
     value outside `WHITENINGS`, or for "newton-schulz" with an AdaIN model (it whitens
     nothing)."""
-    if whitening is None:
-        return "eigh"
-    if not isinstance(whitening, str) or whitening not in WHITENINGS:
-        raise ConfigError(f"whitening must be one of {', '.join(WHITENINGS)}, got "
-                          f"{whitening!r}")
-    if whitening != "eigh" and not is_wct_header(header):
-        raise ConfigError("whitening chooses a WCT model's whitening; this model is an AdaIN "
-                          f"decoder ({header.get('architecture')})")
-    return whitening
+    return _wct_choice("whitening", whitening, WHITENINGS, header, "whitening")
 
 
 def check_transform(transform: Optional[str], header: dict) -> str:
@@ -63,15 +69,7 @@ def check_transform(transform: Optional[str], header: dict) -> str:
     ...
     jaxstyle.errors.ConfigError: transform chooses a WCT model's feature transform; ...
     """
-    if transform is None:
-        return "wct"
-    if not isinstance(transform, str) or transform not in TRANSFORMS:
-        raise ConfigError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
-                          f"{transform!r}")
-    if transform != "wct" and not is_wct_header(header):
-        raise ConfigError("transform chooses a WCT model's feature transform; this model is "
-                          f"an AdaIN decoder ({header.get('architecture')})")
-    return transform
+    return _wct_choice("transform", transform, TRANSFORMS, header, "feature transform")
 
 
 def load_builtin_decoder() -> tuple[dict, dict]:

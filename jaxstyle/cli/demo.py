@@ -2,8 +2,8 @@
 
 The demo runs the fast preset (`StyleConfig.preset("fast")`): 0.96-1.01x the seed's
 1000-step loss on held-out pairs in 500 L-BFGS steps, at 256 px on a CPU (two to three
-minutes on two cores) and 512 px on a GPU/TPU. L-BFGS also leaves less high-frequency noise than Adam (README, "Optimizers at
-equal CPU time").
+minutes on two cores) and 512 px on a GPU/TPU. L-BFGS also leaves less high-frequency noise
+than Adam (README, "Optimizers at equal CPU time").
 
 `--quick` paints fast, then refines: the shipped `paintings` network's Starry Night in one pass
 (0.02 s), then 30 Adam steps from that picture, about 24 s in all from a cold start on two

@@ -193,8 +193,8 @@ def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
     from jaxstyle.arbitrary.decoder import level_name
     from jaxstyle.arbitrary.decoderfile import wct_levels_of
     from jaxstyle.arbitrary.multilevel import (
-        TRANSFORMS,
         chain_levels,
+        check_transform_name,
         painting_statistics,
         stylize_wct,
     )
@@ -206,11 +206,10 @@ def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
         raise ExportError("a WCT file needs its painting baked in: give --style-image")
     if whitening not in WHITENINGS:
         raise ExportError(f"whitening must be one of {', '.join(WHITENINGS)}")
-    if transform not in TRANSFORMS:
-        raise ExportError(f"transform must be one of {', '.join(TRANSFORMS)}")
-    if transform == "efdm" and whitening != "eigh":
-        raise ExportError(f"whitening {whitening!r} chooses WCT's whitening; transform "
-                          "'efdm' whitens nothing")
+    try:
+        check_transform_name(transform, whitening)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     alpha, strength = _check_unit("alpha", alpha), _check_unit("strength", strength)
     levels = chain_levels(wct_levels_of(header, "model"), header.get("default_levels"))
     decoders = {level_name(k): params[level_name(k)] for k in levels}

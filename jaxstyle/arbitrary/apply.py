@@ -96,10 +96,7 @@ def make_any_stylizer(vgg_params: Optional[ParamTree], params: dict, header: dic
     AdaIN decoder (`ArbitraryStylizer`). Both take the same calls. tile: px, None (never
     tile) or "default": 1024 for AdaIN, `WCT_TILE` for WCT."""
     whitening = check_whitening(whitening, header)
-    transform = check_transform(transform, header)
-    if transform == "efdm" and whitening != "eigh":
-        raise ConfigError(f"whitening {whitening!r} chooses WCT's whitening; transform "
-                          "'efdm' whitens nothing")
+    transform = check_transform(transform, header)  # with whitening: WCTStylizer's check
     if is_wct_header(header):
         from jaxstyle.arbitrary.multilevel import WCT_TILE, WCTStylizer
 
@@ -112,7 +109,7 @@ def make_any_stylizer(vgg_params: Optional[ParamTree], params: dict, header: dic
         try:
             return WCTStylizer(vgg_params, params, header["width"], levels=levels, mesh=mesh,
                                tile=tile, whitening=whitening, transform=transform)
-        except ValueError as exc:  # a tile the levels cannot split: said as a usage error
+        except ValueError as exc:  # a tile the levels cannot split, efdm with a whitening
             raise ConfigError(str(exc)) from None
     if levels is not None:
         raise ConfigError("levels choose WCT's levels; this model is an AdaIN decoder "

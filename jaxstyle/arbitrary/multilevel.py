@@ -107,11 +107,16 @@ def downsampling(level: int) -> int:
     return 2 ** (level - 1)
 
 
-def check_transform_name(transform: str) -> str:
-    """`transform` itself if it is one of `TRANSFORMS`; ValueError naming the choices."""
+def check_transform_name(transform: str, whitening: str = "eigh") -> str:
+    """`transform` itself if it is one of `TRANSFORMS`; ValueError naming the choices, or
+    for "efdm" with a whitening other than the default (efdm whitens nothing). The one rule
+    the stylizer, the export and the studio all apply."""
     if not isinstance(transform, str) or transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
                          f"{transform!r}")
+    if transform == "efdm" and whitening != "eigh":
+        raise ValueError(f"whitening {whitening!r} chooses WCT's whitening; transform "
+                         "'efdm' whitens nothing")
     return transform
 
 
@@ -303,10 +308,7 @@ class WCTStylizer(BatchedPass):
         if whitening not in WHITENINGS:
             raise ValueError(f"whitening must be one of {', '.join(WHITENINGS)}, got "
                              f"{whitening!r}")
-        self.transform = check_transform_name(transform)
-        if transform == "efdm" and whitening != "eigh":
-            raise ValueError(f"whitening {whitening!r} chooses WCT's whitening; transform "
-                             "'efdm' whitens nothing")
+        self.transform = check_transform_name(transform, whitening)
         self.whitening = whitening
         available = [level_number(name) for name in model_params]
         self.levels = chain_levels(available, levels)

@@ -149,14 +149,16 @@ class Studio:
         take: a whitening other than eigh or a transform other than wct for an AdaIN decoder
         (only WCT whitens and has a transform to choose), or both together."""
         from jaxstyle.arbitrary.apply import check_transform, check_whitening
+        from jaxstyle.arbitrary.multilevel import check_transform_name
 
         if settings.whitening != "eigh":
             check_whitening(settings.whitening, self._decoder_file()[1])
         if settings.transform != "wct":
             check_transform(settings.transform, self._decoder_file()[1])
-            if settings.whitening != "eigh":
-                raise ConfigError(f"whitening {settings.whitening!r} chooses WCT's "
-                                  "whitening; transform 'efdm' whitens nothing")
+            try:
+                check_transform_name(settings.transform, settings.whitening)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
     def decoder(self, levels: Optional[int] = None, whitening: str = "eigh",
                 transform: str = "wct") -> tuple:

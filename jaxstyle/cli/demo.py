@@ -1,7 +1,7 @@
 """`jaxstyle demo`: the packaged photo in the style of The Starry Night, offline.
 
 The demo runs the fast preset (`StyleConfig.preset("fast")`): 0.95-1.00x the seed's
-1000-step loss on held-out pairs in 600 L-BFGS steps, at 256 px on a CPU (three to seven
+1000-step loss on held-out pairs in 600 L-BFGS steps, at 256 px on a CPU (two to five
 minutes on two cores) and 512 px on a GPU/TPU. L-BFGS also leaves less high-frequency noise
 than Adam (README, "Optimizers at equal CPU time").
 
@@ -24,7 +24,7 @@ from jaxstyle.cli.common import add_weights_option, log, positive_int
 from jaxstyle.config import PRESETS, StyleConfig
 
 # The fast preset (StyleConfig.preset): 0.95-1.00x the seed's 1000-step loss in 600 L-BFGS
-# steps at 256 px, 0.75-0.76x TensorFlow's time for them (BENCHMARKS.md, "Issue 36").
+# steps at 256 px, 0.73-0.76x TensorFlow's time for them (BENCHMARKS.md, "Issue 36").
 CPU_SETTINGS: dict[str, Any] = dict(PRESETS["fast"], max_dim=256)
 ACCELERATOR_SETTINGS: dict[str, Any] = dict(PRESETS["fast"], max_dim=512)
 QUICK_SETTINGS: dict[str, Any] = dict(max_dim=256, steps=30, optimizer="adam")

@@ -17,7 +17,7 @@ VGG19's shapes, tiny images and shallow layers so that they take seconds on a CP
 from jaxstyle.arbitrary.apply import apply_any, load_builtin_decoder
 from jaxstyle.arbitrary.decoderfile import load_decoder
 from jaxstyle.arbitrary.transfer import ArbitraryStylizer, style_statistics, stylize_arrays
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, sized_budget
 from jaxstyle.errors import ConfigError, ImageError, JaxstyleError, WeightsError
 from jaxstyle.feedforward import (
     FeedForwardConfig,
@@ -76,6 +76,7 @@ __all__ = [
     "make_targets", "masked_gram_matrix", "mean_squared_error", "output_image",
     "per_image_loss", "per_image_mse", "prepare_params", "preprocess", "read_keras_weights",
     "resolve_model", "save_image", "save_model", "save_params", "save_state",
-    "scale_by_keras_adam", "stack_targets", "style_loss", "stylize", "stylize_many",
+    "scale_by_keras_adam", "sized_budget", "stack_targets", "style_loss", "stylize",
+    "stylize_many",
     "total_variation", "vgg19_features", "with_loss_weights",
 ]

@@ -112,6 +112,11 @@ class StyleConfig:
     steps_per_epoch: int = _option(100, SIZE, "count", "optimizer steps per epoch")
     steps: Optional[int] = _option(None, SIZE, "count",
                                    "total steps, overriding --epochs x --steps-per-epoch")
+    # A budget that grows with the image (the fast preset's): larger images converge in more
+    # L-BFGS steps. Resolved once the working size is known (`sized_budget`).
+    steps_growth: float = _option(0.0, SIZE, "float", "grow the step budget for images over "
+                                  "256x256 pixels: steps x (pixels / 256^2)^G (0: the same "
+                                  "steps at any size)", metavar="G")
     # Exponential moving average of the image (None: off); the average is the output.
     ema: Optional[float] = _option(None, OPTIM, "float", "output an exponential moving average "
                                    "of the image (e.g. 0.99)", metavar="DECAY")
@@ -180,9 +185,7 @@ class StyleConfig:
         >>> jaxstyle.StyleConfig.preset("seed") == jaxstyle.StyleConfig()
         True
         """
-        if name not in PRESETS:
-            raise ConfigError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
-        return cls(**{**PRESETS[name], **changes})
+        return cls(**{**preset_fields(name, set(changes)), **changes})
 
     @property
     def total_steps(self) -> int:
@@ -205,9 +208,56 @@ PRESETS: dict[str, dict[str, Any]] = {
     # but 600 gave 0.97x and 0.96x: 600 is the budget, a margin of 3% or more on every tuning
     # pair for pairs that converge slower. The stop rule ends a run that has converged
     # sooner; an ordinary run still falls ~2% per 50 steps at 500.
+    # Larger images need more steps: coffee x The Shipwreck (the slowest tuning pair at 256
+    # px, 0.973x at 600) is 0.981x at 600 steps at 512x341, 0.965x at 700. The same margin
+    # (2.5% or more) takes 700 steps there, 2.66x the pixels of 256x256: 700 = 600 x
+    # 2.66^0.16, so steps_growth 0.16 (512x512: 750 steps; 1024x768: 900).
     "fast": dict(optimizer="lbfgs", lbfgs_memory=50, lbfgs_box="reflect", steps=600,
-                 stop_improvement=0.002, stop_window=50),
+                 steps_growth=0.16, stop_improvement=0.002, stop_window=50),
 }
+
+
+# The fields that set a run's length. A user who gives one of them beside a preset asks for
+# that many steps, so the preset's budget growth is dropped with its own length.
+LENGTH_FIELDS = ("steps", "epochs", "steps_per_epoch", "scale_steps")
+BUDGET_REFERENCE_PIXELS = 256 * 256  # steps_growth scales the budget from this image size up
+
+
+def preset_fields(name: str, given: set[str]) -> dict[str, Any]:
+    """The fields preset `name` sets that `given` (the fields the caller sets itself) leaves
+    to it. Giving a run's length (steps, epochs, ...) also takes over `steps_growth`.
+
+    Example:
+
+    >>> import jaxstyle.config
+    >>> sorted(jaxstyle.config.preset_fields("fast", {"steps"}))[:3]
+    ['lbfgs_box', 'lbfgs_memory', 'optimizer']
+    >>> "steps_growth" in jaxstyle.config.preset_fields("fast", {"steps"})
+    False
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+    if given & set(LENGTH_FIELDS):
+        given = given | {"steps_growth"}
+    return {key: value for key, value in PRESETS[name].items() if key not in given}
+
+
+def sized_budget(cfg: StyleConfig, height: int, width: int) -> StyleConfig:
+    """`cfg` with its step budget fixed for an image of height x width: `steps` (or epochs x
+    steps_per_epoch) x (pixels / 256^2)^steps_growth above 256x256 pixels, rounded up to 10,
+    and steps_growth 0 (so resolving twice changes nothing). Without growth, `cfg` itself.
+
+    Example:
+
+    >>> cfg = jaxstyle.StyleConfig(optimizer="lbfgs", steps=600, steps_growth=0.3)
+    >>> jaxstyle.sized_budget(cfg, 256, 171).steps, jaxstyle.sized_budget(cfg, 512, 512).steps
+    (600, 910)
+    """
+    if not cfg.steps_growth:
+        return cfg
+    ratio = max(1.0, height * width / BUDGET_REFERENCE_PIXELS)
+    steps = 10 * math.ceil(cfg.total_steps * ratio ** cfg.steps_growth / 10)
+    return cfg.replace(steps=steps, steps_growth=0.0)
 
 
 def _python_scalar(value):
@@ -288,6 +338,12 @@ def check_config(cfg: StyleConfig) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if (not isinstance(cfg.steps_growth, (int, float)) or not math.isfinite(cfg.steps_growth)
+            or not 0 <= cfg.steps_growth <= 1):
+        raise ConfigError(f"steps_growth must be a number in [0, 1], got {cfg.steps_growth!r}")
+    if cfg.steps_growth and cfg.scale_steps is not None:
+        raise ConfigError("steps_growth grows `steps`, not scale_steps: pass steps_growth=0 "
+                          "with scale_steps")
     if cfg.steps is not None and (not isinstance(cfg.steps, int) or cfg.steps < 1):
         raise ConfigError(f"steps must be an integer >= 1, got {cfg.steps!r}")
     for name in ("max_dim", "style_max_dim"):

@@ -9,7 +9,7 @@ import pytest
 from conftest import random_image
 from jaxstyle import StyleConfig
 from jaxstyle.cli.common import config_from_args, config_options
-from jaxstyle.config import PRESETS
+from jaxstyle.config import PRESETS, sized_budget
 from jaxstyle.errors import ConfigError
 from jaxstyle.gatys import History, stop_reason, stylize
 
@@ -106,8 +106,45 @@ def test_demo_and_studio_run_the_fast_preset():
     assert demo_config(False) == StyleConfig.preset("fast", max_dim=256)
     assert demo_config(True) == StyleConfig.preset("fast", max_dim=512)
     assert demo_config(False, steps=50).steps == 50
+    assert demo_config(False, steps=50).steps_growth == 0  # 50 at any size
     settings = OptimizeSettings(photo=ImageRef("demo"), styles=(ImageRef("demo"),), steps=30)
     cfg = settings.config()
     assert cfg.lbfgs_memory == PRESETS["fast"]["lbfgs_memory"] and cfg.optimizer == "lbfgs"
     # The page asks for a length, and its bar counts to it: no stop rule there.
     assert cfg.steps == 30 and cfg.stop_improvement is None and cfg.stop_loss is None
+
+
+def test_the_budget_grows_with_the_image_only_where_asked():
+    fast = StyleConfig.preset("fast")
+    growth = PRESETS["fast"]["steps_growth"]
+    assert growth > 0
+    assert sized_budget(fast, 256, 256).steps == 600 == sized_budget(fast, 40, 64).steps
+    big = sized_budget(fast, 512, 512)
+    assert big.steps == 10 * -(-600 * 4 ** growth // 10) and big.steps_growth == 0
+    assert sized_budget(big, 512, 512) == big  # resolved once: a second call changes nothing
+    plain = StyleConfig(steps=7)
+    assert sized_budget(plain, 4000, 3000) is plain
+    # A length given beside the preset is the run's length at any size.
+    for given in (dict(steps=300), dict(epochs=3), dict(steps_per_epoch=20)):
+        assert StyleConfig.preset("fast", **given).steps_growth == 0
+    assert parse("--preset", "fast", "--steps", "300").steps_growth == 0
+    assert parse("--preset", "fast").steps_growth == growth
+    assert parse("--preset", "fast", "--steps-growth", "0.5", "--steps", "300").steps_growth == 0.5
+    with pytest.raises(ConfigError, match="steps_growth must be a number in"):
+        StyleConfig(steps_growth=-0.1)
+    with pytest.raises(ConfigError, match="not scale_steps"):
+        StyleConfig(steps_growth=0.3, scales=2, scale_steps=(5, 5))
+
+
+def test_stylize_runs_the_grown_budget(tiny_params, monkeypatch):
+    import jaxstyle.config
+
+    # The reference size shrunk to 32x32, so a 32x64 photo is "twice as large" as it.
+    monkeypatch.setattr(jaxstyle.config, "BUDGET_REFERENCE_PIXELS", 32 * 32)
+    rng = np.random.default_rng(5)
+    content, style = random_image(rng, 32, 64), random_image(rng, 32, 32)
+    cfg = StyleConfig(steps=12, steps_growth=1.0, optimizer="lbfgs", **TINY)
+    _, history = stylize(tiny_params, content, style, cfg)
+    assert len(history) == 30  # 12 x 2, rounded up to 10
+    _, fixed = stylize(tiny_params, content, style, cfg.replace(steps_growth=0.0))
+    assert len(fixed) == 12

@@ -192,7 +192,7 @@ def config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> StyleConfig:
     """The StyleConfig the parsed options describe (fields the parser lacks keep defaults):
     the --preset's fields, except those given on the command line."""
-    from jaxstyle.config import PRESETS
+    from jaxstyle.config import preset_fields
 
     values: dict[str, Any] = {}
     for field in dataclasses.fields(StyleConfig):
@@ -200,9 +200,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> StyleConfig:
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
     given: set[str] = getattr(args, "given_config", set())
-    values.update({name: value for name, value in
-                   PRESETS[getattr(args, "preset", None) or "seed"].items()
-                   if name not in given})
+    values.update(preset_fields(getattr(args, "preset", None) or "seed", given))
     if values.get("init") not in (None, "content", "noise"):
         values["init"] = "content"  # an init image file: the pipeline starts from it instead
     values.update(overrides)

@@ -139,6 +139,7 @@ def run_many(args: argparse.Namespace, cfg: StyleConfig, contents: list[Path],
     import numpy as np
 
     from jaxstyle.cli.common import load_params
+    from jaxstyle.config import sized_budget
     from jaxstyle.gatys.batch import BatchRunner, fill_batch, plan_batches
     from jaxstyle.gatys.loop import StylizeInterrupted, to_host
     from jaxstyle.gatys.pipeline import finish_image, total_steps
@@ -161,10 +162,12 @@ def run_many(args: argparse.Namespace, cfg: StyleConfig, contents: list[Path],
         run.painter = make_one_pass(painter, [job.style for job in jobs], args.init_style,
                                     lambda: params)
     runner = BatchRunner(params, cfg, mesh, None if sweep is None else sweep[0])
-    steps = total_steps(cfg)
-    report = Reporter(len(jobs) * steps, args.quiet or not lead, unit="img-step")
+    budgets = [total_steps(sized_budget(cfg, *job.shape)) for job in jobs] or [0]
+    report = Reporter(sum(budgets), args.quiet or not lead, unit="img-step")
+    each = (f"{budgets[0]} steps each" if min(budgets) == max(budgets)
+            else f"{min(budgets)}-{max(budgets)} steps, by image size")
     report.line(f"{len(jobs)} jobs ({skipped} done before) on {jax.device_count()} devices, "
-                f"{jax.process_count()} processes; {steps} steps each")
+                f"{jax.process_count()} processes; {each}")
     done = [0]  # jobs finished, read by the progress callback
     started = time.perf_counter()
     batch_jobs = [0]  # real jobs in the running batch (the bar counts image-steps)

@@ -25,7 +25,7 @@ from jaxstyle.cli.common import (
     load_params,
     positive_int,
 )
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, sized_budget
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.interrupts import exit_code
 
@@ -230,6 +230,7 @@ def run_stylize(content: Any, styles: Sequence[Any], output: str | os.PathLike,
     content, styles, masks, init_image = _load_inputs(
         content, styles, cfg, max_pixels or DEFAULT_MAX_PIXELS, init_path, mask_paths)
     check_run(content.shape[:2], [s.shape[:2] for s in styles], cfg, len(mask_paths or []))
+    cfg = sized_budget(cfg, *content.shape[:2])  # the fast preset's budget, for this size
     vgg = functools.cache(lambda: load_params(weights, quiet))
     painter = None
     if init_model is not None and resume is None:  # a resumed run has its image already

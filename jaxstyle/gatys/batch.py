@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxstyle._types import ParamTree
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, sized_budget
 from jaxstyle.errors import ConfigError
 from jaxstyle.gatys.loop import StepCallback, run_steps, to_host
 from jaxstyle.gatys.pipeline import (
@@ -169,7 +169,7 @@ class BatchRunner:
             callback: Optional[StepCallback] = None,
             history: Optional[list] = None) -> tuple[list[np.ndarray], list[bool]]:
         """Optimise `jobs` (this process's rows); returns (images (H, W, 3) each, finite flags)."""
-        cfg = self.cfg
+        cfg = sized_budget(self.cfg, *jobs[0].shape)  # a batch is one image size
         global_size = global_size or len(jobs)
         sizes = scale_sizes(*jobs[0].shape, cfg)
         steps = cfg.scale_steps or (cfg.total_steps,) * cfg.scales

@@ -17,7 +17,7 @@ from jax.sharding import Mesh
 
 from jaxstyle import color
 from jaxstyle._types import AnyArray, ArrayLike, ParamTree
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, sized_budget
 from jaxstyle.errors import ConfigError, JaxstyleError
 from jaxstyle.gatys.loop import (
     History,
@@ -256,6 +256,7 @@ def stylize(params: ParamTree, content: ArrayLike, style: Union[ArrayLike, Seque
     ((32, 32, 3), 2, ['content', 'loss', 'style', 'tv'])
     """
     content = fit_max_dim(as_image_batch(content, "content image"), cfg.max_dim)
+    cfg = sized_budget(cfg, *image_size(content))
     given: Sequence = style if isinstance(style, (list, tuple)) else [style]
     styles = [as_image_batch(s, f"style image {i + 1}") for i, s in enumerate(given)]
     params = jax.device_put(prepare_params(params))  # once per run, not once per step

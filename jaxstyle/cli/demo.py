@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxstyle.cli.common import add_weights_option, log, positive_int
-from jaxstyle.config import LENGTH_FIELDS, PRESETS, StyleConfig
+from jaxstyle.config import PRESETS, StyleConfig, preset_fields
 
 # The fast preset (StyleConfig.preset): 0.95-1.00x the seed's 1000-step loss in 600 L-BFGS
 # steps at 256 px, 0.73-0.76x TensorFlow's time for them (BENCHMARKS.md, "Issue 36").
@@ -58,13 +58,12 @@ def add_parser(commands: argparse._SubParsersAction,
 
 def demo_config(on_accelerator: bool, quick: bool = False, **overrides: Any) -> StyleConfig:
     """The demo's settings for this machine, with any the user gave."""
+    given = {k: v for k, v in overrides.items() if v is not None}
     if quick:
         settings = dict(QUICK_ACCELERATOR_SETTINGS if on_accelerator else QUICK_SETTINGS)
-    else:
-        settings = dict(ACCELERATOR_SETTINGS if on_accelerator else CPU_SETTINGS)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if given.keys() & set(LENGTH_FIELDS):
-        settings["steps_growth"] = 0.0  # the user's length is the length, at any size
+    else:  # the fast preset's rule: a length the user gives drops its budget growth too
+        machine = ACCELERATOR_SETTINGS if on_accelerator else CPU_SETTINGS
+        settings = {**preset_fields("fast", set(given)), "max_dim": machine["max_dim"]}
     settings.update(given)
     return StyleConfig(**settings)
 

@@ -201,6 +201,30 @@ def test_any_job_runs_with_an_uploaded_painting(client, photo_id, rng):
     assert image.size == (64, 48)
 
 
+def test_a_large_any_job_shows_a_small_preview_first(client, studio, rng, monkeypatch):
+    photo = client.post("/api/uploads", content=png(random_image(rng, 80, 96)[0]),
+                        headers={"Content-Type": "image/png"}).json()["id"]
+    job = dict(engine="any", photo={"upload": photo}, styles=[{"painting": 1}], max_dim=96,
+               style_size=48)
+    monkeypatch.setattr(studio, "quick_side", 0)
+    plain = submit(client, **job)
+    assert "preview" not in [event["type"] for event in events_of(client, plain["id"])]
+    monkeypatch.setattr(studio, "quick_side", 40)  # the 96x80 photo is over twice 40
+    quick = submit(client, **job)
+    events = events_of(client, quick["id"])
+    kinds = [event["type"] for event in events]
+    assert kinds.index("preview") < kinds.index("timing") < kinds.index("done")
+    preview = events[kinds.index("preview")]
+    assert preview["side"] == 40 and preview["network_ms"] >= 0
+    assert preview_of(preview).shape == (33, 40, 3)
+    # The preview is only shown first: the result is the full-size picture, as without it.
+    assert np.array_equal(result_of(client, quick["id"]), result_of(client, plain["id"]))
+    for side in (48, 36):  # not over twice 48; 36 would leave a side under VGG's 32 px
+        monkeypatch.setattr(studio, "quick_side", side)
+        kinds = [e["type"] for e in events_of(client, submit(client, **job)["id"])]
+        assert "preview" not in kinds and kinds[-1] == "done"
+
+
 def test_whitening_is_a_wct_choice_refused_when_hostile_or_for_adain(client, tiny_params,
                                                                       tmp_path):
     from test_wct import WIDTH, _wct_params

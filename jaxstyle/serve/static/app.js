@@ -246,6 +246,10 @@ function onEvent(id, event) {
         : `Step ${event.step} of ${event.total}, loss ${event.loss.toExponential(3)}, `
         + `${event.steps_per_s} steps/s` + (event.eta_s != null ? `, about ${Math.round(event.eta_s)} s left` : "");
       break;
+    case "preview":
+      showPicture(event.preview);
+      status.textContent = `Preview at ${event.side} px in ${event.network_ms} ms; painting the full size...`;
+      break;
     case "timing":
       status.textContent = `Painted in ${event.network_ms} ms.`;
       break;

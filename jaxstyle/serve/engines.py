@@ -24,7 +24,7 @@ from PIL import Image
 from jaxstyle._types import ArrayLike
 from jaxstyle.demo import DEMO_CONTENT, DEMO_STYLE
 from jaxstyle.errors import ConfigError, JaxstyleError
-from jaxstyle.images import load_image, to_uint8
+from jaxstyle.images import fit_size, load_image, resize, to_uint8
 from jaxstyle.serve.jobs import Job, JobCancelled
 from jaxstyle.serve.settings import (
     AnySettings,
@@ -58,11 +58,9 @@ def data_url(image: ArrayLike) -> str:
     pixels = np.asarray(image, np.float32)
     if pixels.ndim == 4:
         pixels = pixels[0]
-    height, width = pixels.shape[:2]
-    scale = PREVIEW_SIDE / max(height, width)
-    if scale < 1:
-        from jaxstyle.images import resize
-        pixels = resize(pixels, (max(1, round(height * scale)), max(1, round(width * scale))))
+    size = fit_size(pixels.shape[0], pixels.shape[1], PREVIEW_SIDE)
+    if size != pixels.shape[:2]:
+        pixels = resize(pixels, size)
     return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
 
 
@@ -304,12 +302,10 @@ class Studio:
 
         job.check()
         height, width = photo.shape[:2]
-        scale = self.quick_side / max(height, width)
-        quick_size = (round(height * scale), round(width * scale))
+        quick_size = fit_size(height, width, self.quick_side)
         # A panorama's preview would be too thin for the network: none then.
-        if scale < 0.5 and min(quick_size) >= MIN_SIDE:
-            from jaxstyle.images import resize
-
+        if (self.quick_side and max(height, width) > 2 * self.quick_side
+                and min(quick_size) >= MIN_SIDE):
             small = resize(photo, quick_size)
             started = time.perf_counter()
             quick = paint(small)
@@ -373,8 +369,6 @@ class Studio:
 
     def _start_image(self, job_id: str, size: tuple[int, int]) -> np.ndarray:
         """The kept one-pass picture of `job_id` at the run's size, in [0, 1]."""
-        from jaxstyle.images import resize
-
         with self._lock:
             data = self._starts.get(job_id)
         if data is None:

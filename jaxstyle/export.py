@@ -124,13 +124,15 @@ def feedforward_export(params: dict, header: dict, style: str | int | None = Non
 def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                      style_image: Optional[np.ndarray] = None, alpha: float = 1.0,
                      strength: float = 1.0, whitening: str = "eigh",
-                     transform: str = "wct") -> ExportSpec:
+                     transform: str = "wct", structure: Optional[float] = None) -> ExportSpec:
     """Engine 3's models (a WCT file: `_wct_export`, whitening by `whitening`, each level's
     transform by `transform`: "wct", or "efdm", which exports to StableHLO only). With
     `style_image` (H, W, 3) its relu4_1 statistics are constants: `f(photos)`; without,
     `f(photos, style (1, Hs, Ws, 3))` takes the painting, at the size that sets its strokes.
-    `vgg_params` is None for a model with its own encoder."""
+    `vgg_params` is None for a model with its own encoder. structure: the share of the
+    photo's blurred luminance put back (`apply_any`'s; default the model's own)."""
     from jaxstyle.arbitrary.adain import StyleStats, channel_stats
+    from jaxstyle.arbitrary.apply import default_structure
     from jaxstyle.arbitrary.decoder import ENCODER_LAYER
     from jaxstyle.arbitrary.decoderfile import is_wct_header
     from jaxstyle.arbitrary.transfer import (
@@ -142,9 +144,11 @@ def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict
         stylize_arrays,
     )
 
+    structure = default_structure(header) if structure is None else _check_unit(
+        "structure", structure)
     if is_wct_header(header):
         return _wct_export(vgg_params, params, header, style_image, alpha, strength,
-                           whitening, transform)
+                           whitening, transform, structure)
     if transform != "wct":
         raise ExportError("transform chooses a WCT model's feature transform; this model is "
                           f"an AdaIN decoder ({header.get('architecture')})")
@@ -158,10 +162,10 @@ def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict
     def paint(photos, stats):
         out = stylize_arrays(encoder, decoder, width, photos, stats, alpha=alpha,
                              transpose_landscape=False)  # one graph for every orientation
-        return out if strength == 1 else strength * out + (1 - strength) * photos
+        return _finish(out, photos, structure, strength)
 
     metadata = {**_base_metadata(header, "any-style AdaIN"), "alpha": alpha,
-                "strength": strength}
+                "strength": strength, "structure": structure}
     if style_image is not None:
         stats = style_statistics(encoder, jnp.asarray(style_image, jnp.float32))
         metadata["style"] = "baked in at export"
@@ -177,6 +181,16 @@ def any_style_export(vgg_params: Optional[ParamTree], params: dict, header: dict
     return ExportSpec(paint_with, (("photos", PHOTO_DIMS), ("style", STYLE_DIMS)), metadata)
 
 
+def _finish(out: jax.Array, photos: jax.Array, structure: float, strength: float
+            ) -> jax.Array:
+    """apply_any's last steps, in its order: the photo's layout, then the pixel blend."""
+    from jaxstyle.arbitrary.structure import restore_layout
+
+    if structure > 0:
+        out = restore_layout(out, photos, structure)
+    return out if strength == 1 else strength * out + (1 - strength) * photos
+
+
 def _write(path: Path, data: bytes) -> None:
     with atomic_write(path) as out:  # an existing file is replaced whole, or left as it was
         out.write(data)
@@ -184,7 +198,8 @@ def _write(path: Path, data: bytes) -> None:
 
 def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
                 style_image: Optional[np.ndarray], alpha: float,
-                strength: float, whitening: str, transform: str = "wct") -> ExportSpec:
+                strength: float, whitening: str, transform: str = "wct",
+                structure: float = 1.0) -> ExportSpec:
     """A WCT chain at its default levels with one painting baked in (its colouring matrices
     are constants; as an input it would need a square root with no ridge, which Newton-Schulz
     cannot bound). whitening "eigh" exports to StableHLO only; "newton-schulz" to both.
@@ -219,10 +234,11 @@ def _wct_export(vgg_params: Optional[ParamTree], params: dict, header: dict,
         out = stylize_wct(vgg_params, decoders, float(header["width"]), photos, stats, levels,
                           alpha=alpha, transpose_landscape=False, whitening=whitening,
                           transform=transform)
-        return out if strength == 1 else strength * out + (1 - strength) * photos
+        return _finish(out, photos, structure, strength)
 
     metadata = {**_base_metadata(header, "any-style WCT"), "alpha": alpha,
-                "strength": strength, "levels": list(levels), "style": "baked in at export"}
+                "strength": strength, "structure": structure, "levels": list(levels),
+                "style": "baked in at export"}
     # An efdm chain whitens nothing: its file says its transform, not a whitening.
     metadata.update({"transform": "efdm"} if transform == "efdm" else {"whitening": whitening})
     return ExportSpec(paint, (("photos", PHOTO_DIMS),), metadata)

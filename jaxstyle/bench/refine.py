@@ -74,8 +74,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--size", type=int, default=256, help="longer side of the photos, px")
     p.add_argument("--pairs", type=int, default=6, help="how many photos to run (the first N)")
+    p.add_argument("--paintings", nargs="+", default=PAINTINGS, metavar="PAINTING",
+                   help="paintings the photos are paired with in turn (the held-out "
+                        "great_wave.jpg udnie.jpg score a start on paintings no model saw)")
     p.add_argument("--photos", nargs="+",
-                   help="photos, paired in turn with the three paintings (default: "
+                   help="photos, paired in turn with --paintings (default: "
                         f"{' '.join(SHARED_PHOTOS)} and the four held-out photos in "
                         "--held-out)")
     p.add_argument("--held-out", type=Path, default=HELD_OUT_DIR, metavar="DIR",
@@ -166,7 +169,7 @@ def measure(args: argparse.Namespace, photos: list[str]) -> dict:
     print(machine_line(machine) + "  " + " ".join(machine["vector_flags"]), flush=True)
     painters: dict = {}
     for k, photo in enumerate(photos):
-        painting = PAINTINGS[k % len(PAINTINGS)]
+        painting = args.paintings[k % len(args.paintings)]
         content, style = load_pair(photo, painting, eval_config(args.size))
         pair: dict[str, Any] = {"photo": Path(photo).name, "painting": painting, "arms": []}
         for arm in arms:

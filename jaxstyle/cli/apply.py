@@ -112,6 +112,10 @@ def add_parser(commands: argparse._SubParsersAction,
                                 "colouring (wct) or exact feature distribution matching "
                                 "(efdm: each channel takes the painting's values "
                                 "rank for rank, keeping more of the photo's layout)")
+    any_style.add_argument("--structure", type=finite_float, metavar="S",
+                           help="0..1: how much of the photo's blurred luminance (its light "
+                                "and dark areas) is put back under the picture (default: the "
+                                "model's own, 1 for WCT models, 0 for AdaIN ones)")
     any_style.add_argument("--tile", type=tile_size, metavar="PX",
                            help="photos over (2 x PX)^2 pixels run in PX-pixel tiles: the same "
                                 "result in bounded memory; 0: never (default: 1024 for AdaIN "
@@ -223,7 +227,8 @@ def _check_any_options(args: argparse.Namespace) -> None:
         for option, given in (("--alpha", args.alpha != 1.0), ("--mask", args.mask),
                               ("--levels", args.levels is not None),
                               ("--whitening", args.whitening != "eigh"),
-                              ("--transform", args.transform != "wct")):
+                              ("--transform", args.transform != "wct"),
+                              ("--structure", args.structure is not None)):
             if given:
                 raise UsageError(f"{option} works with an arbitrary-style decoder "
                                  "(jaxstyle apply any ... --style-image PAINTING)")
@@ -234,6 +239,8 @@ def _check_any_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not 0 <= args.strength <= 1:
         raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.structure is not None and not 0 <= args.structure <= 1:
+        raise UsageError(f"--structure must be in [0, 1], got {args.structure}")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -309,7 +316,7 @@ def _apply_any(args: argparse.Namespace, path: Path) -> int:
         return apply_any(None, params, header, images, styles, alpha=args.alpha,
                          blend=args.style_blend, masks=masks,
                          preserve_color=args.preserve_color, strength=args.strength,
-                         stylizer=stylizer, stats=stats)
+                         stylizer=stylizer, stats=stats, structure=args.structure)
 
     code = _run_jobs(jobs, args, stylize_batch)
     if args.timings and hasattr(stylizer, "level_milliseconds") and jobs[0].source != STDIO:

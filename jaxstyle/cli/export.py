@@ -55,6 +55,9 @@ def add_parser(commands: argparse._SubParsersAction,
                          help="longer side of --style-image, which sets the strokes")
     engine3.add_argument("--alpha", type=finite_float, default=1.0,
                          help="style strength in feature space, fixed in the file")
+    engine3.add_argument("--structure", type=finite_float, metavar="S",
+                         help="0..1 share of the photo's blurred luminance put back, fixed in "
+                              "the file (default: the model's own, 1 for wct, 0 for AdaIN)")
     engine3.add_argument("--whitening", choices=("eigh", "newton-schulz"),
                          help="wct's whitening: eigh (StableHLO only, as apply does) or "
                               "newton-schulz (matrix products; ONNX). Default: eigh for "
@@ -112,12 +115,12 @@ def export_spec(args: argparse.Namespace, fmt: str) -> Any:
             args.style_image, args.style_size, args.max_pixels, what="style image")
         return any_style_export(vgg, params, header, style_image=painting, alpha=args.alpha,
                                 strength=args.strength, whitening=whitening,
-                                transform=args.transform)
+                                transform=args.transform, structure=args.structure)
     if (args.style_image is not None or args.alpha != 1.0 or args.whitening is not None
-            or args.transform != "wct"):
+            or args.transform != "wct" or args.structure is not None):
         raise UsageError(f"{args.model} is a network trained for its styles: choose one with "
-                         "--style or --style-blend (--style-image, --alpha, --whitening and "
-                         "--transform are for any, any-vgg, wct)")
+                         "--style or --style-blend (--style-image, --alpha, --whitening, "
+                         "--transform and --structure are for any, any-vgg, wct)")
     params, header = load_model(path)
     style = args.style if args.style is not None else builtin_style
     if style is not None and args.style_blend is not None:

@@ -54,6 +54,9 @@ def add_parser(commands: argparse._SubParsersAction,
                    help="style strength of an arbitrary-style decoder, 0..1")
     p.add_argument("--style-size", type=positive_int, default=512,
                    help="longer side of --style-image for a decoder, px")
+    p.add_argument("--structure", type=finite_float, metavar="S",
+                   help="a decoder's 0..1 share of each frame's blurred luminance put back "
+                        "(default: the model's own, 1 for WCT, 0 for AdaIN)")
     p.add_argument("--style", help="style name or index inside the model")
     p.add_argument("--max-dim", type=positive_int, help="longer side of the output, px")
     p.add_argument("--batch", type=positive_int, default=8, help="frames per network call")
@@ -104,6 +107,8 @@ def decoder_frame_stylizer(path, args):
 
     if not 0 <= args.alpha <= 1:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.structure is not None and not 0 <= args.structure <= 1:
+        raise UsageError(f"--structure must be in [0, 1], got {args.structure}")
     params, header = load_decoder(path)
     style = load_image(args.style_image, args.style_size, what="style image")
     # A model with its own distilled encoder needs no VGG19 weights: none are loaded.
@@ -114,7 +119,7 @@ def decoder_frame_stylizer(path, args):
     def stylize_frames(frames):
         images = np.asarray(frames, np.float32) / 255.0
         return apply_any(None, params, header, images, [style], alpha=args.alpha,
-                         stylizer=stylizer, stats=stats)
+                         stylizer=stylizer, stats=stats, structure=args.structure)
 
     return stylize_frames
 

@@ -270,6 +270,7 @@ class Studio:
 
             spec = any_style_export(self.vgg if needs_vgg(header) else None, params, header,
                                     style_image=painting, alpha=settings.alpha,
+                                    structure=settings.structure,
                                     whitening="newton-schulz")  # ONNX: no eigendecomposition
         else:
             raise ConfigError("only a trained model's or any painting's result can be "
@@ -298,7 +299,8 @@ class Studio:
         def paint(image: np.ndarray) -> np.ndarray:
             return apply_any(None, params, header, image, styles, alpha=s.alpha,
                              blend=list(s.blend) if len(styles) > 1 else None,
-                             preserve_color=s.preserve_color, stylizer=stylizer)
+                             preserve_color=s.preserve_color, stylizer=stylizer,
+                             structure=s.structure)
 
         job.check()
         height, width = photo.shape[:2]

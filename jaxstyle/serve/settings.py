@@ -126,6 +126,7 @@ class AnySettings:
     levels: Optional[int] = None  # WCT models: relu{N}_1 .. relu1_1; None: the model's own
     whitening: str = "eigh"  # WCT models: "eigh" or "newton-schulz"
     transform: str = "wct"  # WCT models: "wct" (whitening and colouring) or "efdm"
+    structure: Optional[float] = None  # the photo's blurred luminance put back; None: model's
 
     def command(self) -> str:
         words = ["jaxstyle", "apply", "any", self.photo.label(), "--style-image",
@@ -138,6 +139,8 @@ class AnySettings:
             words += ["--whitening", self.whitening]
         if self.transform != "wct":
             words += ["--transform", self.transform]
+        if self.structure is not None:
+            words += ["--structure", f"{self.structure:g}"]
         if len(self.styles) > 1:
             words += ["--style-blend", *(f"{w:g}" for w in self.blend)]
         if self.preserve_color:
@@ -274,7 +277,9 @@ def parse_job(payload: Any, painting_count: int, model_styles: dict[str, int],
         levels=None if payload.get("levels") in (None, 0, "default") else _integer(
             payload, "levels", 0),
         whitening=_choice(payload, "whitening", "eigh", WHITENINGS),
-        transform=_choice(payload, "transform", "wct", TRANSFORMS))
+        transform=_choice(payload, "transform", "wct", TRANSFORMS),
+        structure=None if payload.get("structure") in (None, "default") else _number(
+            payload, "structure", 1.0, 0.0, 1.0))
 
 
 __all__ = ["AnySettings", "ENGINES", "TRANSFORMS", "WHITENINGS", "ImageRef", "JobSettings",

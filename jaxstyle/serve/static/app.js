@@ -148,6 +148,7 @@ function payload(kind = engine()) {
     max_dim: value("any-max-dim"), style_size: value("style-size"), levels: value("levels"),
     whitening: $("whitening").value,
     transform: $("transform").value,
+    structure: $("structure").value === "default" ? null : Number($("structure").value),
   };
 }
 

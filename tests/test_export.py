@@ -206,11 +206,13 @@ def test_any_vgg_and_wct_export_with_the_real_vgg19(tmp_path, real_params):
     params, header = load_decoder(resolve_model("wct")[0])
     # WCT's whitening (an eigendecomposition of each photo's covariance) magnifies float
     # rounding: the file's convs (XLA's default CPU path) against apply's give 2e-4 here, and
-    # a landscape photo, which apply runs transposed, 3e-3. A portrait photo, within 1e-3.
+    # a landscape photo, which apply runs transposed, 3e-3. A portrait photo: 2e-4 on an
+    # AVX-512 EPYC, 1.003e-3 on an AVX2 one (other conv kernels), so the bound is 2e-3, still
+    # under half of 1/255 and far under the 0.02 the picture moves from the photo.
     portrait = photo_at(56, 40)
     got = np.asarray(jax.export.deserialize(out.read_bytes()).call(portrait[None]))[0]
     expected = apply_any(real_params, params, header, portrait, [painting])
-    assert np.abs(got - expected).max() <= 1e-3 and np.abs(got - portrait).mean() > 0.02
+    assert np.abs(got - expected).max() <= 2e-3 and np.abs(got - portrait).mean() > 0.02
     # ONNX whitens by Newton-Schulz iterations (matrix products): within 2/255 of apply's
     # float32 eigendecomposition at the sizes, both orientations (0.3/255 measured;
     # against a float64 one, 0.05/255, where apply's is 0.26/255). On maps of a few dozen

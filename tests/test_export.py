@@ -205,10 +205,10 @@ def test_any_vgg_and_wct_export_with_the_real_vgg19(tmp_path, real_params):
     assert code == 0, err
     params, header = load_decoder(resolve_model("wct")[0])
     # WCT's whitening (an eigendecomposition of each photo's covariance) magnifies float
-    # rounding: the file's convs (XLA's default CPU path) against apply's give 2e-4 here, and
-    # a landscape photo, which apply runs transposed, 3e-3. A portrait photo: 2e-4 on an
-    # AVX-512 EPYC, 1.003e-3 on an AVX2 one (other conv kernels), so the bound is 2e-3, still
-    # under half of 1/255 and far under the 0.02 the picture moves from the photo.
+    # rounding: the file's convs (XLA's default CPU path) against apply's give, on a portrait
+    # photo, 2e-4 on an AVX-512 EPYC and 1.003e-3 on an AVX2 one (other conv kernels), and on
+    # a landscape photo, which apply runs transposed, 3e-3. The bound, 2e-3, is about half of
+    # 1/255 and a tenth of the 0.02 the picture moves from the photo.
     portrait = photo_at(56, 40)
     got = np.asarray(jax.export.deserialize(out.read_bytes()).call(portrait[None]))[0]
     expected = apply_any(real_params, params, header, portrait, [painting])
